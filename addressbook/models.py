@@ -1,0 +1,209 @@
+"""Tables of the address library: admin areas, grids, standard addresses, aliases, history.
+
+Admin areas carry their 12-digit statistical codes with validity dates, because codes change
+(the 2016 and 2023 township lists disagree on about 25): a code is a fact about a period, not a
+name. Addresses keep the admin codes of their district, subdistrict, community and grid, so
+"which grid is this in" is a column, not a spatial query, once an address is known.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from geo.db import Base
+
+SRID = 4490
+# Levels of the hierarchy, shallow to deep; match levels reported by the geocoder use the same
+# names (DESIGN.md: district ... room).
+AREA_LEVELS = ("province", "city", "district", "subdistrict", "community")
+
+
+class AdminArea(Base):
+    __tablename__ = "admin_areas"
+    __table_args__ = (
+        UniqueConstraint("code", "valid_from", name="uq_admin_areas_code_valid_from"),
+        Index("ix_admin_areas_parent_code", "parent_code"),
+        Index("ix_admin_areas_level_name", "level", "name"),
+        Index(
+            "ix_admin_areas_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(16))
+    parent_code: Mapped[str | None] = mapped_column(String(12))
+    # 街道/镇/乡/社区/村...: what kind of area within its level.
+    kind: Mapped[str | None] = mapped_column(String(16))
+    # 统计用城乡分类代码 (111 main urban area ... 220 village), from the divisions table.
+    urban_rural: Mapped[str | None] = mapped_column(String(3))
+    valid_from: Mapped[date] = mapped_column(Date, server_default=text("'2016-07-31'"))
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=True
+    )
+    centroid: Mapped[Any] = mapped_column(
+        Geometry("POINT", srid=SRID, spatial_index=True), nullable=True
+    )
+    source: Mapped[str | None] = mapped_column(String(200))
+
+
+class Grid(Base):
+    """网格: the unit of grid-based city management, inside one community."""
+
+    __tablename__ = "grids"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    community_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    staff_name: Mapped[str | None] = mapped_column(String(100))
+    staff_phone: Mapped[str | None] = mapped_column(String(50))
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Address(Base):
+    """A standard address (标准地址) at the deepest level it has, down to the room."""
+
+    __tablename__ = "addresses"
+    __table_args__ = (
+        Index(
+            "ix_addresses_full_trgm",
+            "full_address",
+            postgresql_using="gin",
+            postgresql_ops={"full_address": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_addresses_structured",
+            "district_code",
+            "road",
+            "house_number",
+            "building",
+            "unit",
+            "room",
+        ),
+        Index("ix_addresses_compound", "district_code", "compound", "building", "unit", "room"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    subdistrict_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    community_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    grid_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    road: Mapped[str | None] = mapped_column(String(100))
+    house_number: Mapped[str | None] = mapped_column(String(20))
+    compound: Mapped[str | None] = mapped_column(String(100))
+    building: Mapped[str | None] = mapped_column(String(20))
+    unit: Mapped[str | None] = mapped_column(String(20))
+    room: Mapped[str | None] = mapped_column(String(20))
+    # The standard full form, 天津市河西区友谊路街道...友谊路32号...1号楼2单元301室.
+    full_address: Mapped[str] = mapped_column(String(400))
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
+    status: Mapped[str] = mapped_column(String(10), server_default="active")
+    successor_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class AddressAlias(Base):
+    """Another name for a road, a compound or one address (old names, nicknames)."""
+
+    __tablename__ = "address_aliases"
+    __table_args__ = (
+        UniqueConstraint("kind", "alias", "canonical", "district_code", name="uq_address_aliases"),
+        Index("ix_address_aliases_alias", "alias"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # road | compound | address
+    alias: Mapped[str] = mapped_column(String(200))
+    canonical: Mapped[str] = mapped_column(String(200))
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id", ondelete="CASCADE"))
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AddressHistory(Base):
+    """Every previous version of every address, as it was, and who changed it."""
+
+    __tablename__ = "address_history"
+    __table_args__ = (Index("ix_address_history_address_version", "address_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address_id: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))  # create | update | retire | rename
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    changed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class AddressName(Base):
+    """The names the parser and the suggester know: one row per (kind, name, district).
+
+    Maintained by imports and edits, so a road is recognised the moment it is imported, and
+    searchable by prefix, full pinyin and pinyin initials without scanning millions of addresses.
+    """
+
+    __tablename__ = "address_names"
+    __table_args__ = (
+        UniqueConstraint("kind", "name", "district_code", name="uq_address_names"),
+        Index("ix_address_names_name_prefix", "name", postgresql_ops={"name": "text_pattern_ops"}),
+        Index(
+            "ix_address_names_pinyin_prefix",
+            "pinyin",
+            postgresql_ops={"pinyin": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_address_names_initials_prefix",
+            "initials",
+            postgresql_ops={"initials": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_address_names_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(
+        String(16)
+    )  # district | subdistrict | community | road | compound
+    name: Mapped[str] = mapped_column(String(200))
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    area_code: Mapped[str | None] = mapped_column(String(12))
+    pinyin: Mapped[str] = mapped_column(String(400))
+    initials: Mapped[str] = mapped_column(String(100))
+    # How many addresses use the name: ranks suggestions.
+    weight: Mapped[int] = mapped_column(Integer, server_default="0")
+    centroid: Mapped[Any] = mapped_column(
+        Geometry("POINT", srid=SRID, spatial_index=False), nullable=True
+    )

@@ -1,0 +1,43 @@
+"""The app factory: the core's routers, every plugin's routers, one error format."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from geo.errors import install_handlers
+from geo.plugins import load_plugins
+from geo.routers import audit, crs, departments, landing
+from geo.settings import get_settings
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    # Every worker makes sure the operator's bootstrap key works; it is idempotent and cheap.
+    if get_settings().admin_key:
+        from geo.bootstrap import install_admin_key
+
+        install_admin_key()
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Tianjin spatial address and GIS service",
+        version="0.1.0",
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+        lifespan=_lifespan,
+    )
+    install_handlers(app)
+    for module in (landing, crs, departments, audit):
+        app.include_router(module.router)
+    for plugin in load_plugins():
+        for router in plugin.routers:
+            app.include_router(router)
+        if plugin.setup_app:
+            plugin.setup_app(app)
+    return app

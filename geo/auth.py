@@ -1,0 +1,150 @@
+"""Who is calling: API keys to principals, and the role checks routes depend on.
+
+Keys arrive as `Authorization: Bearer KEY`, or as `?key=` for map clients that cannot set
+headers. No key means anonymous (public data only); a wrong or revoked key is a 401, never a
+silent downgrade to anonymous, so a misconfigured client notices at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from geo.db import session_scope
+from geo.errors import ApiError
+from geo.models import ApiKey, Department
+
+ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3}
+KEY_PREFIX_LEN = 8
+
+
+@dataclass(frozen=True)
+class Principal:
+    department: str | None
+    role: str | None
+    key_prefix: str | None
+    client: str | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.role is None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def has_role(self, role: str) -> bool:
+        return self.role is not None and ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return "tjg_" + secrets.token_urlsafe(32)
+
+
+def issue_key(
+    session: Session, department: Department, role: str, label: str | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key; the plaintext returned is never stored and never shown again."""
+    if role not in ROLE_RANK:
+        raise ApiError(
+            400, "InvalidRole", f"role must be one of {', '.join(ROLE_RANK)}, not {role!r}"
+        )
+    key = new_key()
+    record = ApiKey(
+        department=department,
+        role=role,
+        prefix=key[: KEY_PREFIX_LEN + 4],
+        key_hash=hash_key(key),
+        label=label,
+    )
+    session.add(record)
+    session.flush()
+    return record, key
+
+
+def install_key(session: Session, department: Department, key: str, role: str) -> None:
+    """Register a key chosen by the operator (GEO_ADMIN_KEY); idempotent across restarts."""
+    digest = hash_key(key)
+    existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    if existing is None:
+        session.add(
+            ApiKey(
+                department=department, role=role, prefix=key[: KEY_PREFIX_LEN + 4], key_hash=digest
+            )
+        )
+    elif existing.revoked_at is None and existing.role != role:
+        existing.role = role
+
+
+def lookup(session: Session, key: str) -> tuple[ApiKey, Department] | None:
+    row = session.execute(
+        select(ApiKey, Department)
+        .join(Department, ApiKey.department_id == Department.id)
+        .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(
+                401,
+                "Unauthorized",
+                "Authorization header must be 'Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return value.strip()
+    return request.query_params.get("key") or None
+
+
+def principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller, anonymous when no key was presented."""
+    client = request.client.host if request.client else None
+    key = _presented_key(request)
+    if key is None:
+        return Principal(None, None, None, client)
+    with session_scope() as session:
+        found = lookup(session, key)
+    if found is None:
+        raise ApiError(
+            401,
+            "InvalidKey",
+            "the API key is unknown or has been revoked",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    api_key, department = found
+    return Principal(department.code, api_key.role, api_key.prefix, client)
+
+
+def require(role: str):
+    """Dependency factory: the caller must hold `role` or a higher one."""
+
+    def dependency(who: Principal = Depends(principal)) -> Principal:
+        if who.anonymous:
+            raise ApiError(
+                401,
+                "Unauthorized",
+                f"this needs an API key with the {role} role",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not who.has_role(role):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"this needs the {role} role; the key presented is a {who.role} key",
+            )
+        return who
+
+    return dependency

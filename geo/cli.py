@@ -1,0 +1,223 @@
+"""The `geo` command: the embedded database, migrations, the server, departments, keys, audit.
+
+Plugins add their own sub-commands (`geo areas`, `geo layers`...). Commands are thin: they call
+the same functions the HTTP API calls.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from geo.plugins import load_plugins
+from geo.settings import get_settings
+
+app = typer.Typer(
+    help="Tianjin spatial address and GIS service",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The embedded PostgreSQL + PostGIS cluster", no_args_is_help=True)
+department_app = typer.Typer(help="Departments", no_args_is_help=True)
+key_app = typer.Typer(help="API keys", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(department_app, name="department")
+app.add_typer(key_app, name="key")
+out = Console()
+err = Console(stderr=True)
+
+
+def _console_actor():
+    """Who the audit log names for commands typed at the server's console."""
+    from geo.auth import Principal
+    from geo.departments import PLATFORM
+
+    return Principal(PLATFORM, "admin", "console")
+
+
+def _cluster():
+    from geo.embedded import EmbeddedCluster
+
+    settings = get_settings()
+    return EmbeddedCluster(settings.pg_dir, port=settings.db_port)
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Create (first time) and start the embedded cluster."""
+    url = _cluster().start()
+    err.print(f"[green]running[/green] at {url.rsplit('@', 1)[-1]}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    _cluster().stop()
+    err.print("stopped")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    cluster = _cluster()
+    if not cluster.initialized():
+        out.print(f"no cluster at {cluster.root}")
+        raise typer.Exit(3)
+    running = cluster.running()
+    out.print(f"{'running' if running else 'stopped'}: {cluster.root} port {cluster.config().port}")
+    raise typer.Exit(0 if running else 3)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the connection URL (DATABASE_URL when set, else the embedded cluster's)."""
+    from geo.db import database_url
+
+    print(database_url())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply Alembic migrations (starting the embedded cluster if needed)."""
+    from geo import bootstrap, migrations
+    from geo.db import ensure_extensions
+
+    bootstrap.start_database()
+    ensure_extensions()
+    migrations.upgrade()
+    err.print("[green]migrations applied[/green]")
+
+
+def _serve(host: str | None, port: int | None, workers: int | None) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "geo.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+HostOpt = Annotated[str | None, typer.Option(help="address to bind (GEO_HOST, 127.0.0.1)")]
+PortOpt = Annotated[int | None, typer.Option(help="port (PORT, 8000)")]
+WorkersOpt = Annotated[int | None, typer.Option(help="worker processes (GEO_WORKERS, 1)")]
+
+
+@app.command()
+def serve(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) -> None:
+    """Serve the API (the database must be ready: see `geo run`)."""
+    _serve(host, port, workers)
+
+
+@app.command()
+def run(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    workers: WorkersOpt = None,
+    samples: Annotated[bool, typer.Option(help="load sample data on first run")] = True,
+) -> None:
+    """Do all the set-up (database, migrations, admin key, samples on first run), then serve."""
+    from geo import bootstrap
+
+    bootstrap.prepare(samples=samples)
+    _serve(host, port, workers)
+
+
+@department_app.command("create")
+def department_create(
+    name: str,
+    code: Annotated[
+        str | None, typer.Option(help="short code; pinyin of the name by default")
+    ] = None,
+    role: Annotated[
+        str, typer.Option(help="role of the first key: admin, editor or viewer")
+    ] = "editor",
+) -> None:
+    """Create a department and print its first key (shown once)."""
+    from geo import audit, departments
+    from geo.auth import issue_key
+    from geo.db import session_scope
+
+    cli = _console_actor()
+    with session_scope() as session:
+        department = departments.create_department(session, name, code)
+        key, plaintext = issue_key(session, department, role)
+        audit.record(session, cli, "department.create", department.code, {"name": name})
+        audit.record(session, cli, "key.create", f"{department.code}/{key.prefix}", {"role": role})
+    err.print(f"department [bold]{department.code}[/bold] created; its {role} key (shown once):")
+    print(plaintext)
+
+
+@department_app.command("list")
+def department_list() -> None:
+    from geo import departments
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        for d in departments.list_departments(session):
+            out.print(f"{d['code']:<24} {d['name']}")
+
+
+@key_app.command("create")
+def key_create(
+    department: str,
+    role: Annotated[str, typer.Option(help="admin, editor or viewer")] = "viewer",
+    label: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Issue another key for a department and print it (shown once)."""
+    from geo import audit, departments
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        key, plaintext = departments.create_key(session, department, role, label)
+        audit.record(session, _console_actor(), "key.create", f"{department}/{key.prefix}")
+    print(plaintext)
+
+
+@key_app.command("revoke")
+def key_revoke(department: str, key_id: int) -> None:
+    from geo import audit, departments
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        key = departments.revoke_key(session, department, key_id)
+        audit.record(session, _console_actor(), "key.revoke", f"{department}/{key.prefix}")
+    err.print(f"key {key.prefix}… revoked")
+
+
+@app.command("audit")
+def audit_log(
+    department: Annotated[str | None, typer.Option()] = None,
+    action: Annotated[str | None, typer.Option()] = None,
+    since: Annotated[datetime | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """Print the newest audit entries as JSON lines."""
+    from geo import audit
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        for event in audit.query(session, department, action, since, None, limit):
+            print(json.dumps(event, ensure_ascii=False))
+
+
+def main() -> None:
+    for plugin in load_plugins():
+        for name, sub in plugin.commands.items():
+            app.add_typer(sub, name=name)
+    try:
+        app()
+    except Exception as exc:
+        from geo.errors import ApiError
+
+        if isinstance(exc, ApiError):
+            err.print(f"[red]error:[/red] {exc.message}")
+            raise SystemExit(2) from None
+        raise

@@ -1,0 +1,127 @@
+"""The one place that knows how to reach the database: engines, sessions, read replicas.
+
+Writes go to the primary; reads that tolerate replication lag (catalogue listings, tiles, feature
+queries) may ask for :func:`read_engine`, which rotates over `GEO_READ_URLS` when set. The API
+processes hold no other state, which is what lets them scale out behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import orjson
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from geo.settings import Settings, get_settings
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every package's models, so Alembic sees one metadata."""
+
+
+def normalize_url(url: str) -> str:
+    """Accept the plain `postgresql://` URLs operators paste and use the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """`DATABASE_URL` when set, else the embedded cluster under `GEO_DATA_DIR`."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    from geo.embedded import EmbeddedCluster
+
+    return EmbeddedCluster(settings.pg_dir).url()
+
+
+def _make_engine(url: str, settings: Settings) -> Engine:
+    return create_engine(
+        normalize_url(url),
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size * 2,
+        pool_pre_ping=True,
+        json_serializer=lambda obj: orjson.dumps(obj).decode(),
+        json_deserializer=orjson.loads,
+    )
+
+
+@lru_cache
+def get_engine() -> Engine:
+    settings = get_settings()
+    return _make_engine(database_url(settings), settings)
+
+
+@lru_cache
+def _read_engines() -> tuple[Engine, ...]:
+    settings = get_settings()
+    return tuple(_make_engine(url, settings) for url in settings.read_urls)
+
+
+_rotation: Iterator[int] = itertools.count()
+
+
+def read_engine() -> Engine:
+    """An engine for reads: the next replica in turn, or the primary when there are none."""
+    replicas = _read_engines()
+    if not replicas:
+        return get_engine()
+    return replicas[next(_rotation) % len(replicas)]
+
+
+@lru_cache
+def _session_factory() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A transaction: committed when the block ends, rolled back whole on any error."""
+    session = _session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_session() -> Iterator[Session]:
+    """FastAPI dependency: one transaction per request, so a failed request writes nothing."""
+    with session_scope() as session:
+        yield session
+
+
+def reset_engines() -> None:
+    """Forget engines and settings (tests and the CLI switch databases)."""
+    for engine in (*_read_engines(), get_engine()) if get_engine.cache_info().currsize else ():
+        engine.dispose()
+    get_engine.cache_clear()
+    _read_engines.cache_clear()
+    _session_factory.cache_clear()
+    get_settings.cache_clear()
+
+
+EXTENSIONS = ("postgis", "pg_trgm")
+
+
+def ensure_extensions(engine: Engine | None = None) -> None:
+    with (engine or get_engine()).begin() as conn:
+        for name in EXTENSIONS:
+            conn.execute(text(f"CREATE EXTENSION IF NOT EXISTS {name}"))
+
+
+def server_info(engine: Engine | None = None) -> dict[str, str]:
+    with (engine or get_engine()).connect() as conn:
+        row = conn.execute(
+            text("SELECT current_setting('server_version'), postgis_lib_version()")
+        ).one()
+    return {"postgresql": row[0].split()[0], "postgis": row[1]}

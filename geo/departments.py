@@ -1,0 +1,117 @@
+"""Departments and their keys: the plain functions behind the CLI and the admin endpoints."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pypinyin import lazy_pinyin
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from geo.auth import issue_key
+from geo.errors import ApiError
+from geo.models import ApiKey, Department
+
+CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+PLATFORM = "platform"
+
+
+def code_for(name: str) -> str:
+    """A code from a Chinese name (公安局 -> gonganju) for operators who give only a name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", "".join(lazy_pinyin(name)).lower()).strip("-")
+    if not slug or not slug[0].isalpha():
+        slug = "d-" + slug
+    return slug[:64]
+
+
+def create_department(session: Session, name: str, code: str | None = None) -> Department:
+    name = name.strip()
+    if not name:
+        raise ApiError(400, "InvalidParameterValue", "department name must not be empty")
+    code = code or code_for(name)
+    if not CODE_RE.match(code):
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"department code {code!r} must be 2-64 lowercase letters, digits, '-' or '_', "
+            "starting with a letter",
+        )
+    department = Department(name=name, code=code)
+    session.add(department)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(409, "Conflict", f"a department with code {code!r} exists already") from None
+    return department
+
+
+def get_department(session: Session, code: str) -> Department:
+    department = session.scalar(select(Department).where(Department.code == code))
+    if department is None:
+        raise ApiError(404, "NotFound", f"no department with code {code!r}")
+    return department
+
+
+def ensure_platform(session: Session) -> Department:
+    """The platform administrators' own department, home of the bootstrap admin key."""
+    department = session.scalar(select(Department).where(Department.code == PLATFORM))
+    if department is None:
+        department = Department(code=PLATFORM, name="平台管理")
+        session.add(department)
+        session.flush()
+    return department
+
+
+def department_dict(department: Department) -> dict[str, Any]:
+    return {
+        "code": department.code,
+        "name": department.name,
+        "created_at": department.created_at.isoformat() if department.created_at else None,
+    }
+
+
+def list_departments(session: Session) -> list[dict[str, Any]]:
+    return [
+        department_dict(d) for d in session.scalars(select(Department).order_by(Department.code))
+    ]
+
+
+def key_dict(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "prefix": key.prefix,
+        "role": key.role,
+        "label": key.label,
+        "created_at": key.created_at.isoformat() if key.created_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+def create_key(
+    session: Session, code: str, role: str, label: str | None = None
+) -> tuple[ApiKey, str]:
+    return issue_key(session, get_department(session, code), role, label)
+
+
+def list_keys(session: Session, code: str) -> list[dict[str, Any]]:
+    department = get_department(session, code)
+    keys = session.scalars(
+        select(ApiKey).where(ApiKey.department_id == department.id).order_by(ApiKey.id)
+    )
+    return [key_dict(k) for k in keys]
+
+
+def revoke_key(session: Session, code: str, key_id: int) -> ApiKey:
+    department = get_department(session, code)
+    key = session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.department_id == department.id)
+    )
+    if key is None:
+        raise ApiError(404, "NotFound", f"department {code!r} has no key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+    return key

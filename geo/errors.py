@@ -1,0 +1,110 @@
+"""One error shape for the whole API: ``{"code", "message", "details"}``.
+
+Clients (and the tests) key on ``code``, people read ``message``; ``details`` carries the
+machine-readable specifics (the offending parameter, a per-feature report...). Every 4xx the
+service sends goes through here so that no endpoint invents its own format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    """An error the client can act on; raised anywhere, rendered by :func:`install_handlers`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def bad_request(code: str, message: str, details: Any = None) -> ApiError:
+    return ApiError(400, code, message, details)
+
+
+def not_found(message: str, details: Any = None) -> ApiError:
+    return ApiError(404, "NotFound", message, details)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": details}
+
+
+_HTTP_CODES = {
+    400: "InvalidParameterValue",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    412: "PreconditionFailed",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "InvalidInput",
+}
+
+
+def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str, list[dict[str, Any]]]:
+    """Turn pydantic's error list into a message that names the offending input."""
+    details = [
+        {
+            "location": [str(p) for p in e.get("loc", ())],
+            "problem": e.get("msg", ""),
+            "type": e.get("type"),
+        }
+        for e in errors
+    ]
+    if any(e.get("type") == "json_invalid" for e in errors):
+        ctx = next(e for e in errors if e.get("type") == "json_invalid").get("ctx") or {}
+        return (
+            "MalformedJSON",
+            f"request body is not valid JSON: {ctx.get('error', 'parse error')}",
+            details,
+        )
+    first = details[0] if details else {"location": [], "problem": "invalid input"}
+    where = ".".join(p for p in first["location"] if p not in ("body",)) or "request"
+    return "InvalidParameterValue", f"{where}: {first['problem']}", details
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Route every failure, including the framework's own, to the one JSON error shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        code, message, details = _describe_validation(list(exc.errors()))
+        return JSONResponse(error_body(code, message, details), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "Error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return JSONResponse(
+            error_body(code, message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

@@ -1,0 +1,74 @@
+"""The coordinate systems the service speaks, and a converter for clients that have none.
+
+Departments holding Amap (GCJ-02) or Baidu (BD-09) coordinates, or survey data in a
+Gauss-Kruger zone, can check what the service will make of their data before uploading it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from geo import crs
+from geo.errors import ApiError
+from geo.routing import api_router
+
+router = api_router(tags=["crs"])
+
+_GEOJSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/geo+json": {
+                "schema": {
+                    "type": "object",
+                    "description": "Geometry, Feature or FeatureCollection",
+                }
+            }
+        },
+    }
+}
+
+
+@router.get("/crs", summary="Supported coordinate reference systems")
+def list_crs() -> dict[str, Any]:
+    return {"storageCrs": crs.STORAGE_CRS, "defaultCrs": crs.DEFAULT_CRS, "crs": crs.list_crs()}
+
+
+@router.post(
+    "/crs/transform",
+    summary="Convert a GeoJSON geometry, feature or feature collection between CRSs",
+    openapi_extra=_GEOJSON_BODY,
+)
+async def transform(
+    request: Request,
+    src: str = Query(alias="from", description="CRS of the body's coordinates"),
+    dst: str = Query(alias="to", description="CRS wanted in the response"),
+) -> Response:
+    """Coordinates always travel x = lon/easting, y = lat/northing, as in every GeoJSON file."""
+    crs.resolve(src)
+    target = crs.resolve(dst)
+    body = _parse_json(await request.body())
+    # Big collections take CPU time; keep the event loop free for other requests meanwhile.
+    result = await run_in_threadpool(crs.transform_geojson, body, src, dst)
+    return Response(
+        orjson.dumps(result),
+        media_type="application/geo+json",
+        headers={"Content-Crs": f"<{target.uri}>"},
+    )
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Parse here rather than through a pydantic model, so that GeoJSON errors name the member.
+
+    orjson also refuses NaN/Infinity literals and caps nesting depth, which json.loads does not.
+    """
+    if not raw.strip():
+        raise ApiError(400, "MalformedJSON", "request body is empty; send a GeoJSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "MalformedJSON", f"request body is not valid JSON: {exc}") from exc

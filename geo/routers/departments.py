@@ -1,0 +1,78 @@
+"""Admin endpoints for departments and their keys; every change is audited."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from geo import audit, departments
+from geo.auth import Principal, require
+from geo.db import get_session
+from geo.routing import api_router
+
+router = api_router(prefix="/departments", tags=["departments"])
+admin = require("admin")
+
+
+class DepartmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    code: str | None = Field(default=None, max_length=64)
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["admin", "editor", "viewer"]
+    label: str | None = Field(default=None, max_length=200)
+
+
+@router.post("", status_code=201, summary="Create a department")
+def create_department(
+    body: DepartmentIn, who: Principal = Depends(admin), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    department = departments.create_department(session, body.name, body.code)
+    audit.record(session, who, "department.create", department.code, {"name": department.name})
+    session.flush()
+    return departments.department_dict(department)
+
+
+@router.get("", summary="List departments")
+def list_departments(
+    _: Principal = Depends(admin), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return {"departments": departments.list_departments(session)}
+
+
+@router.get("/{code}", summary="One department")
+def get_department(
+    code: str, _: Principal = Depends(admin), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return departments.department_dict(departments.get_department(session, code))
+
+
+@router.post("/{code}/keys", status_code=201, summary="Issue a key (shown once)")
+def create_key(
+    code: str, body: KeyIn, who: Principal = Depends(admin), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    key, plaintext = departments.create_key(session, code, body.role, body.label)
+    audit.record(session, who, "key.create", f"{code}/{key.prefix}", {"role": key.role})
+    return {**departments.key_dict(key), "department": code, "key": plaintext}
+
+
+@router.get("/{code}/keys", summary="List a department's keys (never their secrets)")
+def list_keys(
+    code: str, _: Principal = Depends(admin), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return {"keys": departments.list_keys(session, code)}
+
+
+@router.delete("/{code}/keys/{key_id}", summary="Revoke a key")
+def revoke_key(
+    code: str, key_id: int, who: Principal = Depends(admin), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    key = departments.revoke_key(session, code, key_id)
+    audit.record(session, who, "key.revoke", f"{code}/{key.prefix}")
+    return departments.key_dict(key)

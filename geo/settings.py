@@ -1,0 +1,73 @@
+"""Runtime configuration, read once from the environment (and `.env`).
+
+Names follow DESIGN.md's Operations section, so `DATABASE_URL`, `PORT`... keep their usual meaning
+for operators; everything the service tunes lives here rather than as constants in the modules.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Tianjin spans roughly 116.7-118.1 E, 38.5-40.3 N; the default extent adds a margin of about
+# 0.3 degree so that points on the coast or the border are accepted, while swapped axes
+# (39, 117) and projected metres fed in as degrees are rejected.
+TIANJIN_EXTENT = (116.4, 38.2, 118.4, 40.6)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    read_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="GEO_READ_URLS"
+    )
+    data_dir: Path = Field(default=Path(".data"), validation_alias="GEO_DATA_DIR")
+    host: str = Field(default="127.0.0.1", validation_alias="GEO_HOST")
+    port: int = Field(default=8000, validation_alias="PORT")
+    workers: int = Field(default=1, validation_alias="GEO_WORKERS")
+    admin_key: str | None = Field(default=None, validation_alias="GEO_ADMIN_KEY")
+    db_port: int | None = Field(
+        default=None,
+        validation_alias="GEO_DB_PORT",
+        description="port of the embedded cluster; a free one is chosen at first start if unset",
+    )
+    extent: Annotated[tuple[float, float, float, float], NoDecode] = Field(
+        default=TIANJIN_EXTENT, validation_alias="GEO_EXTENT"
+    )
+    max_upload_bytes: int = Field(default=1024**3, validation_alias="GEO_MAX_UPLOAD_BYTES")
+    max_features: int = Field(default=5_000_000, validation_alias="GEO_MAX_FEATURES")
+    max_json_depth: int = Field(default=32, validation_alias="GEO_MAX_JSON_DEPTH")
+    max_items_limit: int = Field(default=10_000, validation_alias="GEO_MAX_ITEMS_LIMIT")
+    pool_size: int = Field(default=10, validation_alias="GEO_POOL_SIZE")
+
+    @field_validator("read_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        # Operators write GEO_READ_URLS as a comma-separated list, not JSON.
+        if isinstance(value, str):
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+    @field_validator("extent", mode="before")
+    @classmethod
+    def _parse_extent(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [float(p) for p in value.split(",")]
+            if len(parts) != 4:
+                raise ValueError("GEO_EXTENT must be minlon,minlat,maxlon,maxlat")
+            return tuple(parts)
+        return value
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir.resolve() / "pg"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,36 @@
+"""What the rest of the service needs to know to read a layer's table.
+
+A :class:`LayerSource` describes one readable collection: a department's layer, or one of the
+address library's datasets (addresses, admin areas, grids), which count as layers too. Tiles,
+overlay and identify are written against this description, never against the catalogue's tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Attribute types a layer may declare (JSON Schema names); the catalogue maps them to SQL types.
+PROPERTY_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    id: str
+    title: str
+    # Schema-qualified, already-quoted SQL identifier, e.g. '"layers"."l_police_stations"'.
+    table: str
+    geometry_type: str
+    # Column name -> one of PROPERTY_TYPES.
+    properties: dict[str, str] = field(default_factory=dict)
+    id_column: str = "id"
+    geometry_column: str = "geom"
+    # A fixed SQL predicate selecting this layer's rows from a shared table (e.g. one admin level
+    # from admin_areas). Written by the service, never taken from a request.
+    where: str | None = None
+    # Name in geo.versions: every write to the layer bumps it, caches key on it.
+    version_key: str = ""
+    version: int = 0
+    public: bool = True
+    owner: str | None = None
+    description: str | None = None
+    keywords: tuple[str, ...] = ()

@@ -27,7 +27,7 @@ test: test-deps
 	$(BIN)/python -m pytest -q
 
 bench: system-deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

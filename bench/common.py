@@ -1,0 +1,121 @@
+"""Shared benchmark plumbing: a throw-away database, a real server process, and the report.
+
+Machines are shared and noisy, so every figure is printed beside its peer's figure from the same
+run, as medians and percentiles of many samples, with the ratio.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from geo.embedded import EmbeddedCluster, free_port
+
+console = Console()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class BenchContext:
+    """One database for the whole `make bench` run; modules load what they need into it."""
+
+    url: str
+    root: Path
+    admin_key: str = "bench-admin-key-0123456789"
+    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+
+    @property
+    def psycopg_url(self) -> str:
+        return self.url.replace("postgresql+psycopg://", "postgresql://")
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DATABASE_URL": self.url, "GEO_ADMIN_KEY": self.admin_key}
+
+    def report(self, what: str, ours: str, peer_name: str, peer: str, verdict: str = "") -> None:
+        self.rows.append((what, ours, peer_name, peer, verdict))
+        console.print(f"[bold]{what}[/bold]: ours {ours} | {peer_name} {peer} {verdict}")
+
+
+@contextmanager
+def bench_database() -> Iterator[BenchContext]:
+    from geo.db import ensure_extensions, reset_engines
+    from geo.migrations import upgrade
+
+    root = Path(tempfile.mkdtemp(prefix="geo-bench-"))
+    root.chmod(0o755)
+    cluster = EmbeddedCluster(root / "pg", durable=False)
+    url = cluster.start()
+    os.environ["DATABASE_URL"] = url
+    reset_engines()
+    ensure_extensions()
+    upgrade(url)
+    try:
+        yield BenchContext(url=url, root=root)
+    finally:
+        reset_engines()
+        cluster.destroy()
+
+
+@contextmanager
+def running_server(ctx: BenchContext, workers: int = 2) -> Iterator[str]:
+    """Our service as users run it: uvicorn in its own process(es)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geo.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        env={**ctx.env(), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/health")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def ms_summary(samples_s: Sequence[float]) -> str:
+    ms = [s * 1000 for s in samples_s]
+    return f"p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 95):.1f} ms, p99 {percentile(ms, 99):.1f} ms"
+
+
+def print_summary(ctx: BenchContext) -> None:
+    table = Table(title="make bench: ours beside the peer, same run")
+    for column in ("what", "ours", "peer", "peer's figure", "verdict"):
+        table.add_column(column)
+    for row in ctx.rows:
+        table.add_row(*row)
+    console.print(table)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -208,6 +209,26 @@ def audit_log(
             print(json.dumps(event, ensure_ascii=False))
 
 
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="file to write (pg_dump custom format)")],
+) -> None:
+    """Back up everything: platform tables and every layer table."""
+    from geo.backup import backup as do_backup
+
+    size = do_backup(path)
+    err.print(f"backup written to {path} ({size / 1e6:.1f} MB)")
+
+
+@app.command()
+def restore(path: Annotated[Path, typer.Argument(help="a file written by `geo backup`")]) -> None:
+    """Replace the database's contents with a backup (all or nothing)."""
+    from geo.backup import restore as do_restore
+
+    do_restore(path)
+    err.print(f"restored from {path}")
+
+
 def main() -> None:
     for plugin in load_plugins():
         for name, sub in plugin.commands.items():
@@ -217,7 +238,13 @@ def main() -> None:
     except Exception as exc:
         from geo.errors import ApiError
 
+        from geo.backup import BackupError
+        from geo.embedded import EmbeddedError
+
         if isinstance(exc, ApiError):
             err.print(f"[red]error:[/red] {exc.message}")
             raise SystemExit(2) from None
+        if isinstance(exc, BackupError | EmbeddedError):
+            err.print(f"[red]error:[/red] {exc}")
+            raise SystemExit(1) from None
         raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -128,7 +129,7 @@ def principal(request: Request) -> Principal:
     return Principal(department.code, api_key.role, api_key.prefix, client)
 
 
-def require(role: str):
+def require(role: str) -> Callable[[Principal], Principal]:
     """Dependency factory: the caller must hold `role` or a higher one."""
 
     def dependency(who: Principal = Depends(principal)) -> Principal:

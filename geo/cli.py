@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from geo.plugins import load_plugins
 from geo.settings import get_settings
+
+if TYPE_CHECKING:  # imported lazily at run time: most commands never need them
+    from geo.auth import Principal
+    from geo.embedded import EmbeddedCluster
 
 app = typer.Typer(
     help="Tianjin spatial address and GIS service",
@@ -32,7 +36,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _console_actor():
+def _console_actor() -> Principal:
     """Who the audit log names for commands typed at the server's console."""
     from geo.auth import Principal
     from geo.departments import PLATFORM
@@ -40,7 +44,7 @@ def _console_actor():
     return Principal(PLATFORM, "admin", "console")
 
 
-def _cluster():
+def _cluster() -> EmbeddedCluster:
     from geo.embedded import EmbeddedCluster
 
     settings = get_settings()
@@ -69,6 +73,24 @@ def db_status() -> None:
     running = cluster.running()
     out.print(f"{'running' if running else 'stopped'}: {cluster.root} port {cluster.config().port}")
     raise typer.Exit(0 if running else 3)
+
+
+@db_app.command("replica")
+def db_replica(
+    port: Annotated[
+        int | None, typer.Option(help="port of the replica; a free one if unset")
+    ] = None,
+) -> None:
+    """Create (first time) and start a streaming read replica of the embedded cluster under
+    $GEO_DATA_DIR/pg-replica, and print its URL for GEO_READ_URLS."""
+    from geo.embedded import EmbeddedCluster
+
+    primary = _cluster()
+    primary.start()
+    replica = EmbeddedCluster(get_settings().data_dir.resolve() / "pg-replica", port=port)
+    if not replica.initialized():
+        replica.init_replica(primary)
+    print(replica.start())
 
 
 @db_app.command("url")
@@ -236,10 +258,9 @@ def main() -> None:
     try:
         app()
     except Exception as exc:
-        from geo.errors import ApiError
-
         from geo.backup import BackupError
         from geo.embedded import EmbeddedError
+        from geo.errors import ApiError
 
         if isinstance(exc, ApiError):
             err.print(f"[red]error:[/red] {exc.message}")

@@ -236,6 +236,45 @@ class EmbeddedCluster:
         if include not in text:
             main_conf.write_text(text + f"\n{include}\n")
 
+    def init_replica(self, primary: EmbeddedCluster) -> None:
+        """Make this cluster a streaming replica of `primary` (which must be running).
+
+        pg_basebackup -R copies the primary and writes the standby settings; the replica shares
+        the primary's password (it is a copy of its catalog) and gets a port of its own.
+        """
+        bindir = ensure_binaries()
+        cfg = primary.config()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(exist_ok=True)
+        for path in (self.root, self.run_dir):
+            self._give_to_postgres(path)
+        env_password = ["env", f"PGPASSWORD={cfg.password}"]
+        result = self._run(
+            [
+                *env_password,
+                str(bindir / "pg_basebackup"),
+                "-D",
+                str(self.pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(cfg.port),
+                "-U",
+                SUPERUSER,
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+            check=False,
+        )
+        if result.returncode != 0:
+            raise EmbeddedError(f"pg_basebackup failed:\n{result.stderr}")
+        port = self.requested_port or free_port()
+        self._write_server_conf(port)
+        self._save_config(ClusterConfig(port=port, password=cfg.password))
+
     def running(self) -> bool:
         bindir = find_bindir()
         if bindir is None or not self.initialized():
@@ -249,6 +288,7 @@ class EmbeddedCluster:
 
     def start(self) -> str:
         """Create if needed, start if stopped, make sure the database exists; return its URL."""
+        replica = (self.pgdata / "standby.signal").exists()
         if not self.initialized():
             console.print(f"Creating PostgreSQL cluster in {self.root}")
             self.init()
@@ -281,7 +321,8 @@ class EmbeddedCluster:
             if result.returncode != 0:
                 log = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
                 raise EmbeddedError(f"PostgreSQL did not start:\n{result.stderr}\n{log}")
-        self._ensure_database()
+        if not replica:  # a standby is read-only; its databases come from the primary
+            self._ensure_database()
         return self.url()
 
     def _ensure_database(self) -> None:

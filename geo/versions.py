@@ -27,12 +27,12 @@ class DataVersion(Base):
 
 def bump(session: Session, name: str) -> int:
     """Increase `name`'s version (creating it at 1) and return the new value."""
-    stmt = insert(DataVersion).values(name=name, version=1)
-    stmt = stmt.on_conflict_do_update(
+    insert_new = insert(DataVersion).values(name=name, version=1)
+    upsert = insert_new.on_conflict_do_update(
         index_elements=["name"],
         set_={"version": DataVersion.version + 1, "changed_at": func.now()},
     ).returning(DataVersion.version)
-    return int(session.execute(stmt).scalar_one())
+    return int(session.execute(upsert).scalar_one())
 
 
 def versions(session: Session, names: Iterable[str]) -> dict[str, int]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 ADMIN_KEY = "tjg_test_admin_" + secrets.token_urlsafe(16)
@@ -38,14 +39,14 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str):
+def app(database_url: str) -> FastAPI:
     from geo.app import create_app
 
     return create_app()
 
 
 @pytest.fixture(scope="session")
-def client(app) -> Iterator[TestClient]:
+def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as test_client:  # runs the lifespan: installs ADMIN_KEY
         yield test_client
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -59,8 +60,8 @@ def test_key_create_and_revoke(client: TestClient, admin_headers: dict[str, str]
 
 
 def test_backup_and_restore_round_trip(
-    client: TestClient, admin_headers: dict[str, str], tmp_path
-) -> None:  # noqa: ANN001
+    client: TestClient, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
     client.post(
         "/departments", json={"name": "备份前", "code": "before-backup"}, headers=admin_headers
     )
@@ -89,8 +90,8 @@ def test_backup_and_restore_round_trip(
 
 
 def test_restore_of_a_bad_file_changes_nothing(
-    client: TestClient, admin_headers: dict[str, str], tmp_path
-) -> None:  # noqa: ANN001
+    client: TestClient, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
     before = client.get("/departments", headers=admin_headers).json()
     bad = tmp_path / "bad.dump"
     bad.write_bytes(b"not a backup")

@@ -1,0 +1,934 @@
+"""Dictionary-driven splitting of a Tianjin address into the public-security address hierarchy.
+
+The geocoder matches the parse result structurally in PostGIS (exact first, then fuzzy inside
+the parsed admin scope), so the parser has to find the elements reliably rather than guess a
+single best answer. Names come from a `Gazetteer` built at run time from the address library:
+a road or compound is recognised as soon as it is imported. Names the library does not know yet
+are still split out by their suffix (…路, …里, …花园), with the dictionary taking precedence.
+
+Level ordering (`Level`): district < subdistrict < community < road < house_number < compound <
+building < unit < room. Road and compound are siblings in practice (a compound is reached from
+its road and house number, or on its own); the compound is ranked deeper because its buildings,
+units and rooms hang below it, so `level` names the most precise element that was found.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from addressbook.normalize import fold, normalize_with_notes
+
+
+class Kind(StrEnum):
+    """What a gazetteer name denotes; declaration order is the order of the hierarchy."""
+
+    DISTRICT = "district"
+    SUBDISTRICT = "subdistrict"
+    COMMUNITY = "community"
+    ROAD = "road"
+    COMPOUND = "compound"
+
+
+_KIND_ORDER: Final = {kind: rank for rank, kind in enumerate(Kind)}
+
+
+class Level(IntEnum):
+    """Depth of a parse; comparable, so `parsed.level >= Level.BUILDING` reads naturally."""
+
+    DISTRICT = 1
+    SUBDISTRICT = 2
+    COMMUNITY = 3
+    ROAD = 4
+    HOUSE_NUMBER = 5
+    COMPOUND = 6
+    BUILDING = 7
+    UNIT = 8
+    ROOM = 9
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One meaning of a surface string: the canonical name it stands for and where that lies.
+
+    `weak` marks shortened forms derived from a full name (和平 for 和平区, 王顶堤 for 王顶堤街道,
+    和进里 for 和进里社区居委会): they are only trusted where a new element starts and never when
+    they are the head of a longer road name (河北路, 南开三马路).
+    """
+
+    kind: Kind
+    name: str
+    district: str | None = None
+    subdistrict: str | None = None
+    weak: bool = False
+
+
+# Old district names (county-to-district conversions, the 2009 merger into 滨海新区, 蓟县 ->
+# 蓟州区 in 2016). Historical facts rather than library content, hence a default for `build`.
+TIANJIN_HISTORICAL_ALIASES: Final[Mapping[str, tuple[str, Kind]]] = MappingProxyType(
+    {
+        "蓟县": ("蓟州区", Kind.DISTRICT),
+        "塘沽区": ("滨海新区", Kind.DISTRICT),
+        "汉沽区": ("滨海新区", Kind.DISTRICT),
+        "大港区": ("滨海新区", Kind.DISTRICT),
+        "宁河县": ("宁河区", Kind.DISTRICT),
+        "静海县": ("静海区", Kind.DISTRICT),
+        "武清县": ("武清区", Kind.DISTRICT),
+        "宝坻县": ("宝坻区", Kind.DISTRICT),
+        "西郊区": ("西青区", Kind.DISTRICT),
+        "东郊区": ("东丽区", Kind.DISTRICT),
+        "南郊区": ("津南区", Kind.DISTRICT),
+        "北郊区": ("北辰区", Kind.DISTRICT),
+    }
+)
+# An alias table: alias -> (canonical name, kind as `Kind` or its value, e.g. "road").
+Aliases = Mapping[str, tuple[str, str]]
+
+# --- suffix rules -------------------------------------------------------------------------
+
+# (suffix, kind, shortest stem): the suffixes that make a word a name of that kind.
+_SUFFIX_TABLE: Final = (
+    ("街道办事处 街道 镇 乡", Kind.SUBDISTRICT, 1),
+    ("办事处", Kind.SUBDISTRICT, 2),
+    ("社区居委会 居委会 村委会 社区 村", Kind.COMMUNITY, 1),
+    ("大街 大道 公路 胡同 路 道 街 巷", Kind.ROAD, 1),
+    ("线", Kind.ROAD, 2),
+    (
+        "小区 花园 家园 公寓 大厦 商厦 大楼 新村 新城 小镇 广场 酒店 别墅 园区"
+        " 里 苑 园 庄 城 院 府 湾 郡 居 轩 庭 阁",
+        Kind.COMPOUND,
+        1,
+    ),
+    ("中心 楼 区", Kind.COMPOUND, 2),
+)
+_SUFFIXES: Final = tuple(
+    sorted(
+        ((suffix, kind, stem) for names, kind, stem in _SUFFIX_TABLE for suffix in names.split()),
+        key=lambda item: -len(item[0]),
+    )
+)
+_SUFFIXES_BY_LAST: Final = {
+    last: tuple(item for item in _SUFFIXES if item[0][-1] == last)
+    for last in {item[0][-1] for item in _SUFFIXES}
+}
+# After the first suffix a name may go on: 林苑+西里, 平安里+小区, 梅苑+路, 华明街+道, 汪庄+园,
+# 金融街+中心.
+_EXTENSION: Final = re.compile(
+    r"[东西南北中]?(?:大街|大道|里|区|院|路|道|街)|小区|公寓|花园|家园|新村|中心|大厦|广场"
+    r"|社区|居委会|村委会"
+    r"|村|镇|乡|办事处|楼(?!\d)|园|苑|(?<=庄)子"
+)
+_SUFFIX_NAMES: Final = frozenset(item[0] for item in _SUFFIXES)
+_DIRECTIONS: Final = frozenset("东西南北中")
+_MAX_WORD: Final = 14
+# A shortened name is part of a road name when a road tail follows: 河北+路, 南开+三马路, 海滨+大道.
+_ROAD_TAIL: Final = re.compile(
+    r"[东西南北中]?[一二三四五六七八九十\d]*[马经纬]?(?:大街|大道|公路|支路|路|道|街|巷|线)"
+)
+_ZONE: Final = re.compile(r"(?:区|工业园|产业园|科技园|创业园|基地)$")
+
+
+def _is_cjk(ch: str) -> bool:
+    """CJK ideographs, including the supplementary planes that some village names need."""
+    return (
+        "\u3400" <= ch <= "\u9fff"
+        or "\uf900" <= ch <= "\ufaff"
+        or "\U00020000" <= ch <= "\U0003ffff"
+    )
+
+
+def _suffix_of(word: str) -> tuple[str, Kind] | None:
+    """The suffix that classifies `word`, if its stem is long enough to be a name."""
+    for suffix, kind, min_stem in _SUFFIXES_BY_LAST.get(word[-1:], ()):
+        stem = word[: -len(suffix)]
+        if word.endswith(suffix) and len(stem) >= min_stem and stem not in _DIRECTIONS:
+            return suffix, kind
+    return None
+
+
+def _kind_of(word: str) -> Kind | None:
+    found = _suffix_of(word)
+    return found[1] if found else None
+
+
+def _starts_with_suffix(text: str, position: int) -> bool:
+    return any(text.startswith(suffix, position) for suffix in _SUFFIX_NAMES)
+
+
+def _scan_word(segment: str, start: int, stops: frozenset[int]) -> tuple[int, Kind] | None:
+    """The shortest name from `start` that ends in a suffix, extended by chained suffixes.
+
+    Stops at non-CJK characters and where a dictionary name begins, so that a known name is
+    never swallowed into an unknown one.
+    """
+    end = start
+    limit = min(len(segment), start + _MAX_WORD)
+    while end < limit and _is_cjk(segment[end]) and (end == start or end not in stops):
+        end += 1
+        if _kind_of(segment[start:end]):
+            while match := _EXTENSION.match(segment, end):
+                end = match.end()
+            kind = _kind_of(segment[start:end])
+            return (end, kind) if kind else None
+    return None
+
+
+# --- deriving the spellings people use from official names ---------------------------------
+
+_DISTRICT_SUFFIX: Final = re.compile(r"(?:新区|区|县)$")
+_SUBDISTRICT_SUFFIX: Final = re.compile(r"(?:街道办事处|街道|办事处|镇|乡)$")
+_COMMUNITY_SUFFIX: Final = re.compile(r"(?:社区居民委员会|社区居委会|居民委员会|居委会|社区)$")
+_VILLAGE_SUFFIX: Final = re.compile(r"(?:农工商联合公司)?\(?(?:村民委员会|村委会)\)?$")
+
+
+def _district_surfaces(name: str) -> Iterable[tuple[str, bool]]:
+    yield name, False
+    short = _DISTRICT_SUFFIX.sub("", name)
+    if short != name and len(short) >= 2:
+        yield short, True
+
+
+def _subdistrict_surfaces(name: str) -> Iterable[tuple[str, bool]]:
+    """杨村街道 is still typed 杨村镇, 白古屯镇 as 白古屯乡: every suffix form is accepted."""
+    yield name, False
+    if name.startswith("天津") and len(name) > 4:
+        yield name[2:], False
+    base = _SUBDISTRICT_SUFFIX.sub("", name)
+    if base == name or len(base) < 2:
+        return
+    for suffix in ("街道", "镇", "乡"):
+        yield base + suffix, False
+    yield base + "街", True
+    if _kind_of(base) is not Kind.ROAD:  # 向阳路 is the road, not 向阳路街道
+        yield base, True
+
+
+def _community_surfaces(name: str) -> Iterable[tuple[str, bool]]:
+    yield name, False
+    village = _VILLAGE_SUFFIX.sub("", name)
+    if village != name and len(village) >= 2:
+        yield (village if village.endswith("村") else village + "村"), False
+        return
+    base = _COMMUNITY_SUFFIX.sub("", name)
+    if base != name and len(base) >= 2 and "虚拟" not in base:
+        yield base + "社区", False
+        if _kind_of(base) in (None, Kind.COMPOUND):  # 红旗路社区 is not all of 红旗路
+            yield base, True
+
+
+def _plain_surfaces(name: str) -> Iterable[tuple[str, bool]]:
+    yield name, False
+    if name.endswith("小区") and len(name) >= 4:
+        yield name[:-2], False
+
+
+_SURFACES: Final = {
+    Kind.DISTRICT: _district_surfaces,
+    Kind.SUBDISTRICT: _subdistrict_surfaces,
+    Kind.COMMUNITY: _community_surfaces,
+    Kind.ROAD: _plain_surfaces,
+    Kind.COMPOUND: _plain_surfaces,
+}
+
+
+class _IndexBuilder:
+    """Mutable staging area; a finished `Gazetteer` never changes."""
+
+    def __init__(self, index: Mapping[str, tuple[Entry, ...]] | None = None) -> None:
+        self._index: dict[str, list[Entry]] = {k: list(v) for k, v in (index or {}).items()}
+
+    def add(self, name: str, entry: Entry, surface_of: str | None = None) -> None:
+        for surface, weak in _SURFACES[entry.kind](fold(surface_of or name)):
+            variant = Entry(entry.kind, entry.name, entry.district, entry.subdistrict, weak)
+            bucket = self._index.setdefault(surface, [])
+            if variant not in bucket:
+                bucket.append(variant)
+
+    def alias(self, alias: str, canonical: str, kind: Kind) -> None:
+        """The alias stands for every entry of the canonical name, with its parents."""
+        targets = [
+            e
+            for e in self._index.get(fold(canonical), ())
+            if e.kind is kind and e.name == canonical and not e.weak
+        ] or [Entry(kind, canonical)]
+        for target in targets:
+            self.add(canonical, target, surface_of=alias)
+
+    def finish(self) -> Gazetteer:
+        lengths: dict[str, set[int]] = {}
+        for surface in self._index:
+            lengths.setdefault(surface[0], set()).add(len(surface))
+        return Gazetteer(
+            MappingProxyType({k: tuple(v) for k, v in self._index.items()}),
+            MappingProxyType({k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()}),
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Gazetteer:
+    """Immutable name dictionary for longest-match lookup: surface string -> meanings.
+
+    Built from plain data (so the library code can fill it from a query); `extended` returns a
+    new gazetteer with more names without re-deriving the existing ones.
+    """
+
+    _index: Mapping[str, tuple[Entry, ...]]
+    _lengths: Mapping[str, tuple[int, ...]]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        districts: Iterable[str] = (),
+        subdistricts: Iterable[tuple[str, str | None]] = (),
+        communities: Iterable[tuple[str, str | None, str | None]] = (),
+        roads: Iterable[tuple[str, str | None]] = (),
+        compounds: Iterable[tuple[str, str | None]] = (),
+        aliases: Aliases | None = None,
+        historical_aliases: Aliases = TIANJIN_HISTORICAL_ALIASES,
+    ) -> Gazetteer:
+        """Names with their parents: subdistricts as (name, district), communities as
+        (name, subdistrict, district), roads and compounds as (name, district); an unknown
+        parent is None or "". Official names that differ from the short names come as aliases,
+        e.g. {"花园路社区居委会": ("花园路社区", "community"), "十四津路": ("十四经路", "road")}."""
+        builder = _IndexBuilder()
+        _add_all(builder, districts, subdistricts, communities, roads, compounds)
+        _add_aliases(builder, {**historical_aliases, **(aliases or {})})
+        return builder.finish()
+
+    def extended(
+        self,
+        *,
+        districts: Iterable[str] = (),
+        subdistricts: Iterable[tuple[str, str | None]] = (),
+        communities: Iterable[tuple[str, str | None, str | None]] = (),
+        roads: Iterable[tuple[str, str | None]] = (),
+        compounds: Iterable[tuple[str, str | None]] = (),
+        aliases: Aliases | None = None,
+    ) -> Gazetteer:
+        """A copy with more names, for a road or compound imported since the last build."""
+        builder = _IndexBuilder(self._index)
+        _add_all(builder, districts, subdistricts, communities, roads, compounds)
+        _add_aliases(builder, aliases or {})
+        return builder.finish()
+
+    def lookup(self, surface: str) -> tuple[Entry, ...]:
+        """Meanings of exactly this spelling (after width/script folding)."""
+        return self._index.get(fold(surface), ())
+
+    def matches_at(self, text: str, start: int) -> list[tuple[int, tuple[Entry, ...]]]:
+        """Every surface that begins at `text[start]`, longest first, as (length, meanings)."""
+        found = []
+        room = len(text) - start
+        for length in self._lengths.get(text[start : start + 1], ()):
+            if length > room:
+                continue
+            entries = self._index.get(text[start : start + length])
+            if entries:
+                found.append((length, entries))
+        return found
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"<Gazetteer: {len(self._index)} spellings>"
+
+
+def _add_all(
+    builder: _IndexBuilder,
+    districts: Iterable[str],
+    subdistricts: Iterable[tuple[str, str | None]],
+    communities: Iterable[tuple[str, str | None, str | None]],
+    roads: Iterable[tuple[str, str | None]],
+    compounds: Iterable[tuple[str, str | None]],
+) -> None:
+    for name in districts:
+        builder.add(name, Entry(Kind.DISTRICT, name))
+    for name, district in subdistricts:
+        builder.add(name, Entry(Kind.SUBDISTRICT, name, district or None))
+    for name, subdistrict, district in communities:
+        builder.add(name, Entry(Kind.COMMUNITY, name, district or None, subdistrict or None))
+    for name, district in roads:
+        builder.add(name, Entry(Kind.ROAD, name, district or None))
+    for name, district in compounds:
+        builder.add(name, Entry(Kind.COMPOUND, name, district or None))
+
+
+def _add_aliases(builder: _IndexBuilder, aliases: Aliases) -> None:
+    for alias, (canonical, kind) in aliases.items():
+        builder.alias(alias, canonical, Kind(kind))
+
+
+# --- the parse result -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAddress:
+    """Hierarchy elements of one address: canonical names for dictionary hits, the typed text
+    for names recognised by suffix only, digit strings for numbers.
+
+    `city` is 天津市 for Tianjin text and the other city when the text names one (上海市天津路
+    must not be geocoded in Tianjin). `notes` holds removed noise (bracketed remarks, 附近, floors,
+    cross streets, phases), `unparsed` what was neither understood nor noise.
+    """
+
+    normalized: str
+    city: str | None = None
+    district: str | None = None
+    subdistrict: str | None = None
+    community: str | None = None
+    road: str | None = None
+    house_number: str | None = None
+    compound: str | None = None
+    building: str | None = None
+    unit: str | None = None
+    room: str | None = None
+    notes: tuple[str, ...] = ()
+    unparsed: str = ""
+
+    @property
+    def level(self) -> Level | None:
+        """The deepest element found, or None when not even the district is known."""
+        for level in reversed(Level):
+            if getattr(self, level.name.lower()) is not None:
+                return level
+        return None
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+_NUMBER: Final = re.compile(
+    r"(?<![A-Za-z])"  # not inside a word such as MSD
+    r"(?:(?P<building>[A-Za-z]?\d+[A-Za-z]?(?:-\d+)?|[A-Za-z])号楼"
+    r"|(?P<unit>\d+)单元"
+    r"|(?P<room>[A-Za-z\d]*\d[A-Za-z\d]*(?:-[A-Za-z\d]+)?)室"
+    r"|(?P<house>增?\d+(?:-\d+)?)号(?:(?P<annex>增\d+)号)?"
+    r"|(?P<floor>[A-Za-z]?\d+(?:-\d+)?(?:层|楼|F(?![A-Za-z\d])))"
+    r"|(?P<zone>(?:[A-Za-z]\d*|\d+)(?:期|区))"
+    r"|(?P<dash>(?:[A-Za-z]|[A-Za-z]?\d+[A-Za-z]?)(?:-[A-Za-z]?\d+[A-Za-z]?)+)(?![A-Za-z\d])室?"
+    r"|(?P<bare>[A-Za-z]?\d+[A-Za-z]?)(?![A-Za-z\d]))"
+)
+_NUMBER_GROUPS: Final = ("building", "unit", "room", "house", "floor", "zone", "dash", "bare")
+_GLUED_ROAD: Final = re.compile(r"(?:大街|大道|支路|路|道|街)")  # 海泰发展6道, 渤海10路
+_HIGHWAY: Final = re.compile(r"[GSXY]\d{1,4}(?![A-Za-z\d号单室-])")  # S238 is a road
+_CROSSING: Final = re.compile(r"与|和")
+_ROAD_NOTE: Final = re.compile(
+    r"交口|交叉口|交汇处|路口|之间|以[东西南北]|[东西南北]侧|延长线|一侧"
+)
+_FILLER: Final = re.compile(r"院内|内|院|小高层|高层|多层|洋房")
+_ALTERNATIVES: Final = re.compile(r"\s*[/;]\s*")
+# 上海市, 山东省威海市, 浙江杭州市 -- but not 超市, 城市 or a Tianjin street name ending in 市.
+_OTHER_CITY: Final = re.compile(
+    r"(?:[\u4e00-\u9fff]{2,3}省)?(?:(?![区县路街道镇乡里])[\u4e00-\u9fff]){2,4}"
+    r"(?<![超城门夜菜股花鱼集])市(?!场)"
+)
+# The hierarchy fields of ParsedAddress, city to room.
+_FIELDS: Final = tuple(item.name for item in fields(ParsedAddress) if item.type == "str | None")
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _State:
+    """Working state of one parse; discarded once the frozen result is built."""
+
+    gazetteer: Gazetteer | None
+    values: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(_FIELDS))
+    chosen: dict[Kind, Entry] = field(default_factory=dict)
+    compound_from_dictionary: bool = False
+    last: str | None = None  # what the previous token was: "road", "compound", "number", ...
+    place: str | None = None  # a bare community name that may also name the compound
+    pending: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unparsed: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> str | None:
+        return self.values[key]
+
+    def has_structure(self) -> bool:
+        return any(self.values[key] for key in ("building", "unit", "room"))
+
+    def remark(self, text: str) -> None:
+        """Noise after the structure, or text in an unparsed position."""
+        if text.strip():
+            (self.notes if self.has_structure() else self.unparsed).append(text.strip())
+
+
+def parse(text: str, gazetteer: Gazetteer) -> ParsedAddress:
+    """Split `text` into hierarchy elements using the names in `gazetteer`."""
+    normalized, removed = normalize_with_notes(text)
+    main, others = _choose_alternative(normalized)
+    state = _State(gazetteer)
+    state.notes.extend(removed)
+    state.notes.extend(others)
+    segments = [segment for segment in _take_city(main, state).split(" ") if segment]
+    for index, segment in enumerate(segments):
+        state.last = None  # adjacency never crosses a space
+        if index and state.get("city") is None and segment.startswith("天津"):
+            segment = _take_city(segment, state)  # 工厂: 天津滨海高新区...
+        _parse_segment(segment, state)
+        following = segments[index + 1][:1] if index + 1 < len(segments) else ""
+        if not following.isdigit():  # 亚泰津澜 1-1-2503: unknown text may name the compound
+            _flush(state, before_structure=False)
+    _infer_parents(state)
+    return ParsedAddress(
+        normalized=normalized,
+        notes=tuple(state.notes),
+        unparsed=" ".join(state.unparsed),
+        **state.values,
+    )
+
+
+def _choose_alternative(text: str) -> tuple[str, list[str]]:
+    """`A / B` or `A; B` lists several addresses: parse the first Tianjin one, note the rest."""
+    parts = [part for part in _ALTERNATIVES.split(text) if part]
+    if len(parts) <= 1:
+        return text, []
+    chosen = next((part for part in parts if part.startswith("天津")), parts[0])
+    return chosen, [part for part in parts if part is not chosen]
+
+
+def _foreign_city(text: str) -> str | None:
+    match = _OTHER_CITY.match(text)
+    return match.group() if match and not match.group().startswith("天津") else None
+
+
+def _take_city(text: str, state: _State) -> str:
+    """Record the city named at the start of `text` and return the rest."""
+    if other := _foreign_city(text):
+        state.values["city"] = other
+        state.gazetteer = None  # Tianjin names mean nothing in another city
+        return text[len(other) :]
+    if text.startswith("天津市"):
+        state.values["city"] = "天津市"
+        return text[3:]
+    if text.startswith("天津"):
+        state.values["city"] = "天津市"
+        word = _scan_word(text, 0, frozenset())
+        tail = text[2 : word[0]] if word else ""
+        is_name = tail in _SUFFIX_NAMES or _EXTENSION.fullmatch(tail) is not None
+        known = state.gazetteer is not None and state.gazetteer.matches_at(text, 0)
+        return text if is_name or known else text[2:]  # 天津大道, 天津空港经济区 are names
+    return text
+
+
+def _parse_segment(segment: str, state: _State) -> None:
+    stops = _dictionary_starts(segment, state.gazetteer)
+    position = 0
+    while position < len(segment):
+        if state.get("room") is not None:
+            _flush(state, before_structure=False)
+            state.notes.append(segment[position:])
+            return
+        position = _next_token(segment, position, stops, state)
+
+
+def _dictionary_starts(segment: str, gazetteer: Gazetteer | None) -> frozenset[int]:
+    """Positions where a name that counts anywhere begins: suffix words must stop there."""
+    if gazetteer is None:
+        return frozenset()
+    return frozenset(
+        i
+        for i in range(len(segment))
+        if any(
+            not _boundary_only(entry)
+            for _, entries in gazetteer.matches_at(segment, i)
+            for entry in entries
+        )
+    )
+
+
+def _next_token(segment: str, position: int, stops: frozenset[int], state: _State) -> int:
+    """Consume one token at `position` and return where the next one starts."""
+    ch = segment[position]
+    annex = ch == "增" and segment[position + 1 : position + 2].isdigit()
+    if (ch.isascii() and ch.isalnum()) or annex:
+        if state.get("road") is None and (highway := _HIGHWAY.match(segment, position)):
+            _flush(state, before_structure=False)
+            _set_road(state, highway.group(), None)
+            return highway.end()
+        if number := _NUMBER.match(segment, position):
+            return _on_number(number, segment, state)
+    if segment.startswith("天津市", position) and state.values["city"] in (None, "天津市"):
+        _flush(state, before_structure=False)  # a repeated city inside the text
+        state.values["city"] = "天津市"
+        return position + 3
+    if (hit := _dictionary_token(segment, position, stops, state)) is not None:
+        return hit
+    if state.last == "road" and not state.pending and (end := _road_remark(segment, position)):
+        state.notes.append(segment[position:end])
+        return end
+    if word := _scan_word(segment, position, stops):
+        end, kind = word
+        _on_word(segment[position:end], kind, state)
+        return end
+    if not state.pending and (filler := _FILLER.match(segment, position)):
+        return filler.end()
+    state.pending.append(ch)
+    return position + 1
+
+
+def _road_remark(segment: str, position: int) -> int | None:
+    """Cross streets and sides after a road (`与杨北公路交口`, `以东`, `西侧`) are notes."""
+    if remark := _ROAD_NOTE.match(segment, position):
+        return remark.end()
+    if _CROSSING.match(segment, position):
+        word = _scan_word(segment, position + 1, frozenset())
+        if word and word[1] is Kind.ROAD:
+            remark = _ROAD_NOTE.match(segment, word[0])
+            return remark.end() if remark else word[0]
+    return None
+
+
+# --- dictionary tokens ----------------------------------------------------------------------
+
+
+def _dictionary_token(
+    segment: str, position: int, stops: frozenset[int], state: _State
+) -> int | None:
+    """Consume the longest dictionary name at `position` that makes sense here, if any."""
+    if state.gazetteer is None:
+        return None
+    for length, entries in state.gazetteer.matches_at(segment, position):
+        end = position + length
+        weak = any(entry.weak for entry in entries)
+        blocked = _head_of_longer(segment, end, stops) if weak else frozenset()
+        entry = _pick(entries, state, blocked=blocked)
+        if entry is None:
+            continue
+        redundant = state.get(entry.kind.value) == entry.name
+        word = _scan_word(segment, position, stops) if entry.weak and redundant else None
+        if word and word[1] is Kind.COMPOUND:
+            return None  # 团泊镇团泊湖庭院: a repeated short name that starts a compound name
+        _on_entry(entry, segment[position:end], state)
+        return end
+    return None
+
+
+_ALL_KINDS: Final = frozenset(Kind)
+_LOCAL_KINDS: Final = frozenset((Kind.SUBDISTRICT, Kind.COMMUNITY))
+
+
+def _head_of_longer(segment: str, end: int, stops: frozenset[int]) -> frozenset[Kind]:
+    """Kinds of short name that, ending at `end`, would only be the head of a longer name:
+    河北+路, 南开+三马路, 万新+村, 仁爱濠景+大厦; and for subdistricts and communities,
+    大寺+新家园, 梅江+康城 (a one-character stem is not a compound name on its own; district
+    short names such as 津南八里台 are exempt, they are typed as prefixes)."""
+    if end >= len(segment):
+        return frozenset()
+    if _starts_with_suffix(segment, end) or _ROAD_TAIL.match(segment, end):
+        return _ALL_KINDS
+    follower = _scan_word(segment, end, stops)
+    if follower is None or follower[1] is not Kind.COMPOUND:
+        return frozenset()
+    word = segment[end : follower[0]]
+    found = _suffix_of(word)
+    return _LOCAL_KINDS if found and len(word) - len(found[0]) <= 1 else frozenset()
+
+
+def _boundary_only(entry: Entry) -> bool:
+    """Short names, and village names (高庄村 inside 搬高庄村), only count where a token starts."""
+    return entry.weak or entry.kind is Kind.COMMUNITY
+
+
+def _consistent(entry: Entry, state: _State) -> bool:
+    """An entry from another district (or, for a community, another subdistrict) is not meant."""
+    district = state.get("district")
+    if entry.kind is not Kind.DISTRICT and district and entry.district not in (None, district):
+        return False
+    subdistrict = state.chosen.get(Kind.SUBDISTRICT)
+    return not (
+        entry.kind is Kind.COMMUNITY
+        and subdistrict is not None
+        and entry.subdistrict not in (None, subdistrict.name)
+    )
+
+
+def _pick(entries: tuple[Entry, ...], state: _State, *, blocked: frozenset[Kind]) -> Entry | None:
+    """Prefer a meaning that fills an empty slot, then one that repeats a known element, then a
+    conflicting one (noted); strong before weak, shallow before deep. A short name that repeats
+    the known district (塘沽 in 滨海新区塘沽开发区) is read as the district, not as the
+    subdistrict of the same name."""
+    best: tuple[tuple[int, bool, int], Entry] | None = None
+    for entry in entries:
+        if (entry.weak and entry.kind in blocked) or (_boundary_only(entry) and state.pending):
+            continue
+        if not _consistent(entry, state):
+            continue
+        current = state.get(entry.kind.value)
+        conflict = 0 if current is None else 1 if current == entry.name else 2
+        if conflict == 2 and entry.weak:
+            continue
+        if entry.weak and entry.kind is Kind.DISTRICT and conflict == 1:
+            return entry
+        rank = (conflict, entry.weak, _KIND_ORDER[entry.kind])
+        if best is None or rank < best[0]:
+            best = (rank, entry)
+    return best[1] if best else None
+
+
+def _on_entry(entry: Entry, surface: str, state: _State) -> None:
+    state.place = None
+    if entry.kind is Kind.ROAD:
+        _flush(state, before_structure=False)
+        _set_road(state, entry.name, entry)
+    elif entry.kind is Kind.COMPOUND:
+        _set_compound(state, entry.name, from_dictionary=True)
+    else:
+        _flush(state, before_structure=False)
+        _set_admin(state, entry.kind, entry.name, entry)
+        if entry.weak and entry.kind is Kind.COMMUNITY:
+            _community_as_place(surface, state)
+    if state.values["city"] is None:
+        state.values["city"] = "天津市"
+
+
+def _community_as_place(surface: str, state: _State) -> None:
+    """Communities are named after their compound (和进里, 芳水河畔): the bare name is both when it
+    looks like one or when building numbers follow it."""
+    kind = _kind_of(surface)
+    if kind is Kind.COMPOUND and not state.compound_from_dictionary:
+        _set_compound(state, surface, from_dictionary=False)  # 万新村远翠中里: the later wins
+    elif kind is None:
+        state.place = surface
+
+
+def _set_admin(state: _State, kind: Kind, name: str, entry: Entry | None) -> None:
+    """Fill an admin level; a different value is a conflict and goes to the notes, except that
+    a later district replaces an earlier one while nothing below it is known."""
+    key = kind.value
+    current = state.get(key)
+    if current == name:
+        state.last = "admin"
+        return
+    if current is None or (kind is Kind.DISTRICT and not _deeper_than_district(state)):
+        if current is not None:
+            state.notes.append(current)  # 天津河东区...东丽区卫国道: the later, typed one wins
+        state.values[key] = name
+        if entry is not None:
+            state.chosen[kind] = entry
+        else:
+            state.chosen.pop(kind, None)
+    else:
+        state.notes.append(name)
+    state.last = "admin"
+
+
+def _deeper_than_district(state: _State) -> bool:
+    """Whether anything was found that the district is the scope of."""
+    return any(state.values[key] for key in ("subdistrict", "community", "road", "compound"))
+
+
+def _set_road(state: _State, name: str, entry: Entry | None) -> None:
+    current = state.get("road")
+    if current is None:
+        state.values["road"] = name
+        if entry is not None:
+            state.chosen[Kind.ROAD] = entry
+    elif current != name:
+        state.notes.append(name)  # a second road is a cross street or landmark
+    state.last = "road"
+
+
+def _set_compound(state: _State, name: str, *, from_dictionary: bool) -> None:
+    """Adjacent compound words form one name (万科水晶城皓石园) unless one is a dictionary
+    name, which wins; a zone (生态城旅游区, 工业园) gives way to the place inside it."""
+    adjacent = state.last == "compound" and not state.pending
+    prefix = "".join(state.pending)
+    if prefix and not from_dictionary and state.get("compound") is None:
+        state.pending.clear()
+        name = prefix + name  # 尚8文化创意产业园: digits split the name
+    _flush(state, before_structure=False)
+    current = state.get("compound")
+    if current is None or current == name:
+        pass
+    elif adjacent and not from_dictionary and not state.compound_from_dictionary:
+        if _ZONE.search(current):
+            state.notes.append(current)
+        else:
+            name = current + name
+    elif adjacent and state.compound_from_dictionary:
+        state.notes.append(name)
+        name, from_dictionary = current, True
+    elif not state.has_structure():
+        state.notes.append(current)
+    else:
+        state.notes.append(name)
+        name, from_dictionary = current, state.compound_from_dictionary
+    state.values["compound"] = name
+    state.compound_from_dictionary = from_dictionary
+    state.last = "compound"
+
+
+def _on_word(word: str, kind: Kind, state: _State) -> None:
+    """A name recognised by its suffix only: kept as typed."""
+    if kind is Kind.ROAD:
+        _flush(state, before_structure=False)
+        _set_road(state, word, None)
+    elif kind is Kind.COMPOUND:
+        _set_compound(state, word, from_dictionary=False)
+    else:
+        _flush(state, before_structure=False)
+        _set_admin(state, kind, word, None)
+
+
+def _flush(state: _State, *, before_structure: bool) -> None:
+    """Settle unknown text: right before a building number it names the compound
+    (芳水河畔22-1-502, 亚泰津澜1-1-2503); anywhere else it is left over."""
+    text = "".join(state.pending).strip(" -")
+    state.pending.clear()
+    if before_structure and not text and state.last == "admin" and state.get("compound") is None:
+        state.values["compound"] = state.place
+    if not text:
+        return
+    named = sum(map(_is_cjk, text)) >= 2
+    current = state.get("compound")
+    merge = any(map(_is_cjk, text)) and state.last == "compound"
+    if before_structure and merge and not state.compound_from_dictionary:
+        state.values["compound"] = (current or "") + text  # 万科新里 + 程
+    elif before_structure and named and (current is None or _ZONE.search(current)):
+        if current is not None:
+            state.notes.append(current)  # 经济开发区 ... 帝达东谷国际6号楼
+        state.values["compound"] = text
+        state.compound_from_dictionary = False
+    else:
+        state.remark(text)
+
+
+# --- number tokens --------------------------------------------------------------------------
+
+
+def _on_number(match: re.Match[str], segment: str, state: _State) -> int:
+    """Consume a number token; floors and phases (4楼, 3期, 9区) are notes, not levels."""
+    group = next(name for name in _NUMBER_GROUPS if match.group(name) is not None)
+    value = match.group(group)
+    end = match.end()
+    if group == "bare" and end < len(segment) and _is_cjk(segment[end]):
+        return _on_glued_number(value, segment, end, state)
+    if group in ("floor", "zone"):
+        _flush(state, before_structure=True)
+        state.notes.append(value)
+    elif group == "house":
+        _on_house_number(match, segment, state)
+    else:
+        _flush(state, before_structure=True)
+        _on_structure(group, value, state)
+    state.last = "number"
+    return end
+
+
+def _on_glued_number(value: str, segment: str, end: int, state: _State) -> int:
+    """Digits followed by a name: a house number after a road (围堤道53丽晶大厦), part of a road
+    name (海泰发展6道), or part of a compound name (58间新区, 尚8文化创意产业园)."""
+    if road_tail := _GLUED_ROAD.match(segment, end):
+        name = "".join(state.pending) + value + road_tail.group()
+        state.pending.clear()
+        _set_road(state, name, None)
+        return road_tail.end()
+    if state.last == "road" and state.get("house_number") is None and not state.pending:
+        state.values["house_number"] = value
+        state.last = "number"
+    else:
+        state.pending.append(value)
+    return end
+
+
+def _on_house_number(match: re.Match[str], segment: str, state: _State) -> None:
+    """N号 is the house number after a road or before a building number (华鼎新区1号21号楼), and
+    a building number inside a compound or when a unit or unit-room group follows
+    (颐安花园西区4号5门102)."""
+    number = match.group("house") + (match.group("annex") or "")
+    following = _NUMBER.match(segment, match.end())
+    next_is_number = following is not None and bool(
+        following.group("unit") or following.group("dash")
+    )
+    after_road = state.last == "road" or (
+        state.get("road") is not None and state.get("compound") is None and not state.pending
+    )
+    before_building = following is not None and following.group("building") is not None
+    if (before_building or (not next_is_number and after_road)) and not state.get("house_number"):
+        _flush(state, before_structure=False)
+        state.values["house_number"] = number
+        return
+    _flush(state, before_structure=True)
+    _put(state, "building", number)
+
+
+def _on_structure(group: str, value: str, state: _State) -> None:
+    """Building, unit, room, a dash group, or a bare number placed by what came before it."""
+    if group == "building":
+        _put(state, "building", value)
+    elif group == "unit":
+        _put(state, "room" if len(value) >= 3 else "unit", value)  # 1903单元 is an office
+    elif group == "room":
+        _put(state, "room", value)
+    elif group == "dash":
+        _on_dash(value.split("-"), state)
+    elif state.has_structure() or state.get("compound") or state.get("house_number"):
+        _put(state, "room", value)  # 1号楼1204, 建材大厦902
+    elif state.get("road") is not None and state.get("house_number") is None:
+        state.values["house_number"] = value
+    else:
+        state.remark(value)
+
+
+def _put(state: _State, key: str, value: str) -> None:
+    """Set a number slot once; a second value (a duplicated address) is a note."""
+    if state.get(key) is None:
+        state.values[key] = value
+    else:
+        state.notes.append(value)
+
+
+def _on_dash(parts: list[str], state: _State) -> None:
+    """18-3-502 is building-unit-room, 23-601 building-room, 3-2 building-unit; after a known
+    building (11号楼1-401) the group is unit-room; 1001-1005 is a range of rooms."""
+    if len(parts) == 2 and all(len(p) >= 3 for p in parts):
+        _put(state, "room", "-".join(parts))
+        return
+    if state.get("building") is None:
+        _put(state, "building", parts[0])
+        parts = parts[1:]
+    if (len(parts) == 1 and len(parts[0]) >= 3) or state.get("unit") is not None:
+        _put(state, "room", "-".join(parts))
+        return
+    _put(state, "unit", parts[0])
+    if len(parts) > 1:
+        _put(state, "room", "-".join(parts[1:]))
+
+
+# --- parents from children --------------------------------------------------------------------
+
+
+def _infer_parents(state: _State) -> None:
+    """A known subdistrict, community, road or compound implies its district (and a community
+    its subdistrict) when the dictionary says so unambiguously."""
+    community = state.chosen.get(Kind.COMMUNITY)
+    if state.get("subdistrict") is None and community and community.subdistrict:
+        state.values["subdistrict"] = community.subdistrict
+    if state.get("district") is None:
+        for kind in (Kind.SUBDISTRICT, Kind.COMMUNITY, Kind.ROAD, Kind.COMPOUND):
+            entry = state.chosen.get(kind)
+            if entry and entry.district and _unambiguous(entry, state):
+                state.values["district"] = entry.district
+                break
+    if state.get("district") is not None and state.values["city"] is None:
+        state.values["city"] = "天津市"
+
+
+def _unambiguous(entry: Entry, state: _State) -> bool:
+    """Whether every entry of this name and kind lies in the same district."""
+    if state.gazetteer is None:
+        return False
+    districts = {
+        e.district
+        for e in state.gazetteer.lookup(entry.name)
+        if e.kind is entry.kind and e.name == entry.name
+    }
+    return len(districts) == 1

@@ -34,3 +34,17 @@ class LayerSource:
     owner: str | None = None
     description: str | None = None
     keywords: tuple[str, ...] = ()
+    # Department layers carry `version`, `updated_by`, `updated_at` columns and a history table
+    # (ETags, Part 4 writes); the address library's tables do not.
+    versioned: bool = False
+
+    def relation(self) -> str:
+        """SQL for the rows of this collection, usable after FROM with any alias.
+
+        A source with a fixed ``where`` becomes a derived table, so the predicate's bare column
+        names never clash with another table's in a join; PostgreSQL flattens the subquery, and
+        the table's indexes serve it as before.
+        """
+        if not self.where:
+            return self.table
+        return f"(SELECT * FROM {self.table} WHERE {self.where})"

@@ -1,0 +1,354 @@
+"""The catalogue: which layers exist, who may read or change them, and how to read each one.
+
+Graded access (DESIGN.md, security): ``public`` layers are readable by everyone, ``shared``
+ones by the owning department and the departments named, ``private`` ones by the owner only;
+platform admins read everything. A layer the caller may not read does not exist for them: every
+lookup answers 404, never 403, so ids of other departments' private layers leak nothing.
+
+The address library's datasets (addresses, districts, subdistricts, communities, grids) are
+listed here too, as public read-only *system* collections, so overlay, identify, statistics,
+tiles and OGC clients treat them like any layer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from geo import audit, versions
+from geo.auth import Principal
+from geo.errors import ApiError
+from layers import storage
+from layers.models import ACCESS_LEVELS, Layer
+from layers.schema import PropertySpec, check_geometry_type, specs_of
+from layers.sources import LayerSource
+
+ID_RE = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
+
+
+def _area_source(id_: str, title: str, level: str) -> LayerSource:
+    return LayerSource(
+        id=id_,
+        title=title,
+        table="public.admin_areas",
+        geometry_type="MultiPolygon",
+        properties={
+            "code": "string",
+            "name": "string",
+            "level": "string",
+            "parent_code": "string",
+            "kind": "string",
+        },
+        where=f"level = '{level}' AND valid_to IS NULL",
+        version_key="admin_areas",
+        description=f"{title} (address library, read-only)",
+        keywords=("admin area", level),
+    )
+
+
+SYSTEM_SOURCES: dict[str, LayerSource] = {
+    s.id: s
+    for s in (
+        LayerSource(
+            id="addresses",
+            title="标准地址 Standard addresses",
+            table="public.addresses",
+            geometry_type="Point",
+            properties={
+                "code": "string",
+                "full_address": "string",
+                "district_code": "string",
+                "subdistrict_code": "string",
+                "community_code": "string",
+                "grid_code": "string",
+                "road": "string",
+                "house_number": "string",
+                "compound": "string",
+                "building": "string",
+                "unit": "string",
+                "room": "string",
+            },
+            where="status = 'active'",
+            version_key="addresses",
+            description="The city's standard address library (read-only)",
+            keywords=("address",),
+        ),
+        _area_source("districts", "区 Districts", "district"),
+        _area_source("subdistricts", "街道/镇 Subdistricts and towns", "subdistrict"),
+        _area_source("communities", "社区/村 Communities and villages", "community"),
+        LayerSource(
+            id="grids",
+            title="网格 Management grids",
+            table="public.grids",
+            geometry_type="MultiPolygon",
+            properties={"code": "string", "name": "string", "community_code": "string"},
+            version_key="grids",
+            description="Grid-management cells (read-only)",
+            keywords=("grid",),
+        ),
+    )
+}
+
+
+def version_key(layer_id: str) -> str:
+    return f"layer:{layer_id}"
+
+
+# -- access rules -------------------------------------------------------------------------------
+
+
+def can_read(who: Principal, layer: Layer) -> bool:
+    if layer.access == "public" or who.is_admin:
+        return True
+    if who.department is None:
+        return False
+    if who.department == layer.owner:
+        return True
+    return layer.access == "shared" and who.department in (layer.shared_with or [])
+
+
+def can_manage(who: Principal, layer: Layer) -> bool:
+    """Change features, metadata and access: the owner's editors, or an admin."""
+    return who.is_admin or (who.department == layer.owner and who.has_role("editor"))
+
+
+def _not_found(layer_id: str) -> ApiError:
+    return ApiError(404, "NotFound", f"no collection {layer_id!r}", {"collection": layer_id})
+
+
+def readable_layer(session: Session, who: Principal, layer_id: str) -> Layer:
+    layer = session.get(Layer, layer_id)
+    if layer is None or not can_read(who, layer):
+        raise _not_found(layer_id)
+    return layer
+
+
+def writable_layer(session: Session, who: Principal, layer_id: str, lock: bool = False) -> Layer:
+    """The layer, if the caller may change it: 404 when they cannot even see it, 403 when they
+    can see it but it is not theirs to change (or their key is a viewer key)."""
+    if layer_id in SYSTEM_SOURCES:
+        raise ApiError(
+            405,
+            "ReadOnlyCollection",
+            f"{layer_id!r} is a read-only collection of the address library",
+        )
+    if lock:
+        layer = session.scalars(
+            select(Layer).where(Layer.id == layer_id).with_for_update()
+        ).one_or_none()
+    else:
+        layer = session.get(Layer, layer_id)
+    if layer is None or not can_read(who, layer):
+        raise _not_found(layer_id)
+    if not can_manage(who, layer):
+        if who.anonymous:
+            raise ApiError(
+                401,
+                "Unauthorized",
+                "changing a layer needs an editor key of its department",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"layer {layer_id!r} belongs to {layer.owner!r}; only its editors may change it",
+        )
+    return layer
+
+
+def readable_layers(session: Session, who: Principal) -> list[Layer]:
+    stmt = select(Layer).order_by(Layer.id)
+    if not who.is_admin:
+        rules = [Layer.access == "public"]
+        if who.department:
+            rules += [
+                Layer.owner == who.department,
+                (Layer.access == "shared") & Layer.shared_with.contains([who.department]),
+            ]
+        stmt = stmt.where(or_(*rules))
+    return list(session.scalars(stmt))
+
+
+# -- LayerSource: how tiles, overlay, identify and features read any collection -------------------
+
+
+def source_of(layer: Layer, version: int = 0) -> LayerSource:
+    return LayerSource(
+        id=layer.id,
+        title=layer.title,
+        table=storage.table_ref(layer.table_name),
+        geometry_type=layer.geometry_type,
+        properties={p.name: p.type for p in specs_of(layer.properties)},
+        version_key=version_key(layer.id),
+        version=version,
+        public=layer.access == "public",
+        owner=layer.owner,
+        description=layer.description,
+        keywords=tuple(layer.keywords or ()),
+        versioned=True,
+    )
+
+
+def readable_sources(session: Session, who: Principal, ids: Sequence[str]) -> list[LayerSource]:
+    """Sources for ``ids`` in the order given; 404 for any id the caller may not read."""
+    found: list[LayerSource] = []
+    for layer_id in ids:
+        system = SYSTEM_SOURCES.get(layer_id)
+        found.append(system if system else source_of(readable_layer(session, who, layer_id)))
+    return _with_versions(session, found)
+
+
+def readable_source(session: Session, who: Principal, layer_id: str) -> LayerSource:
+    return readable_sources(session, who, [layer_id])[0]
+
+
+def all_readable_sources(session: Session, who: Principal) -> list[LayerSource]:
+    """Every collection the caller may read: system collections first, then layers by id."""
+    found = [*SYSTEM_SOURCES.values(), *(source_of(x) for x in readable_layers(session, who))]
+    return _with_versions(session, found)
+
+
+def _with_versions(session: Session, sources: list[LayerSource]) -> list[LayerSource]:
+    current = versions.versions(session, {s.version_key for s in sources})
+    return [replace(s, version=current[s.version_key]) for s in sources]
+
+
+def audit_read(session: Session, who: Principal, sources: Iterable[LayerSource], how: str) -> None:
+    """DESIGN.md: every read of a non-public layer is on the audit trail."""
+    for source in sources:
+        if not source.public:
+            audit.record(session, who, "layer.read", source.id, {"via": how})
+
+
+# -- catalogue changes --------------------------------------------------------------------------
+
+
+def check_id(layer_id: str) -> str:
+    if not ID_RE.match(layer_id):
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"collection id {layer_id!r} must be 2-50 lowercase letters, digits or _, "
+            "starting with a letter",
+            {"collection": layer_id},
+        )
+    if layer_id in SYSTEM_SOURCES:
+        raise ApiError(409, "Conflict", f"{layer_id!r} is the id of a system collection")
+    return layer_id
+
+
+def check_access(access: str, shared_with: Sequence[str]) -> tuple[str, list[str]]:
+    if access not in ACCESS_LEVELS:
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"access must be one of {', '.join(ACCESS_LEVELS)}, not {access!r}",
+        )
+    if access != "shared" and shared_with:
+        raise ApiError(
+            400, "InvalidParameterValue", "shared_with is only meaningful with access=shared"
+        )
+    return access, sorted(set(shared_with))
+
+
+def create_layer(
+    session: Session,
+    who: Principal,
+    layer_id: str,
+    *,
+    title: str | None,
+    geometry_type: str,
+    properties: list[PropertySpec],
+    description: str | None = None,
+    keywords: Sequence[str] = (),
+    access: str = "private",
+    shared_with: Sequence[str] = (),
+    key_property: str | None = None,
+    spatial_index: bool = True,
+) -> Layer:
+    """Register a layer and create its tables, in the caller's transaction."""
+    if who.anonymous or not who.has_role("editor") or who.department is None:
+        raise ApiError(403, "Forbidden", "registering a layer needs an editor key")
+    check_id(layer_id)
+    check_geometry_type(geometry_type)
+    access, shared = check_access(access, shared_with)
+    if key_property is not None and key_property not in {p.name for p in properties}:
+        raise ApiError(
+            400, "InvalidSchema", f"key_property {key_property!r} is not a declared property"
+        )
+    if session.get(Layer, layer_id) is not None:
+        # Even a layer the caller cannot see: ids are global, and a 409 names no owner.
+        raise ApiError(409, "Conflict", f"a collection {layer_id!r} exists already")
+    layer = Layer(
+        id=layer_id,
+        title=title or layer_id,
+        description=description,
+        keywords=list(keywords),
+        geometry_type=geometry_type,
+        properties=[p.as_dict() for p in properties],
+        key_property=key_property,
+        access=access,
+        shared_with=shared,
+        owner=who.department,
+        table_name="l_" + layer_id,
+        created_by=who.key_prefix,
+    )
+    session.add(layer)
+    session.flush()
+    storage.ensure_schema(session)
+    storage.create_feature_table(
+        session, layer.table_name, geometry_type, properties, spatial_index=spatial_index
+    )
+    storage.create_history_table(session, layer.table_name, geometry_type)
+    versions.bump(session, version_key(layer_id))
+    audit.record(
+        session,
+        who,
+        "layer.create",
+        layer_id,
+        {"access": access, "shared_with": shared, "geometry_type": geometry_type},
+    )
+    return layer
+
+
+def set_properties(session: Session, layer: Layer, properties: list[PropertySpec]) -> None:
+    layer.properties = [p.as_dict() for p in properties]
+    session.flush()
+
+
+def update_layer(session: Session, who: Principal, layer_id: str, changes: dict[str, Any]) -> Layer:
+    """Metadata and access changes by the owner (or an admin). The schema and geometry type are
+    the table's shape and change through uploads, not here."""
+    layer = writable_layer(session, who, layer_id, lock=True)
+    access = changes.get("access", layer.access)
+    shared = changes.get("shared_with", layer.shared_with if access == "shared" else [])
+    layer.access, layer.shared_with = check_access(access, shared)
+    for name in ("title", "description"):
+        if name in changes:
+            setattr(layer, name, changes[name])
+    if "keywords" in changes:
+        layer.keywords = list(changes["keywords"])
+    if "key_property" in changes:
+        key = changes["key_property"]
+        if key is not None and key not in {p["name"] for p in layer.properties}:
+            raise ApiError(400, "InvalidSchema", f"key_property {key!r} is not a property")
+        layer.key_property = key
+    layer.updated_at = datetime.now(UTC)
+    versions.bump(session, version_key(layer_id))
+    audit.record(session, who, "layer.update", layer_id, {"changed": sorted(changes)})
+    session.flush()
+    return layer
+
+
+def delete_layer(session: Session, who: Principal, layer_id: str) -> None:
+    layer = writable_layer(session, who, layer_id, lock=True)
+    storage.drop_tables(session, layer.table_name)
+    session.delete(layer)
+    versions.bump(session, version_key(layer_id))
+    audit.record(session, who, "layer.delete", layer_id)

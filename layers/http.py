@@ -1,0 +1,141 @@
+"""Request and response plumbing the layer routes share: JSON bodies, formats, bbox and crs
+parameters, links, conditional requests."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+import shapely
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from geo import crs
+from geo.errors import ApiError
+from geo.settings import get_settings
+from layers.schema import json_depth
+
+GEOJSON = "application/geo+json"
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_json(raw: bytes, what: str = "request body") -> Any:
+    """orjson (no NaN, bounded recursion) plus the service's own nesting limit."""
+    if not raw.strip():
+        raise ApiError(400, "MalformedJSON", f"{what} is empty")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "MalformedJSON", f"{what} is not valid JSON: {exc}") from exc
+    limit = get_settings().max_json_depth
+    if json_depth(value, limit) > limit:
+        raise ApiError(
+            400, "TooDeep", f"{what} is nested deeper than {limit} levels (GEO_MAX_JSON_DEPTH)"
+        )
+    return value
+
+
+async def json_body(request: Request) -> Any:
+    return parse_json(await request.body())
+
+
+def model(cls: type[M], value: Any) -> M:
+    try:
+        return cls.model_validate(value)
+    except ValidationError as exc:
+        errors = exc.errors()
+        details = [{"location": [str(p) for p in e["loc"]], "problem": e["msg"]} for e in errors]
+        where = ".".join(details[0]["location"]) or "body"
+        raise ApiError(
+            400, "InvalidParameterValue", f"{where}: {details[0]['problem']}", details
+        ) from exc
+
+
+def wants(request: Request, allowed: tuple[str, ...] = ("json", "html")) -> str:
+    """The output format: ``f=`` when given, HTML for browsers, JSON for everything else
+    (including ``Accept: */*``)."""
+    fmt = request.query_params.get("f")
+    if fmt:
+        fmt = {"geojson": "json", "application/geo+json": "json"}.get(fmt, fmt)
+        if fmt not in allowed:
+            raise ApiError(
+                400, "InvalidParameterValue", f"f must be one of {', '.join(allowed)}, not {fmt!r}"
+            )
+        return fmt
+    accept = request.headers.get("accept", "")
+    if "html" in allowed and "text/html" in accept.split(",")[0]:
+        return "html"
+    return "json"
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def self_url(request: Request, **overrides: Any) -> str:
+    """The request URL with some query parameters replaced (None removes one)."""
+    url = request.url
+    removed = [k for k, v in overrides.items() if v is None]
+    if removed:
+        url = url.remove_query_params(removed)
+    added = {k: str(v) for k, v in overrides.items() if v is not None}
+    if added:
+        url = url.include_query_params(**added)
+    return str(url)
+
+
+def parse_bbox(value: str, bbox_crs: str | None) -> tuple[float, float, float, float]:
+    """``bbox`` (4 numbers, or 6 with heights) in ``bbox-crs`` to a lon/lat box in EPSG:4490.
+
+    Axis order follows the CRS's definition only when OGC says so: bbox-crs=EPSG:4490 by URI
+    means lat/lon. The corners' images alone would cut off curved edges of a projected box, so
+    the outline is densified before converting.
+    """
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError as exc:
+        raise ApiError(400, "InvalidParameterValue", f"bbox must be numbers: {value!r}") from exc
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or not all(map(_finite, numbers)):
+        raise ApiError(400, "InvalidParameterValue", "bbox needs 4 (or 6) finite numbers")
+    info = crs.resolve(bbox_crs or crs.DEFAULT_CRS)
+    x0, y0, x1, y1 = numbers
+    if info.yx:
+        x0, y0, x1, y1 = y0, x0, y1, x1
+    if x0 > x1 or y0 > y1:
+        raise ApiError(400, "InvalidParameterValue", "bbox minimum exceeds its maximum")
+    if info.id in ("CRS84", "EPSG:4326", "EPSG:4490"):
+        return x0, y0, x1, y1
+    outline = shapely.segmentize(shapely.box(x0, y0, x1, y1), max((x1 - x0), (y1 - y0)) / 16 or 1)
+    converted = crs.transform(outline, info.id, crs.STORAGE_CRS)
+    b = shapely.bounds(converted)
+    return float(b[0]), float(b[1]), float(b[2]), float(b[3])
+
+
+def _finite(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
+
+
+def content_crs(target: str) -> dict[str, str]:
+    return {"Content-Crs": f"<{crs.resolve(target).uri}>"}
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match(request: Request, current: int) -> None:
+    """Optimistic locking (Part 4): a stale If-Match is a 412 naming the current version."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    if etag(current) not in tags:
+        raise ApiError(
+            412,
+            "PreconditionFailed",
+            f"the feature changed: If-Match {header} but the current version is {etag(current)}",
+            {"current": etag(current)},
+            headers={"ETag": etag(current)},
+        )

@@ -1,0 +1,1 @@
+"""Files to layer tables: readers per format, validation, and COPY (see pipeline.upload)."""

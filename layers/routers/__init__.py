@@ -1,0 +1,1 @@
+"""HTTP routes of the layers package; thin: parse, check access, call a module, shape output."""

@@ -1,0 +1,170 @@
+"""Overlay, identify and statistics over every collection the caller may read."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Literal
+
+from fastapi import Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from geo import crs as geo_crs
+from geo.auth import Principal, principal
+from geo.db import get_session
+from geo.errors import ApiError
+from geo.routing import api_router
+from geo.settings import get_settings
+from layers import catalogue, identify, overlay
+from layers.cql import Compiler, parse
+from layers.http import GEOJSON, content_crs, json_body, model
+
+router = api_router(tags=["analysis"])
+AREA_LEVELS = {
+    "district": "districts",
+    "subdistrict": "subdistricts",
+    "community": "communities",
+    "grid": "grids",
+}
+MAX_OVERLAY_LIMIT = 100_000
+
+
+class OverlayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: str = Field(description="the collection whose features are matched")
+    other: str = Field(description="the collection they are matched against (grouped by)")
+    predicate: Literal["intersects", "within", "contains", "dwithin"] = "intersects"
+    distance: float | None = Field(default=None, description="metres, for dwithin")
+    output: Literal["features", "aggregate"] = "features"
+    property: str | None = Field(default=None, description="numeric attribute of layer to sum")
+    filter: Any = Field(default=None, description="CQL2 (text or JSON) on layer")
+    other_filter: Any = Field(default=None, description="CQL2 (text or JSON) on other")
+    filter_crs: str = geo_crs.DEFAULT_CRS
+    format: Literal["geojson", "csv"] = "geojson"
+    crs: str = geo_crs.DEFAULT_CRS
+    limit: int | None = Field(default=None, ge=1, le=MAX_OVERLAY_LIMIT)
+    offset: int = Field(default=0, ge=0)
+
+
+def _compiled(value: Any, source: Any, filter_crs: str, prefix: str) -> Any:
+    if value is None:
+        return None
+    import orjson
+
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    lang = "cql2-text" if isinstance(value, str) else "cql2-json"
+    return Compiler(source, filter_crs, alias=prefix, prefix=prefix + "f").compile(
+        parse(text, lang)
+    )
+
+
+def _respond(result: overlay.Result, fmt: str, target: str, name: str) -> Response:
+    headers = content_crs(target)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(overlay.csv_rows(result, target))
+        headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return Response(
+            buffer.getvalue().encode("utf-8-sig"),
+            media_type="text/csv; charset=utf-8",
+            headers=headers,
+        )
+    return StreamingResponse(
+        overlay.as_geojson(result, target), media_type=GEOJSON, headers=headers
+    )
+
+
+@router.post(
+    "/overlay",
+    summary="Join two collections spatially: matched features or aggregates per feature",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": OverlayIn.model_json_schema()}},
+        }
+    },
+)
+async def overlay_route(
+    request: Request, who: Principal = Depends(principal), session: Session = Depends(get_session)
+) -> Response:
+    body = model(OverlayIn, await json_body(request))
+    target = geo_crs.resolve(body.crs).id
+    overlay.check_join(body.predicate, body.distance)
+    layer, other = catalogue.readable_sources(session, who, [body.layer, body.other])
+    join = overlay.Join(
+        overlay.Side(layer, "l", _compiled(body.filter, layer, body.filter_crs, "l")),
+        overlay.Side(other, "o", _compiled(body.other_filter, other, body.filter_crs, "o")),
+        body.predicate,
+        body.distance,
+    )
+    limit = body.limit or get_settings().max_items_limit
+    if body.output == "aggregate":
+        result = overlay.aggregate(session, join, body.property, limit, body.offset)
+    else:
+        if body.property is not None:
+            raise ApiError(400, "InvalidParameterValue", "property goes with output=aggregate")
+        result = overlay.features(session, join, limit, body.offset)
+    catalogue.audit_read(session, who, [layer, other], "overlay")
+    return _respond(result, body.format, target, f"{layer.id}-{other.id}")
+
+
+@router.get("/identify", summary="Features of every readable collection at or near a point")
+def identify_route(
+    lon: float = Query(description="x of the point in crs"),
+    lat: float = Query(description="y of the point in crs"),
+    radius: float = Query(default=20.0, ge=0, le=identify.MAX_RADIUS_M, description="metres"),
+    crs: str = Query(default=geo_crs.DEFAULT_CRS, description="CRS of lon/lat and of the output"),
+    layers: str | None = Query(default=None, description="comma-separated collections"),
+    limit: int = Query(default=50, ge=1, le=1000),
+    who: Principal = Depends(principal),
+    session: Session = Depends(get_session),
+) -> Response:
+    target = geo_crs.resolve(crs).id
+    xs, ys = geo_crs.transform_xy([lon], [lat], target, geo_crs.STORAGE_CRS)
+    x, y = float(xs[0]), float(ys[0])
+    minx, miny, maxx, maxy = get_settings().extent
+    if not (minx <= x <= maxx and miny <= y <= maxy):
+        raise ApiError(
+            400,
+            "OutsideExtent",
+            f"point ({x:.6f}, {y:.6f}) in EPSG:4490 is outside the city extent; lat/lon swapped?",
+        )
+    if layers:
+        sources = catalogue.readable_sources(session, who, [s for s in layers.split(",") if s])
+    else:
+        sources = catalogue.all_readable_sources(session, who)
+    found = identify.identify(session, sources, x, y, radius, limit, target)
+    catalogue.audit_read(
+        session,
+        who,
+        [s for s in sources if s.id in {f["properties"]["collection"] for f in found}],
+        "identify",
+    )
+    return JSONResponse(
+        {"type": "FeatureCollection", "features": found, "numberReturned": len(found)},
+        media_type=GEOJSON,
+        headers=content_crs(target),
+    )
+
+
+@router.get(
+    "/collections/{collection_id}/stats",
+    summary="Counts (and sums of an attribute) per district, subdistrict, community or grid",
+)
+def stats_route(
+    collection_id: str,
+    by: Literal["district", "subdistrict", "community", "grid"] = Query(),
+    property: str | None = Query(default=None, description="numeric attribute to sum"),
+    crs: str = Query(default=geo_crs.DEFAULT_CRS),
+    f: Literal["json", "geojson", "csv"] = Query(default="json"),
+    who: Principal = Depends(principal),
+    session: Session = Depends(get_session),
+) -> Response:
+    target = geo_crs.resolve(crs).id
+    layer, areas = catalogue.readable_sources(session, who, [collection_id, AREA_LEVELS[by]])
+    join = overlay.Join(overlay.Side(layer, "l"), overlay.Side(areas, "o"), "assign")
+    result = overlay.aggregate(session, join, property, MAX_OVERLAY_LIMIT)
+    catalogue.audit_read(session, who, [layer], "stats")
+    return _respond(result, "csv" if f == "csv" else "geojson", target, f"{collection_id}-{by}")

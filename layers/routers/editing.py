@@ -1,0 +1,129 @@
+"""OGC API - Features Part 4: create, replace, update (JSON merge patch) and delete features.
+
+The input CRS comes from the ``Content-Crs`` header (CRS84 when absent). ``If-Match`` is honoured:
+with a stale ETag the write is refused with 412; without one the write goes through (clients
+that never read ETags still work), and every response carries the new ETag.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import Depends, Request, Response
+from sqlalchemy.orm import Session
+
+from geo import crs
+from geo.auth import Principal, require
+from geo.db import get_session
+from geo.errors import ApiError
+from geo.routing import api_router
+from layers import catalogue, editing, features
+from layers.http import GEOJSON, base_url, etag, if_match, json_body
+from layers.models import Layer
+from layers.routers.collections import _fid
+
+router = api_router(tags=["collections"])
+editor = require("editor")
+_FEATURE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {GEOJSON: {"schema": {"type": "object", "description": "a GeoJSON Feature"}}},
+    }
+}
+
+
+def _input_crs(request: Request) -> str:
+    header = request.headers.get("content-crs")
+    return crs.resolve(header.strip().strip("<>")).id if header else crs.DEFAULT_CRS
+
+
+def _feature_response(
+    session: Session, request: Request, layer: Layer, fid: int, status: int
+) -> Response:
+    """The feature as written, with its new ETag (read back in the same transaction)."""
+    found = features.one(session, catalogue.source_of(layer), fid, crs.DEFAULT_CRS)
+    if found is None:
+        raise ApiError(404, "NotFound", f"no feature {fid} in {layer.id!r}")
+    feature, version = found
+    href = f"{base_url(request)}/collections/{layer.id}/items/{fid}"
+    return Response(
+        feature,
+        status,
+        {"ETag": etag(version or 0), "Location": href},
+        media_type=GEOJSON,
+    )
+
+
+@router.post(
+    "/collections/{collection_id}/items",
+    status_code=201,
+    summary="Add a feature",
+    openapi_extra=_FEATURE_BODY,
+)
+async def create_item(
+    collection_id: str,
+    request: Request,
+    who: Principal = Depends(editor),
+    session: Session = Depends(get_session),
+) -> Response:
+    layer = catalogue.writable_layer(session, who, collection_id)
+    fid, _ = editing.create(session, who, layer, await json_body(request), _input_crs(request))
+    return _feature_response(session, request, layer, fid, 201)
+
+
+@router.put(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="Replace a feature",
+    openapi_extra=_FEATURE_BODY,
+)
+async def replace_item(
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    who: Principal = Depends(editor),
+    session: Session = Depends(get_session),
+) -> Response:
+    layer = catalogue.writable_layer(session, who, collection_id)
+    fid = _fid(feature_id)
+    body = await json_body(request)
+    editing.replace(session, who, layer, fid, body, _input_crs(request), partial(if_match, request))
+    return _feature_response(session, request, layer, fid, 200)
+
+
+@router.patch(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="Update a feature (JSON merge patch)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/merge-patch+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def patch_item(
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    who: Principal = Depends(editor),
+    session: Session = Depends(get_session),
+) -> Response:
+    layer = catalogue.writable_layer(session, who, collection_id)
+    fid = _fid(feature_id)
+    body = await json_body(request)
+    editing.patch(session, who, layer, fid, body, _input_crs(request), partial(if_match, request))
+    return _feature_response(session, request, layer, fid, 200)
+
+
+@router.delete(
+    "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
+)
+def delete_item(
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    who: Principal = Depends(editor),
+    session: Session = Depends(get_session),
+) -> Response:
+    layer = catalogue.writable_layer(session, who, collection_id)
+    editing.delete(session, who, layer, _fid(feature_id), partial(if_match, request))
+    return Response(status_code=204)

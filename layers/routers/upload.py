@@ -1,0 +1,100 @@
+"""``POST /collections/{id}/upload``: a file as multipart field ``file`` into a layer."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from geo.auth import Principal, require
+from geo.db import get_session
+from geo.errors import ApiError
+from geo.routing import api_router
+from geo.settings import get_settings
+from layers.http import model, parse_json
+from layers.ingest.limits import spool, too_large
+from layers.ingest.pipeline import UploadOptions, upload
+from layers.routers.collections import LayerPatch, PropertyIn
+
+router = api_router(tags=["collections"])
+editor = require("editor")
+
+
+class UploadMetadata(LayerPatch):
+    """Catalogue entries for mode=create (all optional; the schema is inferred when absent)."""
+
+    geometry_type: str | None = None
+    properties: list[PropertyIn] | None = None
+
+
+def _check_length(request: Request) -> None:
+    """Refuse an oversized upload from its Content-Length, before reading a byte of it."""
+    limit = get_settings().max_upload_bytes
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit + 64 * 1024:
+        raise too_large(int(length), limit)
+
+
+@router.post(
+    "/collections/{collection_id}/upload",
+    status_code=201,
+    summary="Upload GeoJSON, NDJSON, GeoPackage, zipped Shapefile or CSV into a layer",
+    dependencies=[Depends(_check_length)],
+)
+def upload_file(
+    collection_id: str,
+    file: UploadFile = File(description="the file"),
+    metadata: str | None = Form(
+        default=None, description="JSON catalogue entries for mode=create (title, properties...)"
+    ),
+    mode: str = Query(default="create", description="create | append | replace | upsert"),
+    crs: str | None = Query(default=None, description="CRS of the file's coordinates"),
+    access: str | None = Query(default=None, description="public | shared | private (create)"),
+    shared_with: str | None = Query(default=None, description="comma-separated departments"),
+    key_property: str | None = Query(default=None, description="the property upserts match on"),
+    make_valid: bool = Query(default=False, description="repair invalid geometries"),
+    format: str | None = Query(default=None, description="override the extension's format"),
+    layer: str | None = Query(default=None, description="layer inside a GeoPackage or zip"),
+    lon_column: str | None = Query(default=None),
+    lat_column: str | None = Query(default=None),
+    address_column: str | None = Query(default=None),
+    who: Principal = Depends(editor),
+    session: Session = Depends(get_session),
+) -> JSONResponse:
+    meta = model(UploadMetadata, parse_json(metadata.encode(), "metadata")) if metadata else None
+    if mode != "create" and (meta is not None or access is not None):
+        raise ApiError(400, "InvalidParameterValue", "metadata and access go with mode=create")
+    opts = UploadOptions(
+        mode=mode,
+        crs=crs,
+        format=format,
+        make_valid=make_valid,
+        key_property=key_property,
+        source_layer=layer,
+        lon_column=lon_column,
+        lat_column=lat_column,
+        address_column=address_column,
+        access=access or (meta.access if meta and meta.access else "private"),
+        shared_with=[s for s in (shared_with or "").split(",") if s]
+        or (meta.shared_with or [] if meta else []),
+    )
+    if meta is not None:
+        opts.title, opts.description = meta.title, meta.description
+        opts.keywords = meta.keywords or []
+        opts.geometry_type = meta.geometry_type
+        if meta.properties is not None:
+            opts.properties = [p.model_dump() for p in meta.properties]
+        opts.key_property = opts.key_property or meta.key_property
+    folder = Path(tempfile.mkdtemp(prefix="layer-upload-"))
+    try:
+        name = Path(file.filename or "upload").name
+        path = folder / ("upload" + Path(name).suffix.lower())
+        spool(file.file, path, get_settings().max_upload_bytes)
+        report = upload(session, who, collection_id, path, name, opts)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return JSONResponse(report, status_code=201 if mode == "create" else 200)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck check clean-data system-deps test-deps
+.PHONY: run test bench lint typecheck check clean-data system-deps test-deps vendor
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 system-deps: $(STAMP)
 	$(BIN)/python -c "from geo.embedded import ensure_binaries; ensure_binaries()"
 
-## Real clients the end-to-end tests drive (GDAL's ogrinfo/ogr2ogr)
+## Real clients the end-to-end tests drive (GDAL, Chromium + chromedriver) and npm packages
 test-deps: system-deps
 	scripts/ensure-test-deps.sh
 
@@ -26,7 +26,7 @@ run: system-deps
 test: test-deps
 	$(BIN)/python -m pytest -q
 
-bench: system-deps
+bench: test-deps
 	$(BIN)/python -m bench $(BENCH)
 
 lint: $(STAMP)
@@ -37,6 +37,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+## Refresh the MapLibre GL files the viewer serves (committed under tiles/static/vendor, so
+## neither npm nor a network is needed at run time) after changing its version in package.json
+vendor:
+	npm ci --no-audit --no-fund --loglevel=error
+	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
+	   node_modules/maplibre-gl/dist/LICENSE.txt tiles/static/vendor/
+	node -p "require('./node_modules/maplibre-gl/package.json').version" > tiles/static/vendor/VERSION
 
 clean-data:
 	-$(BIN)/geo db stop

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Debian packages the end-to-end tests need: GDAL's command-line clients (ogrinfo, ogr2ogr).
+# Debian packages the end-to-end tests need: GDAL's command-line clients (ogrinfo, ogr2ogr);
+# Chromium, its WebDriver and a CJK font for the /map viewer test; wrk for `make bench`;
+# npm, then the root package.json's packages (MapLibre's style validator) for the style tests.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 missing=()
 command -v ogrinfo >/dev/null || missing+=(gdal-bin)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+fc-list 2>/dev/null | grep -qi "WenQuanYi Zen Hei" || missing+=(fonts-wqy-zenhei)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing ${missing[*]}: install them (apt-get install ${missing[*]})" >&2
@@ -11,4 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}"
+fi
+if [ ! -x node_modules/.bin/gl-style-validate ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -1,0 +1,506 @@
+"""Vector tiles: us (uncached and cached) against tipg and against the database itself.
+
+Data: 2,000,000 points and 500,000 small polygons, normally distributed around the city centre
+(117.2E, 39.13N), loaded through our own upload pipeline (layers.ingest.pipeline.upload: a CSV
+with lon/lat columns and a newline-delimited GeoJSON file, as a department would send them).
+
+Contenders, one after the other on the same database and the same list of a few thousand
+distinct tiles at zooms 10-16 around the centre (half of them points, half polygons), each
+requested by wrk at 8 concurrent connections:
+
+- tipg (pip-installed into its own virtualenv under GEO_DATA_DIR/bench-venvs), 2 workers,
+  serving the same two tables with the same properties;
+- us uncached: `geo serve --workers 2` with the tile cache off (GEO_TILE_CACHE_MB=0), so every
+  request runs the tile SQL;
+- us cached: the same server with its in-process cache, after one pass over the list;
+- the floor: our exact tile statements sent straight to PostgreSQL from 8 threads (prepared,
+  binary results), with no HTTP at all.
+
+Each contender first gets a short unmeasured warm-up, so every one finds the table pages in
+PostgreSQL's buffers. Besides tiles/s and latency, each figure has the CPU time its server and
+PostgreSQL spent per tile (from /proc): the machines are shared, and that number does not move
+with what else is running, while tiles/s does. Targets (issue 5): uncached >= 2x tipg's tiles/s
+with a lower p99, cached >= 10x tipg, uncached >= 70% of the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import morecantile
+import numpy as np
+import psycopg
+
+from bench.common import BenchContext, console, percentile, running_server, wait_http
+from geo.embedded import free_port
+
+CENTRE = (117.2, 39.13)
+POINTS = 2_000_000
+POLYGONS = 500_000
+SPREAD_DEG = 0.04  # standard deviation of the cluster, about 4 km
+ZOOMS = range(10, 17)
+# Tiles per side of the square around the centre, by zoom: ~2,600 tiles, ~5,200 requests.
+SIDE = {10: 3, 11: 5, 12: 7, 13: 9, 14: 15, 15: 25, 16: 40}
+CONNECTIONS = 8
+WARMUP_S = 5
+MEASURE_S = 20
+LAYERS = ("bench_points", "bench_polygons")
+# Where the upload put each layer (layers.storage: schema layerdata, table l_<id>).
+TABLES = {layer: f"layerdata.l_{layer}" for layer in LAYERS}
+
+
+@dataclass
+class Figures:
+    name: str
+    tiles_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+    # CPU time of the server's processes and PostgreSQL's per tile served: unlike tiles/s, it
+    # does not depend on what else the shared machine is running.
+    cpu_ms_per_tile: float | None = None
+
+    def line(self) -> str:
+        rate = f"{self.tiles_per_s:,.0f} tiles/s"
+        cpu = f", {self.cpu_ms_per_tile:.1f} ms CPU/tile" if self.cpu_ms_per_tile else ""
+        return f"{rate}, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms{cpu}"
+
+
+# -- CPU accounting -------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float, list[str]]]:
+    """pid -> (parent pid, CPU seconds of it and of the children it has waited for, argv)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        ticks = sum(int(v) for v in stat[11:15])  # utime, stime, cutime, cstime
+        found[int(entry.name)] = (int(stat[1]), ticks / _TICK, argv)
+    return found
+
+
+def _listens_on(argv: list[str], port: int) -> bool:
+    return any(a == "--port" and b == str(port) for a, b in itertools.pairwise(argv))
+
+
+def cpu_seconds(ctx: BenchContext, port: int | None) -> float:
+    """CPU used so far by PostgreSQL (the postmaster's process tree) and by the server started
+    with `--port port` (its tree). Exited children count through their parent's cutime."""
+    procs = _processes()
+    roots = {int((ctx.root / "pg" / "data" / "postmaster.pid").read_text().split()[0])}
+    if port is not None:
+        roots |= {pid for pid, (_, _, argv) in procs.items() if _listens_on(argv, port)}
+    total = 0.0
+    for pid, (_, seconds, _) in procs.items():
+        ancestor = pid
+        while ancestor not in roots and ancestor in procs and ancestor > 1:
+            ancestor = procs[ancestor][0]
+        if ancestor in roots:
+            total += seconds
+    return total
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def _cluster(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    lon = rng.normal(CENTRE[0], SPREAD_DEG, n).clip(116.8, 118.0)
+    lat = rng.normal(CENTRE[1], SPREAD_DEG, n).clip(38.6, 40.2)
+    return lon, lat
+
+
+def write_points_csv(path: Path, rng: np.random.Generator) -> None:
+    lon, lat = _cluster(rng, POINTS)
+    kind = rng.integers(0, 12, POINTS)
+    with path.open("w") as f:
+        f.write("name,kind,lon,lat\n")
+        for i in range(0, POINTS, 100_000):
+            block = slice(i, i + 100_000)
+            rows = zip(range(i, i + 100_000), kind[block], lon[block], lat[block], strict=False)
+            f.write("".join(f"p{n},{k},{x:.7f},{y:.7f}\n" for n, k, x, y in rows))
+
+
+def write_polygons_ndjson(path: Path, rng: np.random.Generator) -> None:
+    """Small quadrilaterals, 20-80 m across, like building footprints or parcels."""
+    lon, lat = _cluster(rng, POLYGONS)
+    half = rng.uniform(0.0001, 0.0004, POLYGONS)
+    skew = rng.uniform(-0.3, 0.3, POLYGONS)
+    with path.open("w") as f:
+        for i in range(POLYGONS):
+            x, y, h, s = lon[i], lat[i], half[i], skew[i] * half[i]
+            ring = [
+                [round(x - h, 7), round(y - h + s, 7)],
+                [round(x + h, 7), round(y - h, 7)],
+                [round(x + h - s, 7), round(y + h, 7)],
+                [round(x - h, 7), round(y + h - s, 7)],
+                [round(x - h, 7), round(y - h + s, 7)],
+            ]
+            feature = {
+                "type": "Feature",
+                "properties": {"name": f"g{i}", "kind": int(i % 7)},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+            f.write(json.dumps(feature, separators=(",", ":")) + "\n")
+
+
+def load_layers(ctx: BenchContext) -> None:
+    """Upload both files as a department does, as public layers, and ANALYZE them."""
+    from geo.auth import Principal
+    from geo.db import session_scope
+    from geo.departments import create_department
+    from layers.ingest.pipeline import UploadOptions, upload
+
+    data = ctx.root / "tiles-data"
+    data.mkdir(exist_ok=True)
+    rng = np.random.default_rng(20261122)
+    files = {
+        "bench_points": (
+            data / "points.csv",
+            write_points_csv,
+            {"lon_column": "lon", "lat_column": "lat"},
+        ),
+        "bench_polygons": (data / "polygons.geojsonl", write_polygons_ndjson, {}),
+    }
+    who = Principal("bench", "editor", "bench")
+    with session_scope() as session:
+        create_department(session, "基准测试", "bench")
+    for layer, (path, write, extra) in files.items():
+        started = time.perf_counter()
+        write(path, rng)
+        written = time.perf_counter() - started
+        with session_scope() as session:
+            opts = UploadOptions(mode="create", title=layer, access="public", **extra)
+            report = upload(session, who, layer, path, path.name, opts)
+        console.print(
+            f"{layer}: file written in {written:.0f} s, uploaded in "
+            f"{time.perf_counter() - started - written:.0f} s: {report.get('features', report)}"
+        )
+    with psycopg.connect(ctx.psycopg_url, autocommit=True) as conn:
+        for layer in LAYERS:
+            conn.execute(f"ANALYZE {TABLES[layer]}")
+
+
+# -- the tile list ----------------------------------------------------------------------------
+
+
+def tile_list() -> list[tuple[str, int, int, int]]:
+    """(layer, z, x, y) for the squares of tiles around the centre, both layers, shuffled the
+    same way for every contender so none of them gets a friendlier order."""
+    tms = morecantile.tms.get("WebMercatorQuad")
+    tiles = []
+    for z in ZOOMS:
+        centre = tms.tile(*CENTRE, z)
+        half = SIDE[z] // 2
+        for dx in range(-half, SIDE[z] - half):
+            for dy in range(-half, SIDE[z] - half):
+                tiles.extend((layer, z, centre.x + dx, centre.y + dy) for layer in LAYERS)
+    order = np.random.default_rng(7).permutation(len(tiles))
+    return [tiles[i] for i in order]
+
+
+# -- load generation ------------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local counter = 0
+function setup(thread)
+  thread:set("offset", counter * math.floor(#paths / 2))
+  counter = counter + 1
+end
+function init(args)
+  i = tonumber(wrk.thread:get("offset")) or 0
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(value: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if found is None:
+        raise ValueError(f"wrk printed a latency we cannot read: {value!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def wrk(base: str, paths: list[str], seconds: int, root: Path, name: str) -> Figures:
+    """Requests/s and latency percentiles from wrk (2 threads, 8 connections)."""
+    path_file = root / f"paths-{name}.txt"
+    path_file.write_text("\n".join(paths) + "\n")
+    script = root / "bench-tiles.lua"
+    script.write_text(WRK_SCRIPT)
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), base],
+        env={**os.environ, "BENCH_PATHS": str(path_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = result.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if socket_errors:
+        console.print(f"[yellow]{name}: socket errors {socket_errors.group(1)}[/yellow]")
+    return Figures(name, rate, p50, p99, errors)
+
+
+def measure(ctx: BenchContext, base: str, paths: list[str], name: str) -> Figures:
+    """An unmeasured warm-up, then MEASURE_S seconds of wrk, with the CPU it cost."""
+    wrk(base, paths, WARMUP_S, ctx.root, name)
+    port = int(base.rsplit(":", 1)[1])
+    before = cpu_seconds(ctx, port)
+    figures = wrk(base, paths, MEASURE_S, ctx.root, name)
+    served = figures.tiles_per_s * MEASURE_S
+    figures.cpu_ms_per_tile = 1000 * (cpu_seconds(ctx, port) - before) / served
+    console.print(f"{name}: {figures.line()} ({figures.errors} non-2xx)")
+    return figures
+
+
+# -- contenders -------------------------------------------------------------------------------
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Variables for a server started inside the block (running_server copies os.environ)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def tipg_python() -> Path:
+    """tipg in its own virtualenv (it pins its own FastAPI/pydantic), made once and reused."""
+    from geo.settings import get_settings
+
+    venv = get_settings().data_dir.resolve() / "bench-venvs" / "tipg"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "uvicorn").exists():
+        console.print(f"installing tipg into {venv}")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "tipg", "uvicorn[standard]"], check=True
+        )
+    return python
+
+
+@contextmanager
+def tipg_server(ctx: BenchContext) -> Iterator[str]:
+    python = tipg_python()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": ctx.psycopg_url,
+        "TIPG_DB_SCHEMAS": json.dumps(sorted({t.split(".")[0] for t in TABLES.values()})),
+        "TIPG_DB_TABLES": json.dumps(list(TABLES.values())),
+        # The same properties we put in our tiles: the declared ones and the id.
+        **{
+            f"TIPG_TABLE_CONFIG__{table.replace('.', '_')}__PROPERTIES": '["id", "name", "kind"]'
+            for table in TABLES.values()
+        },
+    }
+    proc = subprocess.Popen(
+        [str(python), "-m", "uvicorn", "tipg.main:app", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz", timeout=120)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def tipg_paths(tiles: list[tuple[str, int, int, int]]) -> list[str]:
+    return [
+        f"/collections/{TABLES[layer]}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+        for layer, z, x, y in tiles
+    ]
+
+
+def our_paths(tiles: list[tuple[str, int, int, int]]) -> list[str]:
+    return [f"/tiles/{layer}/{z}/{x}/{y}.mvt" for layer, z, x, y in tiles]
+
+
+def check_same_tiles(ours: str, tipg: str, tiles: list[tuple[str, int, int, int]]) -> None:
+    """Both serve the same features: compare feature counts on a few tiles."""
+    import mapbox_vector_tile
+
+    sample = [t for t in tiles if t[1] >= 14][:10]
+    for (layer, z, x, y), a, b in zip(sample, our_paths(sample), tipg_paths(sample), strict=True):
+        mine = httpx.get(ours + a, timeout=60)
+        theirs = httpx.get(tipg + b, timeout=60)
+        count_mine = (
+            sum(len(v["features"]) for v in mapbox_vector_tile.decode(mine.content).values())
+            if mine.status_code == 200
+            else 0
+        )
+        count_theirs = (
+            sum(len(v["features"]) for v in mapbox_vector_tile.decode(theirs.content).values())
+            if theirs.status_code == 200
+            else 0
+        )
+        console.print(f"  {layer} {z}/{x}/{y}: ours {count_mine} features, tipg {count_theirs}")
+
+
+def fill(base: str, paths: list[str]) -> None:
+    """Request every path once, 8 at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with (
+        httpx.Client(base_url=base, timeout=120) as client,
+        ThreadPoolExecutor(CONNECTIONS) as pool,
+    ):
+        statuses = list(pool.map(lambda p: client.get(p).status_code, paths))
+    console.print(f"cache filled: {statuses.count(200)} tiles, {statuses.count(204)} empty")
+
+
+def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
+    """Our statements straight to PostgreSQL: 8 threads, one connection each, for MEASURE_S."""
+    from geo.auth import Principal
+    from geo.db import session_scope
+    from layers.catalogue import readable_sources
+    from tiles.engine import tile_engine
+    from tiles.pool import CONNECTION_KWARGS, close_pools
+    from tiles.sql import LayerQuery, query_params
+    from tiles.tms import Tile
+
+    with session_scope() as session:
+        sources = readable_sources(session, Principal(None, None, None), list(LAYERS))
+
+    async def statements() -> dict[str, LayerQuery]:
+        try:
+            return {p.source.id: p.query for p in await tile_engine().plan(sources)}
+        finally:
+            await close_pools()
+
+    queries = asyncio.run(statements())
+    latencies: list[list[float]] = [[] for _ in range(CONNECTIONS)]
+    stop = threading.Event()
+
+    def worker(n: int) -> None:
+        with psycopg.connect(ctx.psycopg_url, **CONNECTION_KWARGS) as conn:
+            i = n * len(tiles) // CONNECTIONS
+            while not stop.is_set():
+                layer, z, x, y = tiles[i % len(tiles)]
+                i += 1
+                query = queries[layer]
+                started = time.perf_counter()
+                conn.execute(
+                    query.text, query_params(query, Tile(z, x, y)), prepare=True, binary=True
+                ).fetchone()
+                latencies[n].append(time.perf_counter() - started)
+
+    before = 0.0
+    for seconds in (WARMUP_S, MEASURE_S):  # the samples of the second run are kept
+        before = cpu_seconds(ctx, None)
+        stop.clear()
+        for samples in latencies:
+            samples.clear()
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(CONNECTIONS)]
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+    samples = [s * 1000 for per in latencies for s in per]
+    figures = Figures(
+        "floor",
+        len(samples) / MEASURE_S,
+        statistics.median(samples),
+        percentile(samples, 99),
+        cpu_ms_per_tile=1000 * (cpu_seconds(ctx, None) - before) / len(samples),
+    )
+    console.print(f"floor: {figures.line()}")
+    return figures
+
+
+def run(ctx: BenchContext) -> None:
+    load_layers(ctx)
+    tiles = tile_list()
+    console.print(f"{len(tiles)} distinct tile requests at z{ZOOMS[0]}-{ZOOMS[-1]}")
+    root = ctx.root
+
+    with tipg_server(ctx) as tipg:
+        tipg_figures = measure(ctx, tipg, tipg_paths(tiles), "tipg")
+        with (
+            environment(GEO_TILE_CACHE_MB="0", GEO_TILE_DISK_CACHE=""),
+            running_server(ctx) as ours,
+        ):
+            check_same_tiles(ours, tipg, tiles)
+            uncached = measure(ctx, ours, our_paths(tiles), "us uncached")
+    # The cached server as a multi-worker deployment runs it: memory cache plus the shared disk
+    # cache, filled by one pass over the list (each worker then promotes disk hits to memory
+    # during the warm-up).
+    with environment(GEO_TILE_DISK_CACHE=str(root / "tile-cache")), running_server(ctx) as ours:
+        fill(ours, our_paths(tiles))
+        cached = measure(ctx, ours, our_paths(tiles), "us cached")
+    floor_figures = floor(ctx, tiles)
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.1f}x" if b else "n/a"
+
+    ctx.report(
+        "tiles/s, uncached (8 conns)",
+        uncached.line(),
+        "tipg",
+        tipg_figures.line(),
+        f"{ratio(uncached.tiles_per_s, tipg_figures.tiles_per_s)} tipg (target >= 2x, lower p99: "
+        f"{'yes' if uncached.p99_ms < tipg_figures.p99_ms else 'NO'}); CPU per tile "
+        f"{ratio(tipg_figures.cpu_ms_per_tile or 0, uncached.cpu_ms_per_tile or 0)} less",
+    )
+    ctx.report(
+        "tiles/s, cached (8 conns)",
+        cached.line(),
+        "tipg",
+        tipg_figures.line(),
+        f"{ratio(cached.tiles_per_s, tipg_figures.tiles_per_s)} tipg (target >= 10x)",
+    )
+    ctx.report(
+        "uncached vs the database floor",
+        uncached.line(),
+        "floor (ST_AsMVT, no HTTP)",
+        floor_figures.line(),
+        f"{100 * uncached.tiles_per_s / floor_figures.tiles_per_s:.0f}% of floor (target >= 70%)",
+    )
+    errors = {f.name: f.errors for f in (tipg_figures, uncached, cached) if f.errors}
+    if errors:
+        console.print(f"[red]non-2xx responses: {errors}[/red]")

@@ -1,0 +1,97 @@
+"""Which layers a caller may read, with their data versions, at the cost of one tiny query.
+
+Every tile request must see the current data version of its layers (that is what invalidates
+cached tiles after an edit in any worker), and must be checked against the catalogue's access
+rules. The catalogue's own lookup (layers.catalogue.readable_sources) runs through the ORM in a
+transaction, about 0.6 ms, more than a cached tile costs to serve. So:
+
+- the versions are read on every request, with one prepared statement on the async tile pool;
+- the catalogue's answer is remembered under (caller's department and role, layer ids, those
+  versions). The catalogue bumps a layer's version on every change to it, its access level and
+  sharing included (layers.catalogue.update_layer / delete_layer), so a changed layer has a new
+  key and is looked up afresh: a remembered answer is never used for a layer that changed.
+  Unknown or unreadable ids are not remembered; each such request asks the catalogue.
+
+With read replicas (GEO_READ_URLS) the versions come from the replica the tiles are read from,
+so a tile is always cached under the version of the data it was made from; the price is that an
+access change reaches tile requests once the replica has replayed it (replication lag).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from starlette.concurrency import run_in_threadpool
+
+from geo.auth import Principal
+from geo.db import session_scope
+from layers.catalogue import SYSTEM_SOURCES, audit_read, readable_sources, version_key
+from layers.sources import LayerSource
+from tiles.pool import tile_pool
+
+# The table is geo.versions' (DataVersion); read here with psycopg because this is the hot path.
+VERSIONS_SQL = "SELECT name, version FROM data_versions WHERE name = ANY(%s)"
+REMEMBERED = 4096
+
+AccessKey = tuple[str | None, str | None, tuple[str, ...], tuple[int, ...]]
+
+
+def _version_key(layer_id: str) -> str:
+    system = SYSTEM_SOURCES.get(layer_id)
+    return system.version_key if system else version_key(layer_id)
+
+
+async def current_versions(ids: Sequence[str]) -> tuple[int, ...]:
+    keys = [_version_key(i) for i in ids]
+    pool = await tile_pool()
+    async with pool.connection() as conn:
+        cursor = await conn.execute(VERSIONS_SQL, (keys,), prepare=True)
+        found: dict[str, int] = dict(await cursor.fetchall())
+    return tuple(int(found.get(k, 0)) for k in keys)
+
+
+def _catalogue_lookup(who: Principal, ids: Sequence[str]) -> list[LayerSource]:
+    with session_scope() as session:
+        return readable_sources(session, who, list(ids))
+
+
+def _audit(who: Principal, sources: Sequence[LayerSource], how: str) -> None:
+    with session_scope() as session:
+        audit_read(session, who, sources, how)
+
+
+class AccessCache:
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self.size = size
+        self._entries: OrderedDict[AccessKey, list[LayerSource]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def readable(
+        self, who: Principal, ids: Sequence[str], read_as: str | None = None
+    ) -> list[LayerSource]:
+        """The layers at their current versions, or the catalogue's 404 for the first one the
+        caller may not read. `read_as` names a read of the data (tiles, labels), which is
+        audited for non-public layers, as DESIGN.md asks."""
+        versions = await current_versions(ids)
+        key: AccessKey = (who.department, who.role, tuple(ids), versions)
+        with self._lock:
+            sources = self._entries.get(key)
+            if sources is not None:
+                self._entries.move_to_end(key)
+        if sources is None:
+            sources = await run_in_threadpool(_catalogue_lookup, who, ids)
+            # Store only an answer made at the versions we keyed it by (an edit may have landed
+            # between the two reads).
+            if tuple(s.version for s in sources) == versions:
+                with self._lock:
+                    self._entries[key] = sources
+                    while len(self._entries) > self.size:
+                        self._entries.popitem(last=False)
+        if read_as and not all(s.public for s in sources):
+            await run_in_threadpool(_audit, who, sources, read_as)
+        return sources
+
+
+access_cache = AccessCache()

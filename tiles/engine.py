@@ -1,0 +1,114 @@
+"""Tiles for a list of layers: plan (queries and cache keys), ETag, render through the cache.
+
+A composite tile is the concatenation of its layers' single-layer tiles, in the order asked:
+each ST_AsMVT result is a protobuf message whose only fields are `layers` entries, and protobuf
+messages concatenate into the message holding all their fields. Each layer's tile is cached on
+its own, keyed by that layer's data version, so an edit of one layer re-renders only that
+layer's part of every composite it appears in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from layers.sources import LayerSource
+from tiles.cache import DiskCache, MemoryCache, TileCache, TileKey
+from tiles.pool import tile_pool
+from tiles.settings import tile_settings
+from tiles.sql import ID_TYPE_SQL, LayerQuery, build_query, query_params
+from tiles.tms import Tile
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    source: LayerSource
+    version: int
+    query: LayerQuery
+
+    def key(self, tile: Tile) -> TileKey:
+        return TileKey(self.source.id, self.version, self.query.recipe, tile.z, tile.x, tile.y)
+
+
+def _signature(source: LayerSource) -> tuple[object, ...]:
+    """What shapes a layer's SQL; a source described differently gets a new statement."""
+    return (
+        source.id,
+        source.table,
+        source.geometry_column,
+        source.id_column,
+        source.geometry_type,
+        tuple(source.properties.items()),
+        source.where,
+    )
+
+
+class TileEngine:
+    def __init__(self, cache: TileCache, max_features: int) -> None:
+        self.cache = cache
+        self.max_features = max_features
+        # Filled from the event loop only: no lock needed.
+        self._queries: dict[tuple[object, ...], LayerQuery] = {}
+
+    async def _query(self, source: LayerSource) -> LayerQuery:
+        """Built once per layer description (the id column's type needs one catalogue look)."""
+        signature = _signature(source)
+        query = self._queries.get(signature)
+        if query is None:
+            pool = await tile_pool()
+            async with pool.connection() as conn:
+                cursor = await conn.execute(ID_TYPE_SQL, (source.table, source.id_column))
+                row = await cursor.fetchone()
+            query = build_query(source, row[0] if row else "", self.max_features)
+            self._queries[signature] = query
+        return query
+
+    async def integer_id(self, source: LayerSource) -> bool:
+        return (await self._query(source)).integer_id
+
+    async def plan(self, sources: Sequence[LayerSource]) -> list[LayerPlan]:
+        """Sources carry the data version read for this request: reading it per request
+        (never caching it) is what makes an edit in any worker invalidate the layer's tiles in
+        every worker at once."""
+        return [LayerPlan(s, s.version, await self._query(s)) for s in sources]
+
+    @staticmethod
+    def etag(plans: Sequence[LayerPlan], tile: Tile) -> str:
+        """A strong ETag: the same layers at the same versions and tile are the same bytes."""
+        digest = hashlib.blake2b(digest_size=12)
+        for plan in plans:
+            key = plan.key(tile)
+            digest.update(f"{key.layer}\0{key.version}\0{key.recipe}\0".encode())
+        digest.update(str(tile).encode())
+        return f'"{digest.hexdigest()}"'
+
+    async def render(self, plans: Sequence[LayerPlan], tile: Tile) -> bytes:
+        """The composite tile, from the cache where it can, from the database for the rest."""
+        parts: list[bytes | None] = [self.cache.get(p.key(tile)) for p in plans]
+        missing = [i for i, part in enumerate(parts) if part is None]
+        if missing:
+            pool = await tile_pool()
+            async with pool.connection() as conn:
+                for i in missing:
+                    query = plans[i].query
+                    cursor = await conn.execute(
+                        query.text, query_params(query, tile), prepare=True, binary=True
+                    )
+                    row = await cursor.fetchone()
+                    data = bytes(row[0]) if row and row[0] is not None else b""
+                    self.cache.put(plans[i].key(tile), data)
+                    parts[i] = data
+        return b"".join(p for p in parts if p)
+
+
+@lru_cache
+def tile_engine() -> TileEngine:
+    """The worker's engine, its cache sized and placed by the tile settings."""
+    settings = tile_settings()
+    root = settings.disk_cache_dir
+    cache = TileCache(
+        MemoryCache(settings.cache_mb * 1024 * 1024), DiskCache(root) if root else None
+    )
+    return TileEngine(cache, settings.max_features)

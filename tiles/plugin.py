@@ -1,0 +1,37 @@
+"""How the tiles package plugs into the service (see geo.plugins)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from geo.plugins import Plugin
+from tiles.pool import close_pools
+from tiles.routers import ogc, tiles, viewer
+
+
+def _setup(app: FastAPI) -> None:
+    """The viewer's static files, and the tile pools closed when the app stops."""
+    viewer.mount_assets(app)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: Any) -> AsyncIterator[Any]:
+        context: AbstractAsyncContextManager[Any] = inner(application)
+        async with context as state:
+            yield state
+        await close_pools()
+
+    app.router.lifespan_context = lifespan
+
+
+plugin = Plugin(
+    name="tiles",
+    order=30,
+    routers=(tiles.router, ogc.router, viewer.router),
+    conformance=ogc.CONFORMANCE,
+    setup_app=_setup,
+)

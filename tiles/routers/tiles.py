@@ -1,0 +1,70 @@
+"""Vector tiles for one layer or a comma-separated set, their TileJSON, labels and style."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request, Response
+
+from geo.auth import Principal
+from geo.routing import api_router
+from tiles import labels, service
+from tiles.access import access_cache
+from tiles.engine import tile_engine
+from tiles.styles import style
+from tiles.tilejson import layers_bounds, tilejson
+from tiles.tms import parse_tile
+
+router = api_router(tags=["tiles"])
+
+
+@router.get(
+    "/tiles/{layers}/{z}/{x}/{y}.mvt",
+    summary="A vector tile of one layer or a comma-separated set (one MVT layer each)",
+    response_class=Response,
+    openapi_extra=service.MVT_RESPONSES,
+)
+async def get_tile(
+    request: Request,
+    layers: str,
+    z: str,
+    x: str,
+    y: str,
+    who: Principal = Depends(service.caller),
+) -> Response:
+    ids = service.parse_layer_ids(layers)
+    tile = parse_tile(z, x, y)
+    return await service.tile_response(request, who, ids, tile)
+
+
+@router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0.0 for a set of layers")
+async def get_tilejson(
+    request: Request, layers: str, who: Principal = Depends(service.caller)
+) -> dict[str, Any]:
+    sources = await access_cache.readable(who, service.parse_layer_ids(layers))
+    integer_ids = [await tile_engine().integer_id(s) for s in sources]
+    return tilejson(request, sources, await layers_bounds(sources), integer_ids)
+
+
+@router.get(
+    "/tiles/{layers}/labels.geojson",
+    summary="One label point per named area of the layers (GeoJSON; used by the styles)",
+    response_class=Response,
+)
+async def get_labels(
+    request: Request, layers: str, who: Principal = Depends(service.caller)
+) -> Response:
+    sources = await access_cache.readable(who, service.parse_layer_ids(layers), read_as="labels")
+    headers = {"ETag": labels.etag(sources), "Cache-Control": service.cache_control(sources)}
+    if service.etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    body = await labels.label_documents.get(sources)
+    return Response(body, media_type="application/geo+json", headers=headers)
+
+
+@router.get("/styles/{layers}.json", summary="A MapLibre style showing a set of layers")
+async def get_style(
+    request: Request, layers: str, who: Principal = Depends(service.caller)
+) -> dict[str, Any]:
+    sources = await access_cache.readable(who, service.parse_layer_ids(layers))
+    return style(request, sources, await layers_bounds(sources))

@@ -1,0 +1,104 @@
+"""What every tile route does between the URL and the bytes: the caller, layer lists, access,
+conditional requests, cache headers.
+
+Both route families (/tiles/... and OGC API - Tiles) call these, so they answer alike. The tile
+path is async from end to end (access and versions on the async pool, the cache in memory, the
+tile SQL on the async pool); only catalogue misses and audit records go to a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from geo.auth import Principal, principal
+from geo.errors import ApiError
+from layers.sources import LayerSource
+from tiles.access import access_cache
+from tiles.engine import tile_engine
+from tiles.settings import tile_settings
+from tiles.tms import Tile
+
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+MAX_ID_LENGTH = 200
+# OpenAPI description of a tile response, shared by both route families.
+MVT_RESPONSES = {
+    "responses": {
+        200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "the tile"},
+        204: {"description": "no feature of these layers in this tile"},
+        304: {"description": "not modified (If-None-Match)"},
+    }
+}
+
+
+async def caller(request: Request) -> Principal:
+    """geo.auth.principal, minus the thread hop for requests that present no key (most map
+    traffic); a presented key is checked by geo.auth as everywhere else."""
+    if "authorization" not in request.headers and "key" not in request.query_params:
+        return Principal(None, None, None, request.client.host if request.client else None)
+    return await run_in_threadpool(principal, request)
+
+
+def parse_layer_ids(raw: str) -> list[str]:
+    """`a,b,c` from a URL: each id once, none empty, at most GEO_TILE_MAX_LAYERS of them."""
+    ids = [part.strip() for part in raw.split(",")]
+    limit = tile_settings().max_layers
+    if len(ids) > limit:
+        raise ApiError(
+            400,
+            "TooManyLayers",
+            f"{len(ids)} layers asked; a tile combines at most {limit}",
+            {"count": len(ids), "max": limit},
+        )
+    if any(not i or len(i) > MAX_ID_LENGTH for i in ids):
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"layer list {raw!r} has an empty or over-long layer id",
+            {"layers": raw},
+        )
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ApiError(
+            400,
+            "DuplicateLayer",
+            f"layer(s) {', '.join(repeated)} asked more than once; an MVT layer name is unique",
+            {"repeated": repeated},
+        )
+    return ids
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    candidates = {c.strip().removeprefix("W/") for c in header.split(",")}
+    return etag in candidates
+
+
+def cache_control(sources: Sequence[LayerSource]) -> str:
+    """Public data may sit in browsers and CDNs for max-age, then revalidate by ETag (a 304
+    costs one version lookup); anything with a non-public layer never lands in a shared cache."""
+    if all(s.public for s in sources):
+        return f"public, max-age={tile_settings().max_age}"
+    return "private, no-store"
+
+
+async def tile_response(
+    request: Request, who: Principal, ids: Sequence[str], tile: Tile
+) -> Response:
+    engine = tile_engine()
+    sources = await access_cache.readable(who, ids, read_as=f"tile {tile}")
+    plans = await engine.plan(sources)
+    etag = engine.etag(plans, tile)
+    headers = {"ETag": etag, "Cache-Control": cache_control(sources)}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    data = await engine.render(plans, tile)
+    if not data:
+        # Decision (README, tiles): a tile with no feature is 204 No Content, always.
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=MVT_MEDIA_TYPE, headers=headers)

@@ -1,0 +1,45 @@
+"""Tile settings, read from the environment like the core's (geo.settings), but owned here.
+
+The defaults suit the 2-core machines the service runs on; every figure is documented in the
+README's tiles section.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from geo.settings import get_settings
+
+
+class TileSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # In-process LRU budget per worker, in megabytes of tile bytes.
+    cache_mb: int = Field(default=256, ge=0, validation_alias="GEO_TILE_CACHE_MB")
+    # The shared on-disk cache: "" (default) turns it off; "default" means GEO_DATA_DIR/tiles.
+    disk_cache: str = Field(default="", validation_alias="GEO_TILE_DISK_CACHE")
+    # Features per layer per tile; beyond it a tile holds the first N the index yields.
+    max_features: int = Field(default=10_000, ge=1, validation_alias="GEO_TILE_MAX_FEATURES")
+    # Layers in one composite request.
+    max_layers: int = Field(default=20, ge=1, validation_alias="GEO_TILE_MAX_LAYERS")
+    # Browser and CDN lifetime of tiles made only of public layers, in seconds.
+    max_age: int = Field(default=60, ge=0, validation_alias="GEO_TILE_MAX_AGE")
+    # Connections of the tile query pool per worker.
+    pool_size: int = Field(default=8, ge=1, validation_alias="GEO_TILE_POOL_SIZE")
+
+    @property
+    def disk_cache_dir(self) -> Path | None:
+        if not self.disk_cache:
+            return None
+        if self.disk_cache == "default":
+            return get_settings().data_dir.resolve() / "tiles"
+        return Path(self.disk_cache).resolve()
+
+
+@lru_cache
+def tile_settings() -> TileSettings:
+    return TileSettings()

@@ -1,0 +1,122 @@
+"""The SQL of one layer's tile, written once per layer and prepared on every connection.
+
+The shape follows the fast tile servers (Martin): the tile envelope is computed in Web Mercator
+by ST_TileEnvelope and transformed once into the storage CRS (EPSG:4490), so the `&&` test runs
+on the layer's GiST index against a constant box instead of transforming every row; only the
+rows found are transformed to 3857, simplified for the zoom (lines and polygons), clipped and
+quantised by ST_AsMVTGeom, and encoded by ST_AsMVT in the database. Python never touches a
+coordinate. Every value that changes per tile (z, x, y, margin, tolerance, cap) is a bound
+parameter, so one prepared statement per layer and connection serves every tile.
+
+Each statement yields one MVT layer named by the layer id; a protobuf message is the
+concatenation of its fields, so the composite of several layers is the concatenation of their
+bytes (see tiles.engine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from psycopg import sql
+from psycopg.types.numeric import Float8, Int4
+
+from layers.sources import LayerSource
+from tiles.tms import Tile, tile_size_m
+
+EXTENT = 4096
+# Pixels of the 4096 grid kept around each tile, so symbols and strokes at an edge are not cut.
+BUFFER = 64
+# Simplification tolerance, in units of the 4096 grid: one unit is 1/16 of a screen pixel on a
+# 256-pixel tile, far below what anyone sees, yet it drops most vertices of detailed polygons at
+# low zooms. ST_AsMVTGeom then snaps what is left to the grid.
+SIMPLIFY_UNITS = 1.0
+STORAGE_SRID = 4490
+# Name of the feature-id column inside the query.
+FID = "__fid"
+INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+POINT_TYPES = frozenset({"point", "multipoint"})
+
+
+@dataclass(frozen=True)
+class LayerQuery:
+    """A layer's tile statement and the fingerprint of everything that shapes its output."""
+
+    layer: str
+    text: str
+    simplify: bool
+    # Whether features carry the id as MVT feature id (integer ids) besides the `id` property.
+    integer_id: bool
+    # Changes when the SQL does (declared properties, filter, cap, this module): cached tiles
+    # made by another recipe are never served for this one.
+    recipe: str
+
+
+def build_query(source: LayerSource, id_type: str, max_features: int) -> LayerQuery:
+    """`id_type` is the id column's SQL type: MVT feature ids must be unsigned integers, so a
+    layer keyed by text keeps its id as a property only."""
+    geom = sql.Identifier(source.geometry_column)
+    ident = sql.Identifier(source.id_column)
+    simplify = source.geometry_type.lower() not in POINT_TYPES
+    in_3857 = sql.SQL("ST_Transform({geom}, 3857)").format(geom=geom)
+    if simplify:
+        in_3857 = sql.SQL("ST_Simplify({g}, %(tolerance)s, true)").format(g=in_3857)
+    # An integer id travels as the MVT feature id (MapLibre's feature.id), not again as a
+    # property: a property of unique values grows ST_AsMVT's value table by one entry per
+    # feature, about 30% of a dense tile's encoding time. Other ids stay property `id`.
+    integer_id = id_type in INTEGER_TYPES
+    id_alias = FID if integer_id else "id"
+    columns = [sql.SQL("{} AS {}").format(ident, sql.Identifier(id_alias))]
+    for name, kind in source.properties.items():
+        if name in ("id", FID, "geom", source.geometry_column):
+            continue
+        # MVT values are strings, numbers and booleans: dates travel as ISO text.
+        cast = sql.SQL("::text") if kind in ("date", "datetime") else sql.SQL("")
+        column = sql.Identifier(name)
+        columns.append(sql.SQL("{}{} AS {}").format(column, cast, column))
+    # The filter is the catalogue's own SQL; `%` is doubled so psycopg does not read it as a
+    # placeholder (a LIKE pattern, say).
+    where = sql.SQL(f" AND ({source.where.replace('%', '%%')})") if source.where else sql.SQL("")
+    statement = sql.SQL(
+        "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {fid}) FROM ("
+        "SELECT {columns}, ST_AsMVTGeom({geom3857}, "
+        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {extent}, {buffer}, true) AS geom "
+        "FROM {table} "
+        "WHERE {geom} && ST_Transform("
+        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), {srid}){where} "
+        "LIMIT {limit}) AS t"
+    ).format(
+        name=sql.Literal(source.id),
+        extent=sql.Literal(EXTENT),
+        fid=sql.Literal(FID if integer_id else None),
+        columns=sql.SQL(", ").join(columns),
+        geom3857=in_3857,
+        buffer=sql.Literal(BUFFER),
+        table=sql.SQL(source.table),
+        geom=geom,
+        srid=sql.Literal(STORAGE_SRID),
+        where=where,
+        limit=sql.Literal(max_features),
+    )
+    text = statement.as_string(None)
+    recipe = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+    return LayerQuery(source.id, text, simplify, integer_id, recipe)
+
+
+def query_params(query: LayerQuery, tile: Tile) -> dict[str, object]:
+    """The bound values for one tile; z/x/y are sent as int4 so the prepared types never vary."""
+    params: dict[str, object] = {
+        "z": Int4(tile.z),
+        "x": Int4(tile.x),
+        "y": Int4(tile.y),
+        "margin": Float8(BUFFER / EXTENT),
+    }
+    if query.simplify:
+        params["tolerance"] = Float8(tile_size_m(tile.z) / EXTENT * SIMPLIFY_UNITS)
+    return params
+
+
+ID_TYPE_SQL = (
+    "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped"
+)

@@ -1,0 +1,347 @@
+// The /map viewer: layers from the catalogue, address search, click to identify and reverse
+// geocode. Plain JavaScript, no build step; MapLibre GL is served from ./vendor.
+//
+// A key given as ?key= in the page URL is sent as a Bearer header on every request the page
+// and MapLibre make (transformRequest), so private layers a department may read show up.
+"use strict";
+
+(function () {
+  const params = new URLSearchParams(window.location.search);
+  const key = params.get("key");
+  const MAX_LAYERS_PER_STYLE = 20;
+  const DEFAULT_VIEW = { center: [117.2, 39.13], zoom: 9 };
+  const ORIGIN = window.location.origin;
+
+  const $ = (id) => document.getElementById(id);
+  const state = { map: null, idle: false, layers: [], searchAvailable: true, lastSearch: null };
+  window.geoViewer = state;
+
+  function authHeaders() {
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
+
+  // Resolves to {status, body}; never throws for HTTP errors, so each caller decides what a 404
+  // means (an endpoint not offered by this server is not a failure of the page).
+  async function api(path) {
+    try {
+      const response = await fetch(path, { headers: { Accept: "application/json", ...authHeaders() } });
+      let body = null;
+      if (response.status !== 204) {
+        try { body = await response.json(); } catch (_) { body = null; }
+      }
+      return { status: response.status, body };
+    } catch (err) {
+      return { status: 0, body: { message: String(err) } };
+    }
+  }
+
+  function setStatus(id, text, isError) {
+    const el = $(id);
+    el.textContent = text || "";
+    el.classList.toggle("error", !!isError);
+  }
+
+  function errorText(result) {
+    if (result.status === 0) return "network error";
+    const message = result.body && result.body.message;
+    return `HTTP ${result.status}${message ? ": " + message : ""}`;
+  }
+
+  // ---- styles and layers ----------------------------------------------------------------
+  function chunks(items, size) {
+    const out = [];
+    for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+    return out;
+  }
+
+  async function buildStyle(ids) {
+    const merged = { version: 8, sources: {}, layers: [], center: DEFAULT_VIEW.center, zoom: DEFAULT_VIEW.zoom };
+    const groups = chunks(ids, MAX_LAYERS_PER_STYLE);
+    for (let g = 0; g < groups.length; g++) {
+      const result = await api(`/styles/${groups[g].map(encodeURIComponent).join(",")}.json`);
+      if (result.status !== 200) {
+        setStatus("layers-status", "style: " + errorText(result), true);
+        continue;
+      }
+      const style = result.body;
+      if (g === 0 && style.center) merged.center = style.center;
+      const rename = {};
+      for (const [name, source] of Object.entries(style.sources)) {
+        rename[name] = `${name}-${g}`;
+        merged.sources[rename[name]] = source;
+      }
+      for (const layer of style.layers) {
+        if (layer.type === "background") {
+          if (g === 0) merged.layers.unshift(layer);
+          continue;
+        }
+        merged.layers.push({ ...layer, source: rename[layer.source] || layer.source });
+      }
+    }
+    return merged;
+  }
+
+  function layerColour(style, id) {
+    for (const layer of style.layers) {
+      if (!layer.metadata || layer.metadata["geo:layer"] !== id) continue;
+      const paint = layer.paint || {};
+      const colour = paint["fill-color"] || paint["line-color"] || paint["circle-color"];
+      if (typeof colour === "string") return colour;
+    }
+    return "#888";
+  }
+
+  function setVisible(id, visible) {
+    const map = state.map;
+    for (const layer of map.getStyle().layers) {
+      if (layer.metadata && layer.metadata["geo:layer"] === id) {
+        map.setLayoutProperty(layer.id, "visibility", visible ? "visible" : "none");
+      }
+    }
+  }
+
+  function renderLayerList(collections, style) {
+    const list = $("layers");
+    list.textContent = "";
+    for (const c of collections) {
+      const li = document.createElement("li");
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = true;
+      box.dataset.layer = c.id;
+      box.addEventListener("change", () => setVisible(c.id, box.checked));
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = layerColour(style, c.id);
+      label.append(box, swatch, document.createTextNode(` ${c.title || c.id}`));
+      li.append(label);
+      list.append(li);
+    }
+  }
+
+  // ---- address search --------------------------------------------------------------------
+  function listFrom(body) {
+    if (Array.isArray(body)) return body;
+    if (!body || typeof body !== "object") return [];
+    for (const name of ["features", "suggestions", "candidates", "results", "items", "addresses"]) {
+      if (Array.isArray(body[name])) return body[name];
+    }
+    return [];
+  }
+
+  function labelOf(item) {
+    if (typeof item === "string") return item;
+    const p = item.properties || {};
+    for (const source of [item, p, item.address || {}]) {
+      for (const name of ["full_address", "fullAddress", "address", "text", "label", "name", "standard"]) {
+        if (typeof source[name] === "string" && source[name]) return source[name];
+      }
+    }
+    return JSON.stringify(item).slice(0, 80);
+  }
+
+  function positionOf(item) {
+    if (!item || typeof item !== "object") return null;
+    const geometry = item.geometry || item.point || item.location || (item.properties || {}).point;
+    if (geometry && Array.isArray(geometry.coordinates)) return geometry.coordinates.slice(0, 2);
+    if (Array.isArray(geometry) && geometry.length >= 2) return geometry.slice(0, 2);
+    for (const [x, y] of [["lon", "lat"], ["lng", "lat"], ["x", "y"], ["longitude", "latitude"]]) {
+      if (typeof item[x] === "number" && typeof item[y] === "number") return [item[x], item[y]];
+    }
+    return null;
+  }
+
+  function searchUnavailable(result) {
+    state.searchAvailable = false;
+    setStatus("search-status", result.status === 404
+      ? "地址搜索暂不可用 (address search is not offered by this server)"
+      : "地址搜索出错 · " + errorText(result), true);
+  }
+
+  let marker = null;
+  function goTo(position, label) {
+    const map = state.map;
+    if (!marker) marker = new maplibregl.Marker({ color: "#d62728" });
+    marker.setLngLat(position).addTo(map);
+    map.flyTo({ center: position, zoom: Math.max(map.getZoom(), 16), duration: 800 });
+    state.lastSearch = { position, label };
+    setStatus("search-status", label || "");
+  }
+
+  async function geocode(text) {
+    const result = await api(`/addresses/geocode?q=${encodeURIComponent(text)}`);
+    if (result.status !== 200) return searchUnavailable(result);
+    const found = listFrom(result.body).find((c) => positionOf(c));
+    if (!found) return setStatus("search-status", `未找到 · no match for “${text}”`, true);
+    goTo(positionOf(found), labelOf(found));
+  }
+
+  async function suggest(text) {
+    const list = $("suggestions");
+    const result = await api(`/addresses/suggest?q=${encodeURIComponent(text)}`);
+    if ($("search-input").value.trim() !== text) return; // the user typed on meanwhile
+    list.textContent = "";
+    if (result.status !== 200) return searchUnavailable(result);
+    setStatus("search-status", "");
+    for (const item of listFrom(result.body).slice(0, 10)) {
+      const li = document.createElement("li");
+      li.textContent = labelOf(item);
+      li.addEventListener("mousedown", (event) => {
+        event.preventDefault();
+        list.textContent = "";
+        $("search-input").value = li.textContent;
+        const position = positionOf(item);
+        if (position) goTo(position, li.textContent);
+        else geocode(li.textContent);
+      });
+      list.append(li);
+    }
+  }
+
+  function wireSearch() {
+    let timer = null;
+    const input = $("search-input");
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      const text = input.value.trim();
+      if (!text) { $("suggestions").textContent = ""; return; }
+      timer = setTimeout(() => suggest(text), 200);
+    });
+    input.addEventListener("blur", () => setTimeout(() => { $("suggestions").textContent = ""; }, 150));
+    $("search").addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearTimeout(timer);
+      $("suggestions").textContent = "";
+      const text = input.value.trim();
+      if (text) geocode(text);
+    });
+  }
+
+  // ---- identify and reverse geocode ------------------------------------------------------
+  function propertiesList(properties) {
+    const dl = document.createElement("dl");
+    for (const [name, value] of Object.entries(properties || {})) {
+      if (value === null || typeof value === "object") continue;
+      const dt = document.createElement("dt");
+      dt.textContent = name;
+      const dd = document.createElement("dd");
+      dd.textContent = String(value);
+      dl.append(dt, dd);
+    }
+    return dl;
+  }
+
+  function section(title, content) {
+    const wrap = document.createElement("div");
+    const h = document.createElement("h3");
+    h.textContent = title;
+    h.style.fontSize = "13px";
+    h.style.margin = "8px 0 2px";
+    wrap.append(h, content);
+    return wrap;
+  }
+
+  function statusLine(text, isError) {
+    const p = document.createElement("p");
+    p.className = "status" + (isError ? " error" : "");
+    p.textContent = text;
+    return p;
+  }
+
+  function identifyContent(result) {
+    if (result.status === 404) return statusLine("查询暂不可用 (identify is not offered)", true);
+    if (result.status !== 200) return statusLine(errorText(result), true);
+    const body = result.body || {};
+    const groups = Array.isArray(body.layers) ? body.layers : null;
+    const wrap = document.createElement("div");
+    if (groups) {
+      for (const group of groups) {
+        for (const feature of listFrom(group)) {
+          wrap.append(section(group.title || group.id || "", propertiesList(feature.properties || feature)));
+        }
+      }
+    } else {
+      for (const feature of listFrom(body)) {
+        const p = feature.properties || feature;
+        wrap.append(section(feature.collection || p.collection || p.layer || feature.id || "", propertiesList(p)));
+      }
+    }
+    if (!wrap.childNodes.length) wrap.append(statusLine("此处无要素 · nothing here"));
+    return wrap;
+  }
+
+  function reverseContent(result) {
+    if (result.status === 404) return statusLine("逆地理编码暂不可用 (reverse geocoding is not offered)", true);
+    if (result.status !== 200) return statusLine(errorText(result), true);
+    const body = result.body || {};
+    const first = listFrom(body)[0] || body;
+    const wrap = document.createElement("div");
+    wrap.append(statusLine(labelOf(first)));
+    // The areas and grid the point lies in, by name (objects in the answer).
+    const areas = {};
+    for (const level of ["district", "subdistrict", "community", "grid"]) {
+      const area = first[level];
+      if (area && typeof area === "object") areas[level] = area.name || area.code || "";
+    }
+    wrap.append(propertiesList({ ...(first.properties || first), ...areas }));
+    return wrap;
+  }
+
+  function wireIdentify() {
+    const map = state.map;
+    map.on("click", async (event) => {
+      const { lng, lat } = event.lngLat;
+      const q = `lon=${lng.toFixed(7)}&lat=${lat.toFixed(7)}`;
+      const panel = $("identify");
+      panel.textContent = "";
+      panel.append(statusLine(`${lng.toFixed(6)}, ${lat.toFixed(6)} …`));
+      const [identify, reverse] = await Promise.all([api(`/identify?${q}`), api(`/addresses/reverse?${q}`)]);
+      panel.textContent = "";
+      panel.append(statusLine(`${lng.toFixed(6)}, ${lat.toFixed(6)}`));
+      panel.append(section("地址 Address", reverseContent(reverse)));
+      panel.append(section("要素 Features", identifyContent(identify)));
+    });
+  }
+
+  // ---- start -----------------------------------------------------------------------------
+  function titleFromStyle(style, id) {
+    const layer = style.layers.find((l) => l.metadata && l.metadata["geo:layer"] === id);
+    return layer ? layer.metadata["geo:title"] : id;
+  }
+
+  // The layers shown: ?layers=a,b from the page URL (a shared link), else every collection
+  // the catalogue lists for this key.
+  async function start() {
+    const asked = (params.get("layers") || "").split(",").map((s) => s.trim()).filter(Boolean);
+    const result = await api("/collections");
+    const listed = result.status === 200 ? result.body.collections || [] : [];
+    if (result.status !== 200 && !asked.length) {
+      setStatus("layers-status", "图层目录不可用 · " + errorText(result), true);
+    }
+    state.layers = asked.length ? asked : listed.map((c) => c.id);
+    const style = await buildStyle(state.layers);
+    const titles = Object.fromEntries(listed.map((c) => [c.id, c.title]));
+    const collections = state.layers.map((id) => ({ id, title: titles[id] || titleFromStyle(style, id) }));
+    renderLayerList(collections, style);
+    const map = new maplibregl.Map({
+      container: "map",
+      style,
+      center: style.center,
+      zoom: style.zoom,
+      maxZoom: 22,
+      attributionControl: { compact: true },
+      // Same-origin requests (our tiles) carry the page's key as a header.
+      transformRequest: (url) => (key && url.startsWith(ORIGIN) ? { url, headers: authHeaders() } : { url }),
+    });
+    state.map = map;
+    map.addControl(new maplibregl.NavigationControl(), "top-right");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+    map.on("idle", () => { state.idle = true; });
+    map.on("movestart", () => { state.idle = false; });
+    wireSearch();
+    wireIdentify();
+  }
+
+  start();
+})();

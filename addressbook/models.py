@@ -51,7 +51,10 @@ class AdminArea(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(12), index=True)
+    # The place name written in addresses (花园路社区); `official_name` is the statistical
+    # table's wording, which names the committee (花园路社区居委会).
     name: Mapped[str] = mapped_column(String(100))
+    official_name: Mapped[str | None] = mapped_column(String(100))
     level: Mapped[str] = mapped_column(String(16))
     parent_code: Mapped[str | None] = mapped_column(String(12))
     # 街道/镇/乡/社区/村...: what kind of area within its level.
@@ -60,6 +63,8 @@ class AdminArea(Base):
     urban_rural: Mapped[str | None] = mapped_column(String(3))
     valid_from: Mapped[date] = mapped_column(Date, server_default=text("'2016-07-31'"))
     valid_to: Mapped[date | None] = mapped_column(Date)
+    # The area that took over when this one was superseded (a new code for the same place).
+    successor_code: Mapped[str | None] = mapped_column(String(12))
     geom: Mapped[Any] = mapped_column(
         Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=True
     )
@@ -81,6 +86,8 @@ class Grid(Base):
     staff_name: Mapped[str | None] = mapped_column(String(100))
     staff_phone: Mapped[str | None] = mapped_column(String(50))
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True))
+    # Where the grid came from (a file name, or 'demo'): re-importing a source replaces its grids.
+    source: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -108,17 +115,20 @@ class Address(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
-    district_code: Mapped[str | None] = mapped_column(String(12))
-    subdistrict_code: Mapped[str | None] = mapped_column(String(12), index=True)
-    community_code: Mapped[str | None] = mapped_column(String(12), index=True)
-    grid_code: Mapped[str | None] = mapped_column(String(32), index=True)
-    road: Mapped[str | None] = mapped_column(String(100))
-    house_number: Mapped[str | None] = mapped_column(String(20))
-    compound: Mapped[str | None] = mapped_column(String(100))
-    building: Mapped[str | None] = mapped_column(String(20))
-    unit: Mapped[str | None] = mapped_column(String(20))
-    room: Mapped[str | None] = mapped_column(String(20))
+    # Codes and elements compare byte-wise (collation "C"): equality is the same as under the
+    # database's C.UTF-8, but sorts and btree builds use abbreviated keys and run several
+    # times faster, which the bulk import's index rebuild needs; prefix LIKE can use the btrees.
+    code: Mapped[str] = mapped_column(String(40, collation="C"), unique=True)
+    district_code: Mapped[str | None] = mapped_column(String(12, collation="C"))
+    subdistrict_code: Mapped[str | None] = mapped_column(String(12, collation="C"), index=True)
+    community_code: Mapped[str | None] = mapped_column(String(12, collation="C"), index=True)
+    grid_code: Mapped[str | None] = mapped_column(String(32, collation="C"), index=True)
+    road: Mapped[str | None] = mapped_column(String(100, collation="C"))
+    house_number: Mapped[str | None] = mapped_column(String(20, collation="C"))
+    compound: Mapped[str | None] = mapped_column(String(100, collation="C"))
+    building: Mapped[str | None] = mapped_column(String(20, collation="C"))
+    unit: Mapped[str | None] = mapped_column(String(20, collation="C"))
+    room: Mapped[str | None] = mapped_column(String(20, collation="C"))
     # The standard full form, 天津市河西区友谊路街道...友谊路32号...1号楼2单元301室.
     full_address: Mapped[str] = mapped_column(String(400))
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from addressbook import models  # noqa: F401  - registers the tables with the shared metadata
+from addressbook.cli import COMMANDS
+from addressbook.routers import addresses, areas, imports
+from addressbook.sample import load_sample
 from geo.plugins import Plugin
 
-plugin = Plugin(name="addressbook", order=10)
+plugin = Plugin(
+    name="addressbook",
+    order=10,
+    routers=(imports.router, addresses.router, areas.router),
+    commands=COMMANDS,
+    load_sample=load_sample,
+)

@@ -13,7 +13,9 @@ from bench.common import bench_database, console, print_summary
 
 
 def main(names: list[str]) -> None:
-    available = sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
+    available = sorted(
+        p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py")
+    )
     chosen = names or available
     unknown = set(chosen) - set(available)
     if unknown:

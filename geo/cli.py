@@ -269,3 +269,7 @@ def main() -> None:
             err.print(f"[red]error:[/red] {exc}")
             raise SystemExit(1) from None
         raise
+
+
+if __name__ == "__main__":
+    main()

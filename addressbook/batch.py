@@ -1,0 +1,272 @@
+"""Batch geocoding: a CSV file or a JSON list in, the same rows out with the match columns added.
+
+Everything that can make the request fail (encoding, a missing column, malformed JSON) is checked
+before the first byte goes out, because a streamed response has already said 200. Then rows go
+through `geocoder.geocode_many` CHUNK at a time, so that the exact matches of a whole chunk are
+one statement, and each chunk is written out as soon as it is done: a long file shows progress
+in the response itself (and in the CLI's progress bar), and memory stays flat. Each chunk runs in
+its own short read transaction.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Final
+
+import numpy as np
+import orjson
+
+from addressbook.geocoder import Candidate, geocode_many
+from geo.crs import STORAGE_CRS, resolve, transform_xy
+from geo.db import session_scope
+from geo.errors import ApiError
+
+CHUNK: Final = 1000
+MATCH_COLUMNS: Final = (
+    "address_id",
+    "code",
+    "standard",
+    "level",
+    "score",
+    "confident",
+    "lon",
+    "lat",
+)
+# Header names taken for the address column when `column=` is not given.
+ADDRESS_NAMES: Final = ("address", "addr", "地址", "详细地址", "标准地址")
+JSON_TEXT_KEYS: Final = ("address", "text", "q")
+MAX_ITEMS: Final = 1_000_000
+Progress = Callable[[int], None]
+
+
+def _encoding_error(line: int) -> ApiError:
+    return ApiError(
+        400,
+        "InvalidEncoding",
+        f"the file is not UTF-8 (first bad byte on line {line}); re-save it as UTF-8 "
+        "(files exported as GBK/GB18030 must be converted)",
+        {"line": line},
+    )
+
+
+def _check_utf8(stream: IO[bytes]) -> None:
+    """Read the whole upload once through a UTF-8 decoder, then rewind."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    while chunk := stream.read(1 << 20):
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise _encoding_error(line + chunk[: max(exc.start, 0)].count(b"\n")) from exc
+        line += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(line) from exc
+    stream.seek(0)
+
+
+def _output_names(existing: Iterable[str]) -> list[str]:
+    """The match columns, prefixed where the input already has a column of that name."""
+    taken = set(existing)
+    return [f"geocode_{c}" if c in taken else c for c in MATCH_COLUMNS]
+
+
+@dataclass
+class CsvInput:
+    """A checked CSV upload: its header, which column holds the address, and the rows to come."""
+
+    header: list[str]
+    column: int
+    rows: Iterator[list[str]]
+
+    @property
+    def out_header(self) -> list[str]:
+        return [*self.header, *_output_names(self.header)]
+
+
+def open_csv(stream: IO[bytes], column: str | None) -> CsvInput:
+    """Check the upload (UTF-8, a header, the address column) and get ready to read it; every
+    problem is a 400 that names it."""
+    _check_utf8(stream)
+    reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+    header = next(reader, None)
+    if not header or not any(h.strip() for h in header):
+        raise ApiError(400, "EmptyFile", "the file is empty: expected a CSV header line")
+    names = [h.strip() for h in header]
+    if column is not None:
+        if column not in names:
+            raise ApiError(
+                400,
+                "MissingColumn",
+                f"the CSV file has no column {column!r}; its columns are: {', '.join(names)}",
+                {"column": column, "header": names},
+            )
+        index = names.index(column)
+    else:
+        lowered = [n.lower() for n in names]
+        found = next((lowered.index(n) for n in ADDRESS_NAMES if n in lowered), None)
+        if found is None:
+            raise ApiError(
+                400,
+                "MissingColumn",
+                "name the address column with column=; none of the CSV columns "
+                f"({', '.join(names)}) is called {' / '.join(ADDRESS_NAMES)}",
+                {"header": names},
+            )
+        index = found
+    return CsvInput(header, index, reader)
+
+
+@dataclass(frozen=True)
+class JsonItem:
+    """One item of a JSON batch: its text and the object to echo back (with the match)."""
+
+    text: str
+    echo: dict[str, Any]
+
+
+def parse_json(body: bytes) -> list[JsonItem]:
+    """`{"addresses": [...]}` or a bare list; items are strings or objects with an `address`
+    (or `text`, `q`) string and anything else (an `id`), which comes back unchanged."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "MalformedJSON", f"request body is not valid JSON: {exc}") from exc
+    items = document.get("addresses") if isinstance(document, dict) else document
+    if not isinstance(items, list):
+        raise ApiError(
+            400,
+            "InvalidInput",
+            'expected a JSON list of addresses or {"addresses": [...]}',
+        )
+    if len(items) > MAX_ITEMS:
+        raise ApiError(
+            413, "PayloadTooLarge", f"{len(items)} addresses; at most {MAX_ITEMS} per request"
+        )
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append(JsonItem(item, {"address": item}))
+            continue
+        key = (
+            next((k for k in JSON_TEXT_KEYS if k in item), None) if isinstance(item, dict) else None
+        )
+        if key is None or not isinstance(item[key], str):
+            raise ApiError(
+                400,
+                "InvalidInput",
+                f"addresses[{i}]: expected a string or an object with an address string "
+                f"({' / '.join(JSON_TEXT_KEYS)})",
+                {"index": i},
+            )
+        out.append(JsonItem(item[key], item))
+    return out
+
+
+def _matches(texts: Sequence[str], area: str | None, crs: str) -> list[dict[str, Any]]:
+    """The top candidate's columns for each text (empty values where there is none), with the
+    location converted to `crs` in one pass."""
+    with session_scope() as session:
+        found = geocode_many(session, texts, limit=1, area=area)
+    best: list[Candidate | None] = [c[0] if c else None for c in found]
+    xs = np.array([c.lon if c else np.nan for c in best])
+    ys = np.array([c.lat if c else np.nan for c in best])
+    ok = np.isfinite(xs)
+    if ok.any():
+        xs[ok], ys[ok] = transform_xy(xs[ok], ys[ok], STORAGE_CRS, crs)
+    rows = []
+    for candidate, x, y in zip(best, xs.tolist(), ys.tolist(), strict=True):
+        if candidate is None:
+            rows.append(dict.fromkeys(MATCH_COLUMNS))
+            continue
+        rows.append(
+            {
+                "address_id": candidate.address_id,
+                "code": candidate.code,
+                "standard": candidate.standard,
+                "level": candidate.level,
+                "score": candidate.score,
+                "confident": candidate.confident,
+                "lon": round(x, 7),
+                "lat": round(y, 7),
+            }
+        )
+    return rows
+
+
+def _chunks(rows: Iterable[Any]) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def stream_csv(
+    source: CsvInput, area: str | None = None, crs: str = "CRS84", progress: Progress | None = None
+) -> Iterator[bytes]:
+    """The output CSV: the header, then every input row with the match columns, chunk by
+    chunk."""
+    target = resolve(crs).id
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(source.out_header)
+    yield buffer.getvalue().encode()
+    done = 0
+    for chunk in _chunks(source.rows):
+        texts = [row[source.column] if source.column < len(row) else "" for row in chunk]
+        buffer.seek(0)
+        buffer.truncate()
+        for row, match in zip(chunk, _matches(texts, area, target), strict=True):
+            writer.writerow([*row, *(_cell(match[c]) for c in MATCH_COLUMNS)])
+        done += len(chunk)
+        if progress:
+            progress(done)
+        yield buffer.getvalue().encode()
+
+
+def stream_json(
+    items: list[JsonItem], area: str | None = None, crs: str = "CRS84", ndjson: bool = True
+) -> Iterator[bytes]:
+    """Each item with the match columns added: one JSON object per line (NDJSON), or one
+    JSON array written as it goes."""
+    target = resolve(crs).id
+    first = True
+    if not ndjson:
+        yield b"["
+    for chunk in _chunks(items):
+        matches = _matches([item.text for item in chunk], area, target)
+        lines = []
+        for item, match in zip(chunk, matches, strict=True):
+            names = _output_names(item.echo)
+            lines.append(
+                orjson.dumps(
+                    {
+                        **item.echo,
+                        **{n: match[c] for n, c in zip(names, MATCH_COLUMNS, strict=True)},
+                    }
+                )
+            )
+        if ndjson:
+            yield b"\n".join(lines) + b"\n"
+        else:
+            yield (b"" if first else b",") + b",".join(lines)
+        first = False
+    if not ndjson:
+        yield b"]"

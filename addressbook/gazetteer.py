@@ -1,0 +1,186 @@
+"""The address library as the geocoder sees it: the parser's dictionary plus the codes, centroids
+and districts behind every name, built from the database and cached in each process.
+
+Building takes a fraction of a second for a city (tens of thousands of names), parsing takes a
+tenth of a millisecond, so the dictionary is built once and kept. It is keyed on the data versions
+(`geo.versions`) of the admin areas, the addresses and the address names, which every import and
+edit bumps in its own transaction: each worker compares its copy's versions with the database's at
+most once per `CHECK_INTERVAL` and rebuilds when they differ, so a road is recognised the moment
+it is imported, in every worker, without any worker being told.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from addressbook.names import load_name_lists
+from addressbook.parser import Gazetteer
+from addressbook.spelling import Corrector
+from geo import versions as data_versions
+
+DATASETS: Final = ("admin_areas", "addresses", "address_names")
+# Seconds between two version checks of one worker; tests set it to 0.
+CHECK_INTERVAL = 1.0
+ADMIN_LEVELS: Final = ("district", "subdistrict", "community")
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """A current admin area with its district, for scoping and for centroid answers."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    district_code: str | None
+    lon: float | None
+    lat: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Street:
+    """A road or compound name in one district, with the mean position of its addresses."""
+
+    kind: str
+    name: str
+    district_code: str
+    lon: float | None
+    lat: float | None
+    weight: int
+
+
+@dataclass(frozen=True, eq=False)
+class Library:
+    """One consistent snapshot of the names; never changed, replaced whole on a rebuild."""
+
+    versions: tuple[int, ...]
+    gazetteer: Gazetteer
+    corrector: Corrector
+    areas: Mapping[str, Area]
+    _area_names: Mapping[tuple[str, str], tuple[str, ...]]
+    _streets: Mapping[tuple[str, str], tuple[Street, ...]]
+
+    def area_codes(self, level: str, name: str | None) -> tuple[str, ...]:
+        """Codes of the current areas of `level` called `name` (usually one)."""
+        return self._area_names.get((level, name), ()) if name else ()
+
+    def streets(self, kind: str, name: str | None) -> tuple[Street, ...]:
+        """The districts' entries of a road or compound name, heaviest first."""
+        return self._streets.get((kind, name), ()) if name else ()
+
+    def knows(self, kind: str, name: str | None) -> bool:
+        return bool(self.streets(kind, name))
+
+
+def _load_areas(session: Session) -> dict[str, Area]:
+    rows = session.execute(
+        text(
+            """
+            SELECT a.code, a.name, a.level, a.parent_code,
+                   CASE a.level WHEN 'district' THEN a.code
+                                WHEN 'subdistrict' THEN a.parent_code
+                                ELSE s.parent_code END,
+                   ST_X(a.centroid), ST_Y(a.centroid)
+            FROM admin_areas a
+            LEFT JOIN admin_areas s
+                   ON a.level = 'community' AND s.code = a.parent_code AND s.valid_to IS NULL
+            WHERE a.valid_to IS NULL AND a.level IN ('district', 'subdistrict', 'community')
+            ORDER BY a.code
+            """
+        )
+    ).tuples()
+    return {row[0]: Area(*row) for row in rows}
+
+
+def _load_streets(session: Session) -> dict[tuple[str, str], tuple[Street, ...]]:
+    rows = session.execute(
+        text(
+            """
+            SELECT kind, name, district_code, ST_X(centroid), ST_Y(centroid), weight
+            FROM address_names WHERE kind IN ('road', 'compound') AND district_code IS NOT NULL
+            ORDER BY weight DESC, district_code
+            """
+        )
+    ).tuples()
+    streets: dict[tuple[str, str], list[Street]] = {}
+    for row in rows:
+        streets.setdefault((row[0], row[1]), []).append(Street(*row))
+    return {key: tuple(value) for key, value in streets.items()}
+
+
+def build(session: Session, seen: tuple[int, ...] = ()) -> Library:
+    """A fresh snapshot; `seen` are the data versions read before reading the names."""
+    gazetteer = Gazetteer.build(**load_name_lists(session))
+    areas = _load_areas(session)
+    area_names: dict[tuple[str, str], list[str]] = {}
+    for area in areas.values():
+        area_names.setdefault((area.level, area.name), []).append(area.code)
+    streets = _load_streets(session)
+    return Library(
+        versions=seen,
+        gazetteer=gazetteer,
+        corrector=Corrector(name for _, name in streets),
+        areas=MappingProxyType(areas),
+        _area_names=MappingProxyType({k: tuple(v) for k, v in area_names.items()}),
+        _streets=MappingProxyType(streets),
+    )
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.library: Library | None = None
+        self.checked_at = float("-inf")
+        self.lock = threading.Lock()
+
+
+_cache = _Cache()
+
+
+def _versions(session: Session) -> tuple[int, ...]:
+    found = data_versions.versions(session, DATASETS)
+    return tuple(found[name] for name in DATASETS)
+
+
+def _rebuilt(session: Session, seen: tuple[int, ...]) -> Library:
+    """A new snapshot, built once however many threads ask.
+
+    The snapshot is a few hundred thousand long-lived objects; the garbage collector would
+    traverse them all in every full collection (a pause of a tenth of a second or more, taken
+    by whatever request allocates at the time), so they are frozen out of its sight: the old
+    snapshot is unfrozen first, to be collected."""
+    with _cache.lock:  # one rebuild at a time; the others wait for it and use it
+        library = _cache.library
+        if library is None or library.versions != seen:
+            gc.unfreeze()
+            _cache.library = None
+            library = build(session, seen)
+            gc.collect()
+            gc.freeze()
+            _cache.library = library
+        return library
+
+
+def current(session: Session) -> Library:
+    """This worker's snapshot, rebuilt first if the library changed since it was built."""
+    library = _cache.library
+    if library is not None and time.monotonic() - _cache.checked_at < CHECK_INTERVAL:
+        return library
+    seen = _versions(session)
+    if library is None or library.versions != seen:
+        library = _rebuilt(session, seen)
+    _cache.checked_at = time.monotonic()
+    return library
+
+
+def expire() -> None:
+    """Make the next `current` call compare versions (after this worker wrote to the library)."""
+    _cache.checked_at = float("-inf")

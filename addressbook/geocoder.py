@@ -1,0 +1,704 @@
+"""Free text to ranked candidates from the address library, with a match level and a score.
+
+The steps, cheapest first, each taken only when the previous ones found nothing sure:
+
+1. Parse the text with the library's dictionary (addressbook.gazetteer); if a road or compound
+   name is not in the dictionary, correct it to a library name one character away
+   (addressbook.spelling) and parse again. Text naming another city gets no candidates.
+2. Exact structured match: the elements, in the library's standard spelling, looked up by road +
+   house number and by compound on the btree indexes, in the district the text names, or, when
+   it names none (or names the wrong one), in every district that has the road or compound.
+   `geocode_many` does this for a whole batch of texts in one statement per shape of text.
+3. Relaxed match: when the text goes deeper than the library (a room it does not know), the
+   deepest level that does match: the address stored there, or the centroid of the addresses
+   below it.
+4. Name and area centroids: the road or compound alone (address_names), then the community,
+   subdistrict or district.
+5. Text similarity (pg_trgm) over the standard full forms, for text the parser could not use.
+
+Every candidate is scored by addressbook.scoring; a candidate is `confident` only when the text
+and the answer agree on everything the text says. Retired addresses are answered with their
+successor, and the candidate says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+from addressbook import gazetteer, matching, scoring
+from addressbook.gazetteer import Library
+from addressbook.matching import ANCHORS, STREET_ELEMENTS, Aggregate, AreaFilter, Probe, Row
+from addressbook.parser import Level, ParsedAddress, parse
+from addressbook.spelling import Correction, Option, apply, corrections, unexplained
+from geo.errors import ApiError
+
+MAX_TEXT: Final = 200
+MAX_LIMIT: Final = 20
+TIANJIN: Final = "天津市"
+_AREA_COLUMNS: Final = {
+    "district": "district_code",
+    "subdistrict": "subdistrict_code",
+    "community": "community_code",
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One answer. `lon`/`lat` are EPSG:4490; `address_id` and `code` are None when the answer is
+    a place above the stored addresses (a road, the centroid of a building's rooms...)."""
+
+    score: float
+    level: str
+    lon: float
+    lat: float
+    address_id: int | None
+    standard: str
+    code: str | None
+    elements: dict[str, str | None]
+    confident: bool
+    status: str | None = None
+    # The retired address the text names, when this candidate is its successor.
+    replaces: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Understood:
+    """A text after parsing and spelling correction, with what it asks for."""
+
+    text: str
+    parsed: ParsedAddress
+    fixes: tuple[Correction, ...] = ()
+    # Words the library does not know, left out of this reading.
+    ignored: tuple[str, ...] = ()
+    wanted: scoring.Wanted = field(default_factory=scoring.Wanted)
+
+    @property
+    def foreign(self) -> bool:
+        return self.parsed.city not in (None, TIANJIN)
+
+
+def check_text(text: str) -> str:
+    """The `q` of the endpoints: a 400 naming the problem for empty or absurdly long text."""
+    stripped = text.strip()
+    if not stripped:
+        raise ApiError(400, "EmptyQuery", "q is empty: give the address text to look up")
+    if len(stripped) > MAX_TEXT:
+        raise ApiError(
+            400,
+            "QueryTooLong",
+            f"q is {len(stripped)} characters long; addresses are at most {MAX_TEXT}",
+            {"length": len(stripped), "max": MAX_TEXT},
+        )
+    return stripped
+
+
+def area_filter(library: Library, code: str | None) -> AreaFilter | None:
+    """`area=`: a current district, subdistrict or community code; anything else is a 400."""
+    if code is None:
+        return None
+    area = library.areas.get(code.strip())
+    if area is None:
+        raise ApiError(
+            400,
+            "UnknownArea",
+            f"area {code!r} is not the code of a current district, subdistrict or community",
+            {"area": code},
+        )
+    return AreaFilter(_AREA_COLUMNS[area.level], area.code)
+
+
+# --- understanding the text ---------------------------------------------------------------------
+
+
+def _unsure(parsed: ParsedAddress, library: Library) -> bool:
+    """Whether the parse has a name the library does not know, or text it did not understand:
+    the signs of a misspelt name."""
+    return (
+        bool(parsed.unparsed)
+        or (parsed.road is not None and not library.knows("road", parsed.road))
+        or (parsed.compound is not None and not library.knows("compound", parsed.compound))
+    )
+
+
+def understand(text: str, library: Library) -> list[Understood]:
+    """The readings of a text: its parse and, when the parse has a road or compound name the
+    library does not know or text it did not understand, one parse per plausible correction of
+    the unknown words (see spelling.corrections). The wanted elements are filled in later, for a
+    whole batch at once, by `_standardise`."""
+    parsed = parse(text, library.gazetteer)
+    readings = [Understood(text, parsed)]
+    if parsed.city not in (None, TIANJIN) or not _unsure(parsed, library):
+        return readings
+    named = set(library.area_codes("district", parsed.district))
+    centre = _centre(parsed, library)
+
+    def standing(name: str) -> tuple[bool, float]:
+        """In the named district? How close to the deepest area the text names?"""
+        streets = (*library.streets("road", name), *library.streets("compound", name))
+        inside = not named or any(s.district_code in named for s in streets)
+        distances = [
+            math.hypot(s.lon - centre[0], s.lat - centre[1])
+            for s in streets
+            if centre and s.lon is not None and s.lat is not None
+        ]
+        return inside, -min(distances, default=0.0)
+
+    normalized = parsed.normalized
+    options = corrections(
+        normalized, library.gazetteer, library.corrector, standing, parsed.district
+    )
+    return readings + _corrected(text, normalized, options, library, bool(parsed.district))
+
+
+def without_unknown_words(reading: Understood, library: Library) -> Understood | None:
+    """The text parsed again without the words no dictionary name explains: a word the library
+    has never heard of (其他片区) can throw the parser off the rest of the address."""
+    normalized = reading.parsed.normalized
+    regions = unexplained(normalized, library.gazetteer, reading.parsed.district)
+    if not regions:
+        return None
+    kept = apply(normalized, [Correction(a, normalized[a:b], " ") for a, b, _, _ in regions])
+    ignored = tuple(normalized[a:b] for a, b, _, _ in regions)
+    return Understood(reading.text, parse(kept, library.gazetteer), ignored=ignored)
+
+
+def _centre(parsed: ParsedAddress, library: Library) -> tuple[float, float] | None:
+    """The centroid of the deepest admin area the text names, if it has one."""
+    areas = _areas(parsed, library)
+    for level in ("community", "subdistrict", "district"):
+        for code in areas.get(level, ()):
+            area = library.areas[code]
+            if area.lon is not None and area.lat is not None:
+                return area.lon, area.lat
+    return None
+
+
+def _corrected(
+    text: str, normalized: str, options: list[Option], library: Library, named_district: bool
+) -> list[Understood]:
+    """One reading per option. Rival corrections of one word mostly differ in nothing but the
+    name, so once the first option is parsed, a rival that is a name of the same kind, with the
+    same other corrections, takes the first one's place in its parse instead of a parse of its
+    own; when the text named no district, the one the parser inferred from the first rival's
+    name is dropped (the rival's own districts are searched)."""
+    out: list[Understood] = []
+    first: tuple[Option, ParsedAddress, str] | None = None
+    for option in options:
+        corrected = apply(normalized, option.fixes)
+        if first is not None:
+            head, template, slot = first
+            same_word = (option.rival.start, option.rival.typed, option.others) == (
+                head.rival.start,
+                head.rival.typed,
+                head.others,
+            )
+            if same_word and library.knows(slot, option.rival.name):
+                out.append(
+                    Understood(
+                        text, _swapped(template, slot, option, corrected), tuple(option.fixes)
+                    )
+                )
+                continue
+        parsed = parse(corrected, library.gazetteer)
+        slot = next(
+            (c for c in ("road", "compound") if getattr(parsed, c) == option.rival.name), ""
+        )
+        if first is None and slot:
+            template = parsed if named_district else replace(parsed, district=None)
+            first = (option, template, slot)
+        out.append(Understood(text, parsed, tuple(option.fixes)))
+    return out
+
+
+def _swapped(template: ParsedAddress, slot: str, option: Option, normalized: str) -> ParsedAddress:
+    name = option.rival.name
+    if slot == "road":
+        return replace(template, normalized=normalized, road=name)
+    return replace(template, normalized=normalized, compound=name)
+
+
+def _areas(parsed: ParsedAddress, library: Library) -> dict[str, tuple[str, ...]]:
+    """Codes the admin names of the text may stand for, each inside the one above it."""
+    districts = library.area_codes("district", parsed.district)
+    subdistricts = tuple(
+        code
+        for code in library.area_codes("subdistrict", parsed.subdistrict)
+        if not districts or library.areas[code].district_code in districts
+    )
+    communities = tuple(
+        code
+        for code in library.area_codes("community", parsed.community)
+        if (not subdistricts or library.areas[code].parent_code in subdistricts)
+        and (not districts or library.areas[code].district_code in districts)
+    )
+    found = {"district": districts, "subdistrict": subdistricts, "community": communities}
+    return {key: codes for key, codes in found.items() if codes}
+
+
+def _standardise(
+    session: Session, library: Library, readings: Sequence[tuple[int, Understood]]
+) -> list[tuple[int, Understood]]:
+    """The readings with what they ask for: admin areas as codes, elements in the library's
+    spelling (for the whole batch in one go)."""
+    spelled = matching.standardise(
+        session, [{c: getattr(r.parsed, c) for c in STREET_ELEMENTS} for _, r in readings]
+    )
+    return [
+        (i, replace(r, wanted=scoring.Wanted(_areas(r.parsed, library), elements)))
+        for (i, r), elements in zip(readings, spelled, strict=True)
+    ]
+
+
+# --- exact matches, for a batch -----------------------------------------------------------------
+
+
+def _scope(library: Library, area: AreaFilter | None) -> set[str] | None:
+    """Districts an `area=` allows (None: all)."""
+    if area is None:
+        return None
+    return {library.areas[area.code].district_code or area.code}
+
+
+def _anchor_districts(
+    job: Understood, library: Library, anchor: str, allowed: set[str] | None
+) -> tuple[list[str], list[str]]:
+    """Districts to look in for this anchor: first those the text names (else those that have
+    the name), then, if the text named districts, the others that have the name."""
+    kind = "road" if anchor == "road" else "compound"
+    known = [s.district_code for s in library.streets(kind, job.wanted.elements.get(kind))]
+    named = list(job.wanted.areas.get("district", ()))
+    first = named or known
+    second = [d for d in known if d not in named] if named else []
+    if allowed is not None:
+        first = [d for d in first if d in allowed]
+        second = [d for d in second if d in allowed]
+    return first, second
+
+
+def _anchor_values(job: Understood, anchor: str) -> tuple[str | None, ...] | None:
+    """The anchor's elements from the text, or None when the text lacks what the anchor needs
+    (road and house number; compound)."""
+    values = tuple(job.wanted.elements.get(c) for c in ANCHORS[anchor])
+    needed = 2 if anchor == "road" else 1
+    return values if all(values[:needed]) else None
+
+
+def _exact_pass(
+    session: Session,
+    library: Library,
+    jobs: Sequence[tuple[int, Understood]],
+    area: AreaFilter | None,
+    second: bool,
+) -> dict[int, list[Row]]:
+    allowed = _scope(library, area)
+    probes: list[Probe] = []
+    for index, job in jobs:
+        for anchor in ANCHORS:
+            values = _anchor_values(job, anchor)
+            if values is None:
+                continue
+            districts = _anchor_districts(job, library, anchor, allowed)[1 if second else 0]
+            probes.extend(Probe(index, anchor, d, values) for d in districts)
+    return matching.exact(session, probes, area) if probes else {}
+
+
+# --- building and scoring candidates ------------------------------------------------------------
+
+
+def _names(library: Library, elements: dict[str, str | None]) -> dict[str, str | None]:
+    """The candidate's elements with the names of its admin areas."""
+    out: dict[str, str | None] = {}
+    for level in ("district", "subdistrict", "community"):
+        code = elements.get(f"{level}_code")
+        area = library.areas.get(code) if code else None
+        out[level] = area.name if area else None
+        out[f"{level}_code"] = code
+    out["grid_code"] = elements.get("grid_code")
+    out.update({c: elements.get(c) for c in STREET_ELEMENTS})
+    return out
+
+
+def _row_level(row: Row) -> Level:
+    deepest = [c for c in STREET_ELEMENTS if getattr(row, c) is not None]
+    return Level[deepest[-1].upper()] if deepest else Level.DISTRICT
+
+
+@dataclass
+class _Draft:
+    """A candidate before the ambiguity check: where, what, and its verdict."""
+
+    place: tuple[Any, ...]
+    verdict: scoring.Verdict
+    level: Level
+    lon: float
+    lat: float
+    standard: str
+    elements: dict[str, str | None]
+    address_id: int | None = None
+    code: str | None = None
+    status: str | None = None
+    replaces: int | None = None
+    weight: int = 0
+
+
+def _judged(
+    job: Understood, elements: dict[str, str | None], notes: Iterable[str]
+) -> scoring.Verdict:
+    verdict = scoring.judge(job.wanted, elements)
+    verdict.notes[:0] = list(notes)
+    for fix in job.fixes:
+        verdict.score *= scoring.CORRECTED
+        verdict.notes.append(f"read {fix.typed} as {fix.name}")
+    if job.parsed.unparsed:
+        verdict.score *= scoring.NOT_UNDERSTOOD
+        verdict.notes.append(f"not understood: {job.parsed.unparsed}")
+    for word in job.ignored:
+        verdict.score *= scoring.IGNORED
+        verdict.notes.append(f"ignored {word}: not in the library")
+    return verdict
+
+
+def _row_draft(
+    job: Understood, row: Row, successor: Row | None = None, similarity: float | None = None
+) -> _Draft:
+    shown = successor or row
+    verdict = _judged(job, row.elements(), ())
+    level = verdict.level or _row_level(row)
+    if similarity is not None:
+        if row.full_address == job.parsed.normalized:
+            # The text is this address's standard form, whatever elements the row lacks.
+            level = job.parsed.level or level
+            verdict = scoring.Verdict(1.0, level, ["the text is this address's standard form"])
+        else:
+            # Text similarity is the only evidence (the parse found nothing of the row's).
+            notes = [f"only similar text ({similarity:.2f})"]
+            verdict = scoring.Verdict(scoring.SIMILARITY_CAP * similarity, level, notes)
+    if row.status != "active":
+        if successor is not None:
+            verdict.score *= scoring.SUCCESSOR
+            verdict.notes.append(f"address {row.id} was retired; this is its successor")
+        else:
+            verdict.score *= scoring.RETIRED
+            verdict.notes.append(f"address {row.id} is retired and has no successor")
+    return _Draft(
+        place=("address", shown.id),
+        verdict=verdict,
+        lon=shown.lon,
+        lat=shown.lat,
+        standard=shown.full_address,
+        elements=shown.elements(),
+        address_id=shown.id,
+        code=shown.code,
+        status=shown.status,
+        replaces=row.id if successor is not None else None,
+        level=level,
+    )
+
+
+def _aggregate_draft(job: Understood, found: Aggregate) -> _Draft:
+    elements = {
+        "district_code": found.district_code,
+        "subdistrict_code": found.subdistrict_code,
+        "community_code": found.community_code,
+        **found.elements,
+    }
+    level = max(Level[c.upper()] for c, v in found.elements.items() if v is not None)
+    note = f"centroid of the {found.count} addresses below this {level.name.lower()}"
+    return _Draft(
+        place=("level", found.standard),
+        verdict=_judged(job, elements, (note,)),
+        lon=found.lon,
+        lat=found.lat,
+        standard=found.standard,
+        elements=elements,
+        weight=found.count,
+        level=level,
+    )
+
+
+def _relaxed_drafts(
+    session: Session, library: Library, job: Understood, area: AreaFilter | None
+) -> tuple[list[_Draft], list[int]]:
+    """The deepest level each anchor matches, as aggregates, and ids of addresses stored at
+    exactly that level (to be fetched and answered as addresses)."""
+    drafts, exact_ids = [], []
+    allowed = _scope(library, area)
+    for anchor in ANCHORS:
+        values = _anchor_values(job, anchor)
+        if values is None:
+            continue
+        districts = [d for part in _anchor_districts(job, library, anchor, allowed) for d in part]
+        deepest = max(i for i, v in enumerate(values) if v is not None)
+        for depth in (d for d in range(deepest, 0, -1) if values[d] is not None):
+            found = matching.relaxed(session, anchor, districts, values, depth, area)
+            for aggregate in found:
+                if aggregate.exact_id is not None:
+                    exact_ids.append(aggregate.exact_id)
+                else:
+                    drafts.append(_aggregate_draft(job, aggregate))
+            if found:
+                break
+    return drafts, exact_ids
+
+
+def _place_draft(
+    job: Understood,
+    place: tuple[Any, ...],
+    elements: dict[str, str | None],
+    level: Level,
+    lon: float,
+    lat: float,
+    weight: int = 0,
+    note: str | None = None,
+) -> _Draft:
+    return _Draft(
+        place=place,
+        verdict=_judged(job, elements, (note,) if note else ()),
+        lon=lon,
+        lat=lat,
+        standard="",  # filled in by _finish, with the library's full-form function
+        elements=elements,
+        weight=weight,
+        level=level,
+    )
+
+
+def _name_drafts(library: Library, job: Understood) -> list[_Draft]:
+    """The compound or road of the text as a whole, in each district that has it."""
+    for kind in ("compound", "road"):
+        drafts = [
+            _place_draft(
+                job,
+                (kind, street.name, street.district_code),
+                {"district_code": street.district_code, kind: street.name},
+                Level[kind.upper()],
+                street.lon,
+                street.lat,
+                weight=street.weight,
+                note=f"centroid of the {kind}",
+            )
+            for street in library.streets(kind, job.wanted.elements.get(kind))
+            if street.lon is not None and street.lat is not None
+        ]
+        if drafts:
+            return drafts
+    return []
+
+
+def _area_drafts(library: Library, job: Understood) -> list[_Draft]:
+    """The deepest admin area the text names."""
+    for level in ("community", "subdistrict", "district"):
+        drafts = []
+        for code in job.wanted.areas.get(level, ()):
+            area = library.areas[code]
+            if area.lon is None or area.lat is None:
+                continue
+            elements = {
+                "district_code": area.district_code,
+                "subdistrict_code": {"subdistrict": code, "community": area.parent_code}.get(level),
+                "community_code": code if level == "community" else None,
+            }
+            drafts.append(
+                _place_draft(
+                    job,
+                    ("area", code),
+                    elements,
+                    Level[level.upper()],
+                    area.lon,
+                    area.lat,
+                    note=f"centroid of the {level}",
+                )
+            )
+        if drafts:
+            return drafts
+    return []
+
+
+def _address_drafts(
+    session: Session,
+    job: Understood,
+    rows: Iterable[Row],
+    similarity: dict[int, float] | None = None,
+) -> list[_Draft]:
+    """Drafts for stored addresses, retired ones answered by their successors."""
+    rows = list(rows)
+    successors = matching.successors(session, [r.id for r in rows if r.status != "active"])
+    return [_row_draft(job, r, successors.get(r.id), (similarity or {}).get(r.id)) for r in rows]
+
+
+def _similar_drafts(session: Session, job: Understood, area: AreaFilter | None) -> list[_Draft]:
+    """Stored full forms like the text: in the districts it names, else anywhere."""
+    districts = list(job.wanted.areas.get("district", ()))
+    found = matching.similar(session, job.parsed.normalized, districts, area)
+    if not found and districts:
+        found = matching.similar(session, job.parsed.normalized, [], area)
+    return _address_drafts(session, job, (r for r, _ in found), {r.id: s for r, s in found})
+
+
+def _fallback(
+    session: Session, library: Library, job: Understood, area: AreaFilter | None
+) -> list[_Draft]:
+    """Steps 3 and 4 of the module docstring, for one reading of a text that had no sure exact
+    match."""
+    drafts, exact_ids = _relaxed_drafts(session, library, job, area)
+    drafts += _address_drafts(session, job, matching.rows_by_id(session, exact_ids).values())
+    return drafts or _name_drafts(library, job) or _area_drafts(library, job)
+
+
+def _needs_similarity(job: Understood, drafts: Sequence[_Draft]) -> bool:
+    """Step 5, for a text that found nothing down to a road: unless it holds nothing but admin
+    areas (their centroid is the answer, and their trigrams are in every address there)."""
+    beyond_areas = any(getattr(job.parsed, c) for c in STREET_ELEMENTS) or job.parsed.unparsed
+    return bool(beyond_areas) and not any(d.level >= Level.ROAD for d in drafts)
+
+
+# --- finishing ----------------------------------------------------------------------------------
+
+
+def _finish(
+    session: Session,
+    library: Library,
+    drafts: list[_Draft],
+    limit: int,
+    area: AreaFilter | None,
+) -> list[Candidate]:
+    """Standard forms for places that are not stored addresses (dropping those outside `area`),
+    one draft per place, the ambiguity check, best first."""
+    unnamed = [d for d in drafts if not d.standard]
+    if unnamed:
+        described = matching.describe_places(
+            session,
+            [
+                matching.Place(
+                    _area_name(library, d.elements.get("district_code")),
+                    _area_name(library, d.elements.get("subdistrict_code")),
+                    {c: d.elements.get(c) for c in STREET_ELEMENTS},
+                    d.lon,
+                    d.lat,
+                )
+                for d in unnamed
+            ],
+            area,
+        )
+        for draft, (standard, inside) in zip(unnamed, described, strict=True):
+            draft.standard = standard if inside else ""
+        drafts = [d for d in drafts if d.standard]
+    best: dict[tuple[Any, ...], _Draft] = {}
+    for draft in drafts:
+        kept = best.get(draft.place)
+        if kept is None or draft.verdict.score > kept.verdict.score:
+            best[draft.place] = draft
+    ranked = sorted(best.values(), key=lambda d: (-d.verdict.score, -d.weight))
+    scores = [d.verdict.score for d in ranked]
+    if scoring.ambiguity(scores):
+        for draft in ranked:
+            if draft.verdict.score >= scores[0] - scoring.AMBIGUITY_MARGIN:
+                draft.verdict.score *= scoring.AMBIGUOUS
+                draft.verdict.notes.append("another place matches the text as well")
+    return [_candidate(library, d) for d in ranked[:limit]]
+
+
+def _area_name(library: Library, code: str | None) -> str | None:
+    area = library.areas.get(code) if code else None
+    return area.name if area else None
+
+
+def _candidate(library: Library, draft: _Draft) -> Candidate:
+    score = round(max(0.0, min(1.0, draft.verdict.score)), 3)
+    return Candidate(
+        score=score,
+        level=draft.level.name.lower(),
+        lon=draft.lon,
+        lat=draft.lat,
+        address_id=draft.address_id,
+        standard=draft.standard,
+        code=draft.code,
+        elements=_names(library, draft.elements),
+        confident=score >= scoring.CONFIDENT,
+        status=draft.status,
+        replaces=draft.replaces,
+        notes=tuple(draft.verdict.notes),
+    )
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+def _matched(
+    session: Session,
+    library: Library,
+    jobs: Sequence[tuple[int, Understood]],
+    area: AreaFilter | None,
+) -> dict[int, list[_Draft]]:
+    """Step 2 for a batch of readings (text index, reading): drafts of the stored addresses
+    they match exactly, by text. Readings that name a district but find nothing there are looked
+    up in the other districts that have their road or compound (the first two readings of a text
+    only: rival corrections are told apart by the exact match alone)."""
+    numbered = list(enumerate(job for _, job in jobs))
+    rows = _exact_pass(session, library, numbered, area, second=False)
+    counted: dict[int, int] = {}
+    retry = []
+    for k, (i, job) in enumerate(jobs):
+        counted[i] = counted.get(i, 0) + 1
+        if counted[i] <= 2 and k not in rows and job.wanted.areas.get("district"):
+            retry.append((k, job))
+    rows.update(_exact_pass(session, library, retry, area, second=True))
+    drafts: dict[int, list[_Draft]] = {i: [] for i, _ in jobs}
+    for k, (i, job) in enumerate(jobs):
+        drafts[i].extend(_address_drafts(session, job, rows.get(k, ())))
+    return drafts
+
+
+def _sure(drafts: Iterable[_Draft]) -> bool:
+    return any(d.verdict.score >= scoring.CONFIDENT for d in drafts)
+
+
+def geocode_many(
+    session: Session, texts: Sequence[str], limit: int = 1, area: str | None = None
+) -> list[list[Candidate]]:
+    """Candidates for each text, best first (at most `limit`); empty for empty text, text longer
+    than MAX_TEXT, text about another city, and text with nothing the library knows. The exact
+    matches of the whole batch are looked up together (see `matching.exact`); the slower steps
+    run only for the texts that found nothing sure, on their own parse, their best correction
+    and their reading without unknown words."""
+    library = gazetteer.current(session)
+    scope = area_filter(library, area)
+    readings = {
+        i: [r for r in understand(t, library) if not r.foreign]
+        for i, t in enumerate(texts)
+        if t.strip() and len(t.strip()) <= MAX_TEXT
+    }
+    jobs = _standardise(session, library, [(i, r) for i, rs in readings.items() for r in rs])
+    drafts = _matched(session, library, jobs, scope)
+    unsure = [i for i, found in drafts.items() if not _sure(found)]
+    stripped = [(i, r) for i in unsure if (r := without_unknown_words(readings[i][0], library))]
+    extra = _standardise(session, library, stripped)
+    for i, found in _matched(session, library, extra, scope).items():
+        drafts[i].extend(found)
+    principal = [(i, job) for i, job in jobs if i in unsure] + extra
+    seen: dict[int, int] = {}
+    for i, job in principal:
+        seen[i] = seen.get(i, 0) + 1
+        if (seen[i] <= 2 or job.ignored) and not _sure(drafts[i]):
+            drafts[i].extend(_fallback(session, library, job, scope))
+    own = {i: job for i, job in reversed(jobs)}  # each text's own reading comes first
+    for i in unsure:
+        if _needs_similarity(own[i], drafts[i]):
+            drafts[i].extend(_similar_drafts(session, own[i], scope))
+    results: list[list[Candidate]] = [[] for _ in texts]
+    for i, found in drafts.items():
+        results[i] = _finish(session, library, found, limit, scope)
+    return results
+
+
+def geocode(
+    session: Session, text: str, limit: int = 1, area: str | None = None
+) -> list[Candidate]:
+    """Ranked candidates for one free-text address (see the module docstring)."""
+    return geocode_many(session, [text], limit=limit, area=area)[0]

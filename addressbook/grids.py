@@ -1,0 +1,74 @@
+"""Reading grids: the grid at a point (with its community, subdistrict and district), by code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from addressbook.areas import geometry_json
+from geo.crs import STORAGE_CRS, resolve, transform_xy
+from geo.errors import ApiError
+from geo.settings import get_settings
+
+# One probe of idx_grids_geom (GiST): the && test on the index, then the exact point-in-polygon.
+GRID_AT_SQL = """
+SELECT g.code FROM grids g
+WHERE ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4490))
+ORDER BY g.code LIMIT 1
+"""
+
+_GRID = """
+SELECT g.code, g.name, g.community_code, g.staff_name, g.staff_phone, g.source,
+       g.updated_at, ST_AsBinary(g.geom) AS geom,
+       c.name AS community, c.parent_code AS subdistrict_code, s.name AS subdistrict,
+       s.parent_code AS district_code, d.name AS district
+FROM grids g
+LEFT JOIN admin_areas c ON c.code = g.community_code AND c.valid_to IS NULL
+LEFT JOIN admin_areas s ON s.code = c.parent_code AND s.valid_to IS NULL
+LEFT JOIN admin_areas d ON d.code = s.parent_code AND d.valid_to IS NULL
+WHERE g.code = :code
+"""
+
+
+def point_in_storage(lon: float, lat: float, crs: str) -> tuple[float, float]:
+    """A query point in EPSG:4490, rejected with a 400 when outside the city's extent."""
+    x, y = transform_xy([lon], [lat], resolve(crs).id, STORAGE_CRS)
+    px, py = float(x[0]), float(y[0])
+    minx, miny, maxx, maxy = get_settings().extent
+    if not (minx <= px <= maxx and miny <= py <= maxy):
+        raise ApiError(
+            400,
+            "OutsideExtent",
+            f"point ({lon}, {lat}) in {resolve(crs).id} is outside the city extent "
+            f"{minx},{miny},{maxx},{maxy} (swapped lon/lat or wrong crs?)",
+            {"lon": lon, "lat": lat, "extent": [minx, miny, maxx, maxy]},
+        )
+    return px, py
+
+
+def get_grid(session: Session, code: str, crs: str = "CRS84") -> dict[str, Any]:
+    row = session.execute(text(_GRID), {"code": code}).first()
+    if row is None:
+        raise ApiError(404, "UnknownGrid", f"no grid has the code {code!r}", {"code": code})
+    data = dict(row._mapping)
+    data["geometry"] = geometry_json(data.pop("geom"), resolve(crs).id)
+    data["updated_at"] = data["updated_at"].isoformat() if data["updated_at"] else None
+    data["crs"] = resolve(crs).id
+    return data
+
+
+def grid_at(session: Session, lon: float, lat: float, crs: str = "CRS84") -> dict[str, Any]:
+    """The grid containing the point, or a 404 that says so (the point may be in no grid)."""
+    x, y = point_in_storage(lon, lat, crs)
+    code = session.execute(text(GRID_AT_SQL), {"x": x, "y": y}).scalar()
+    if code is None:
+        raise ApiError(
+            404,
+            "NoGrid",
+            f"no grid contains the point ({lon}, {lat}); grids cover only the communities "
+            "that have them",
+            {"lon": lon, "lat": lat},
+        )
+    return get_grid(session, code, crs)

@@ -1,0 +1,638 @@
+"""Editing the library one address at a time: create, update, retire, rename a road, history.
+
+Every edit happens in the caller's transaction together with its history row (address_history
+keeps every version, as it was after the change), its audit entry and a bump of the "addresses"
+data version (which makes every worker's dictionary and every cache notice). Element spelling,
+the standard full form and the stable code come from the same SQL functions the bulk importer
+uses (address_standard, address_full_form, address_code), so an address typed in here and the
+same address imported from a file look exactly alike. The code is assigned once, at creation,
+and is the address's identity: later edits keep it.
+
+Updates need `If-Match` with the version the client read (the ETag of GET /addresses/{id}): a
+428 without it, a 412 when someone else changed the address in between.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from addressbook import gazetteer, names
+from addressbook.matching import STREET_ELEMENTS
+from addressbook.reverse import to_storage
+from geo import audit, versions
+from geo.auth import Principal
+from geo.crs import STORAGE_CRS, transform_xy
+from geo.errors import ApiError, not_found
+
+AREA_FIELDS: Final = ("district", "subdistrict", "community")
+# Stored column widths (models.Address), checked before the database could complain.
+_WIDTHS: Final = {
+    "road": 100,
+    "house_number": 20,
+    "compound": 100,
+    "building": 20,
+    "unit": 20,
+    "room": 20,
+}
+_ETAG: Final = re.compile(r'^(?:W/)?"?([0-9]+)"?$')
+
+_RECORD_SQL: Final = """
+SELECT a.id, a.code, a.status, a.successor_id, a.version, a.full_address AS standard,
+       d.name AS district, a.district_code, s.name AS subdistrict, a.subdistrict_code,
+       c.name AS community, a.community_code, a.grid_code,
+       a.road, a.house_number, a.compound, a.building, a.unit, a.room,
+       ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat, a.created_at, a.updated_at, a.updated_by
+FROM addresses a
+LEFT JOIN admin_areas d ON d.code = a.district_code AND d.valid_to IS NULL
+LEFT JOIN admin_areas s ON s.code = a.subdistrict_code AND s.valid_to IS NULL
+LEFT JOIN admin_areas c ON c.code = a.community_code AND c.valid_to IS NULL
+WHERE a.id = :id
+"""
+_ELEMENT_KEYS: Final = (
+    "district",
+    "district_code",
+    "subdistrict",
+    "subdistrict_code",
+    "community",
+    "community_code",
+    "grid_code",
+    *STREET_ELEMENTS,
+)
+
+# Standard spelling, areas by location where not given (each inside the district), grid by
+# location (GiST probes of idx_admin_areas_geom / idx_grids_geom), code and full form.
+_PREPARE_SQL: Final = """
+WITH v AS (
+    SELECT address_standard('road', CAST(:road AS text)) AS road,
+           address_standard('house_number', CAST(:house_number AS text)) AS house_number,
+           address_standard('compound', CAST(:compound AS text)) AS compound,
+           address_standard('building', CAST(:building AS text)) AS building,
+           address_standard('unit', CAST(:unit AS text)) AS unit,
+           address_standard('room', CAST(:room AS text)) AS room,
+           ST_SetSRID(ST_MakePoint(:x, :y), 4490) AS pt
+), c AS (
+    SELECT v.*, coalesce(CAST(:community AS text), (
+        SELECT a.code FROM admin_areas a
+        JOIN admin_areas s ON s.code = a.parent_code AND s.valid_to IS NULL
+        WHERE a.level = 'community' AND a.valid_to IS NULL AND ST_Intersects(a.geom, v.pt)
+          AND s.parent_code = :district
+          AND (CAST(:subdistrict AS text) IS NULL OR a.parent_code = :subdistrict)
+        ORDER BY a.code LIMIT 1)) AS community_code
+    FROM v
+), q AS (
+    SELECT c.*, coalesce(
+        CAST(:subdistrict AS text),
+        (SELECT a.parent_code FROM admin_areas a
+         WHERE a.code = c.community_code AND a.valid_to IS NULL LIMIT 1),
+        (SELECT a.code FROM admin_areas a
+         WHERE a.level = 'subdistrict' AND a.valid_to IS NULL AND a.parent_code = :district
+           AND ST_Intersects(a.geom, c.pt)
+         ORDER BY a.code LIMIT 1)) AS subdistrict_code,
+        (SELECT g.code FROM grids g WHERE ST_Intersects(g.geom, c.pt)
+         ORDER BY g.code LIMIT 1) AS grid_code
+    FROM c
+)
+SELECT q.road, q.house_number, q.compound, q.building, q.unit, q.room,
+       q.subdistrict_code, q.community_code, q.grid_code,
+       address_code(d.code, q.road, q.house_number, q.compound, q.building, q.unit, q.room),
+       address_full_form(d.name, s.name, q.road, q.house_number, q.compound, q.building,
+                         q.unit, q.room)
+FROM q
+JOIN admin_areas d ON d.code = :district AND d.valid_to IS NULL
+LEFT JOIN admin_areas s ON s.code = q.subdistrict_code AND s.valid_to IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An address as it will be stored."""
+
+    district_code: str
+    subdistrict_code: str | None
+    community_code: str | None
+    grid_code: str | None
+    elements: dict[str, str | None]
+    code: str
+    full_address: str
+    lon: float
+    lat: float
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "district_code": self.district_code,
+            "subdistrict_code": self.subdistrict_code,
+            "community_code": self.community_code,
+            "grid_code": self.grid_code,
+            **self.elements,
+            "full_address": self.full_address,
+            "x": self.lon,
+            "y": self.lat,
+        }
+
+
+def _actor(who: Principal) -> str:
+    return f"{who.department}/{who.key_prefix}" if who.department else (who.key_prefix or "")
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(400, "InvalidAddress", f"{field}: {message}", {"field": field})
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def record(session: Session, address_id: int, crs: str = "CRS84") -> dict[str, Any]:
+    """The address as the API shows it (location in `crs`); 404 when there is none."""
+    row = session.execute(text(_RECORD_SQL), {"id": address_id}).mappings().first()
+    if row is None:
+        raise not_found(f"there is no address {address_id}", {"id": address_id})
+    x, y = transform_xy([row["lon"]], [row["lat"]], STORAGE_CRS, crs)
+    return {
+        **{k: row[k] for k in ("id", "code", "status", "successor_id", "version", "standard")},
+        "elements": {k: row[k] for k in _ELEMENT_KEYS},
+        "location": {"type": "Point", "coordinates": [float(x[0]), float(y[0])]},
+        "crs": crs,
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+        "updated_by": row["updated_by"],
+    }
+
+
+def history(session: Session, address_id: int) -> list[dict[str, Any]]:
+    """Every stored version, oldest first (ix_address_history_address_version)."""
+    record(session, address_id)  # 404 for an unknown address
+    rows = session.execute(
+        text(
+            "SELECT version, action, data, changed_at, changed_by FROM address_history "
+            "WHERE address_id = :id ORDER BY version, id"
+        ),
+        {"id": address_id},
+    ).tuples()
+    return [
+        {
+            "version": version,
+            "action": action,
+            "data": data,
+            "changed_at": changed_at.isoformat(),
+            "changed_by": changed_by,
+        }
+        for version, action, data, changed_at, changed_by in rows
+    ]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+
+def _area_code(session: Session, level: str, value: str, parent: str | None) -> str:
+    """A current area of `level` by name, official name or code (inside `parent`); 400 if
+    there is none."""
+    code = session.execute(
+        text(
+            """
+            SELECT code FROM admin_areas
+            WHERE level = :level AND valid_to IS NULL
+              AND (name = :v OR official_name = :v OR code = :v
+                   OR (level = 'district' AND left(code, 6) = :v))
+              AND (CAST(:parent AS text) IS NULL OR parent_code = :parent
+                   OR (level = 'community' AND parent_code IN (
+                       SELECT code FROM admin_areas
+                       WHERE parent_code = :parent AND valid_to IS NULL)))
+            ORDER BY code LIMIT 1
+            """
+        ),
+        {"level": level, "v": value.strip(), "parent": parent},
+    ).scalar()
+    if code is None:
+        where = f" in {parent}" if parent else ""
+        raise _invalid(level, f"unknown {level} {value!r}{where}")
+    return str(code)
+
+
+def _prepare(session: Session, fields: Mapping[str, Any], lon: float, lat: float) -> Prepared:
+    """Resolve the admin areas, standardise the elements, place the address, and check it."""
+    district = _area_code(session, "district", str(fields["district"]), None)
+    subdistrict = fields.get("subdistrict")
+    if subdistrict:
+        subdistrict = _area_code(session, "subdistrict", str(subdistrict), district)
+    community = fields.get("community")
+    if community:
+        community = _area_code(session, "community", str(community), subdistrict or district)
+    params = {
+        **{c: fields.get(c) for c in STREET_ELEMENTS},
+        "x": lon,
+        "y": lat,
+        "district": district,
+        "subdistrict": subdistrict or None,
+        "community": community or None,
+    }
+    row = session.execute(text(_PREPARE_SQL), params).tuples().one()
+    elements = dict(zip(STREET_ELEMENTS, row[:6], strict=True))
+    if not elements["road"] and not elements["compound"]:
+        raise _invalid("road", "an address needs a road or a compound")
+    for name, width in _WIDTHS.items():
+        value = elements[name]
+        if value is not None and len(value) > width:
+            raise _invalid(name, f"{value!r} is longer than {width} characters")
+    return Prepared(district, row[6], row[7], row[8], elements, row[9], row[10], lon, lat)
+
+
+def _same_elements(session: Session, prepared: Prepared, other_than: int | None) -> int | None:
+    """An active address with the same district and elements (ix_addresses_structured /
+    ix_addresses_compound): a second one would make the library ambiguous."""
+    conditions = ["a.district_code = :district_code", "a.status = 'active'"]
+    for name in STREET_ELEMENTS:
+        value = prepared.elements[name]
+        conditions.append(f"a.{name} = :{name}" if value is not None else f"a.{name} IS NULL")
+    if other_than is not None:
+        conditions.append("a.id <> :other")
+    found = session.execute(
+        text(f"SELECT a.id FROM addresses a WHERE {' AND '.join(conditions)} LIMIT 1"),
+        {**prepared.columns(), "other": other_than},
+    ).scalar()
+    return int(found) if found is not None else None
+
+
+def _check_unique(session: Session, prepared: Prepared, other_than: int | None) -> None:
+    clash = _same_elements(session, prepared, other_than)
+    if clash is None and other_than is None:
+        clash = session.execute(
+            text("SELECT id FROM addresses WHERE code = :code"), {"code": prepared.code}
+        ).scalar()
+    if clash is not None:
+        raise ApiError(
+            409,
+            "DuplicateAddress",
+            f"address {clash} already is {prepared.full_address}",
+            {"existing_id": int(clash), "standard": prepared.full_address},
+        )
+
+
+def check_version(current: int, if_match: str | None, required: bool = True) -> None:
+    """If-Match against the stored version: 428 when required and missing, 412 when stale."""
+    if if_match is None or not if_match.strip():
+        if required:
+            raise ApiError(
+                428,
+                "PreconditionRequired",
+                f"send If-Match with the version you edit (the ETag of GET; now {etag(current)})",
+                {"version": current},
+            )
+        return
+    tags = [t.strip() for t in if_match.split(",")]
+    if "*" in tags:
+        return
+    versions_sent = [int(m.group(1)) for t in tags if (m := _ETAG.match(t))]
+    if not versions_sent:
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"If-Match {if_match!r} is not an ETag of this service (like {etag(current)})",
+        )
+    if current not in versions_sent:
+        raise ApiError(
+            412,
+            "PreconditionFailed",
+            f"the address changed since you read it: it is at version {current}, "
+            f"you sent {if_match}; GET it again and redo the edit",
+            {"version": current},
+        )
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+
+def _refresh_names(session: Session, touched: Iterable[tuple[str, str | None, str | None]]) -> None:
+    """Weights and centroids of the road and compound names an edit touched (names.py)."""
+    rows = [{"kind": k, "name": n, "district_code": d} for k, n, d in set(touched) if n and d]
+    if not rows:
+        return
+    session.execute(
+        text("CREATE TEMP TABLE _touched (kind text, name text, district_code text) ON COMMIT DROP")
+    )
+    session.execute(text("INSERT INTO _touched VALUES (:kind, :name, :district_code)"), rows)
+    names.refresh_streets(session, "_touched")
+    session.execute(text("DROP TABLE _touched"))
+
+
+def _streets(district: str | None, elements: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    return [
+        ("road", elements.get("road"), district),
+        ("compound", elements.get("compound"), district),
+    ]
+
+
+def _write_history(session: Session, address_id: int, action: str, who: Principal) -> None:
+    """The version just written, as it now stands, into address_history."""
+    session.execute(
+        text(
+            """
+            INSERT INTO address_history (address_id, version, action, data, changed_by)
+            SELECT a.id, a.version, :action,
+                   jsonb_build_object(
+                       'code', a.code, 'status', a.status, 'successor_id', a.successor_id,
+                       'full_address', a.full_address, 'district_code', a.district_code,
+                       'subdistrict_code', a.subdistrict_code,
+                       'community_code', a.community_code, 'grid_code', a.grid_code,
+                       'road', a.road, 'house_number', a.house_number, 'compound', a.compound,
+                       'building', a.building, 'unit', a.unit, 'room', a.room,
+                       'lon', ST_X(a.geom), 'lat', ST_Y(a.geom)),
+                   :who
+            FROM addresses a WHERE a.id = :id
+            """
+        ),
+        {"id": address_id, "action": action, "who": _actor(who)},
+    )
+
+
+def _changed(session: Session) -> None:
+    versions.bump(session, "addresses")
+    gazetteer.expire()
+
+
+def create(session: Session, who: Principal, fields: Mapping[str, Any], crs: str) -> int:
+    """A new address from its elements and location (`lon`, `lat` in `crs`); returns its id."""
+    lon, lat = to_storage(float(fields["lon"]), float(fields["lat"]), crs)
+    prepared = _prepare(session, fields, lon, lat)
+    _check_unique(session, prepared, None)
+    address_id = session.execute(
+        text(
+            """
+            INSERT INTO addresses (code, district_code, subdistrict_code, community_code,
+                grid_code, road, house_number, compound, building, unit, room, full_address,
+                geom, updated_by)
+            VALUES (:code, :district_code, :subdistrict_code, :community_code, :grid_code,
+                :road, :house_number, :compound, :building, :unit, :room, :full_address,
+                ST_SetSRID(ST_MakePoint(:x, :y), 4490), :who)
+            RETURNING id
+            """
+        ),
+        {**prepared.columns(), "code": prepared.code, "who": _actor(who)},
+    ).scalar_one()
+    _write_history(session, address_id, "create", who)
+    _refresh_names(session, _streets(prepared.district_code, prepared.elements))
+    audit.record(session, who, "address.create", f"address/{address_id}", {"code": prepared.code})
+    _changed(session)
+    return int(address_id)
+
+
+def _current(session: Session, address_id: int) -> dict[str, Any]:
+    """The stored row, locked for the rest of the transaction."""
+    row = (
+        session.execute(
+            text(
+                f"""
+            SELECT a.id, a.version, a.status, a.district_code, a.subdistrict_code,
+                   a.community_code, {", ".join(f"a.{c}" for c in STREET_ELEMENTS)},
+                   ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat
+            FROM addresses a WHERE a.id = :id FOR UPDATE
+            """
+            ),
+            {"id": address_id},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise not_found(f"there is no address {address_id}", {"id": address_id})
+    return dict(row)
+
+
+def update(
+    session: Session,
+    who: Principal,
+    address_id: int,
+    changes: Mapping[str, Any],
+    if_match: str | None,
+    crs: str,
+    replace: bool = False,
+) -> None:
+    """Change an address (PATCH: only the fields given; PUT, `replace`: every field, absent
+    ones cleared). The subdistrict and community follow the location unless given."""
+    current = _current(session, address_id)
+    check_version(current["version"], if_match)
+    if current["status"] != "active":
+        raise ApiError(409, "Retired", f"address {address_id} is retired; it cannot be edited")
+    if "lon" in changes or "lat" in changes:
+        if "lon" not in changes or "lat" not in changes:
+            raise _invalid("lon", "a new location needs both lon and lat")
+        lon, lat = to_storage(float(changes["lon"]), float(changes["lat"]), crs)
+    else:
+        lon, lat = current["lon"], current["lat"]
+    moved = replace or (lon, lat) != (current["lon"], current["lat"]) or "district" in changes
+    fields: dict[str, Any] = {
+        "district": current["district_code"],
+        "subdistrict": None if moved else current["subdistrict_code"],
+        "community": None if moved else current["community_code"],
+        **({} if replace else {c: current[c] for c in STREET_ELEMENTS}),
+        **changes,
+    }
+    prepared = _prepare(session, fields, lon, lat)
+    _check_unique(session, prepared, address_id)
+    session.execute(
+        text(
+            """
+            UPDATE addresses SET district_code = :district_code,
+                subdistrict_code = :subdistrict_code, community_code = :community_code,
+                grid_code = :grid_code, road = :road, house_number = :house_number,
+                compound = :compound, building = :building, unit = :unit, room = :room,
+                full_address = :full_address, geom = ST_SetSRID(ST_MakePoint(:x, :y), 4490),
+                version = version + 1, updated_at = now(), updated_by = :who
+            WHERE id = :id
+            """
+        ),
+        {**prepared.columns(), "id": address_id, "who": _actor(who)},
+    )
+    _write_history(session, address_id, "update", who)
+    _refresh_names(
+        session,
+        [
+            *_streets(current["district_code"], current),
+            *_streets(prepared.district_code, prepared.elements),
+        ],
+    )
+    audit.record(
+        session,
+        who,
+        "address.update",
+        f"address/{address_id}",
+        {"changed": sorted(changes), "replace": replace},
+    )
+    _changed(session)
+
+
+def retire(
+    session: Session,
+    who: Principal,
+    address_id: int,
+    successor_id: int | None,
+    if_match: str | None,
+) -> None:
+    """Mark an address retired, pointing at the address that replaces it (if any): the
+    geocoder answers texts naming the old one with the successor."""
+    current = _current(session, address_id)
+    check_version(current["version"], if_match, required=False)
+    if current["status"] != "active":
+        raise ApiError(409, "Retired", f"address {address_id} is already retired")
+    if successor_id is not None:
+        if successor_id == address_id:
+            raise _invalid("successor_id", "an address cannot succeed itself")
+        status = session.execute(
+            text("SELECT status FROM addresses WHERE id = :id"), {"id": successor_id}
+        ).scalar()
+        if status is None:
+            raise _invalid("successor_id", f"there is no address {successor_id}")
+        if status != "active":
+            raise _invalid("successor_id", f"address {successor_id} is retired itself")
+    session.execute(
+        text(
+            """
+            UPDATE addresses SET status = 'retired', successor_id = :successor,
+                version = version + 1, updated_at = now(), updated_by = :who
+            WHERE id = :id
+            """
+        ),
+        {"id": address_id, "successor": successor_id, "who": _actor(who)},
+    )
+    _write_history(session, address_id, "retire", who)
+    _refresh_names(session, _streets(current["district_code"], current))
+    audit.record(
+        session,
+        who,
+        "address.retire",
+        f"address/{address_id}",
+        {"successor_id": successor_id},
+    )
+    _changed(session)
+
+
+def rename_road(
+    session: Session, who: Principal, district: str, old: str, new: str
+) -> dict[str, Any]:
+    """Give every address on road `old` in `district` the name `new` (and a new full form),
+    keeping `old` as an alias (address_aliases, read into the parser's dictionary, and
+    address_names, for suggestions) so that texts with the old name still find them."""
+    district_code = _area_code(session, "district", district, None)
+    old, new = old.strip(), new.strip()
+    if not new or len(new) > _WIDTHS["road"]:
+        raise _invalid("new", f"the new name must have 1 to {_WIDTHS['road']} characters")
+    if new == old:
+        raise _invalid("new", "the new name is the old one")
+    clash = session.execute(
+        text(
+            """
+            SELECT o.id, n.id FROM addresses o JOIN addresses n
+              ON n.district_code = o.district_code AND n.road = :new
+             AND n.house_number IS NOT DISTINCT FROM o.house_number
+             AND n.compound IS NOT DISTINCT FROM o.compound
+             AND n.building IS NOT DISTINCT FROM o.building
+             AND n.unit IS NOT DISTINCT FROM o.unit AND n.room IS NOT DISTINCT FROM o.room
+            WHERE o.district_code = :district AND o.road = :old LIMIT 1
+            """
+        ),
+        {"district": district_code, "old": old, "new": new},
+    ).first()
+    if clash is not None:
+        raise ApiError(
+            409,
+            "DuplicateAddress",
+            f"address {clash[0]} on {old} would become the same as address {clash[1]} on {new}",
+            {"ids": [clash[0], clash[1]]},
+        )
+    renamed = [
+        int(i)
+        for i in session.execute(
+            text(
+                """
+                UPDATE addresses a SET road = CAST(:new AS text),
+                    full_address = address_full_form(
+                        d.name,
+                        (SELECT s.name FROM admin_areas s
+                         WHERE s.code = a.subdistrict_code AND s.valid_to IS NULL LIMIT 1),
+                        CAST(:new AS text), a.house_number, a.compound, a.building, a.unit, a.room),
+                    version = a.version + 1, updated_at = now(), updated_by = :who
+                FROM admin_areas d
+                WHERE a.district_code = :district AND a.road = :old  -- ix_addresses_structured
+                  AND d.code = a.district_code AND d.valid_to IS NULL
+                RETURNING a.id
+                """
+            ),
+            {"district": district_code, "old": old, "new": new, "who": _actor(who)},
+        ).scalars()
+    ]
+    if not renamed:
+        raise not_found(f"there is no road {old!r} in {district}", {"road": old})
+    session.execute(
+        text(
+            """
+            INSERT INTO address_history (address_id, version, action, data, changed_by)
+            SELECT a.id, a.version, 'rename',
+                   jsonb_build_object('full_address', a.full_address, 'road', a.road,
+                                      'old_road', CAST(:old AS text)),
+                   :who
+            FROM addresses a WHERE a.id = ANY(:ids)
+            """
+        ),
+        {"ids": renamed, "old": old, "who": _actor(who)},
+    )
+    _keep_alias(session, district_code, old, new)
+    audit.record(
+        session,
+        who,
+        "address.road_rename",
+        f"road/{district_code}/{old}",
+        {"new": new, "addresses": len(renamed)},
+    )
+    _changed(session)
+    return {"district_code": district_code, "old": old, "new": new, "renamed": len(renamed)}
+
+
+def _keep_alias(session: Session, district: str, old: str, new: str) -> None:
+    """The old name as an alias of the new one: in address_aliases (and earlier aliases of the
+    old name now lead to the new one), and in address_names as kind 'alias' with the new
+    road's weight and centroid."""
+    session.execute(
+        text(
+            """
+            UPDATE address_aliases SET canonical = :new
+            WHERE kind = 'road' AND canonical = :old AND district_code = :district
+            """
+        ),
+        {"district": district, "old": old, "new": new},
+    )
+    session.execute(
+        text(
+            """
+            INSERT INTO address_aliases (kind, alias, canonical, district_code)
+            VALUES ('road', :old, :new, :district)
+            ON CONFLICT ON CONSTRAINT uq_address_aliases DO NOTHING
+            """
+        ),
+        {"district": district, "old": old, "new": new},
+    )
+    _refresh_names(session, [("road", old, district), ("road", new, district)])
+    full, initials = names.pinyin(old)
+    session.execute(
+        text(
+            """
+            INSERT INTO address_names (kind, name, district_code, pinyin, initials, weight,
+                                       centroid)
+            SELECT 'alias', CAST(:old AS text), CAST(:district AS text), CAST(:pinyin AS text),
+                   CAST(:initials AS text), n.weight, n.centroid
+            FROM address_names n
+            WHERE n.kind = 'road' AND n.name = :new AND n.district_code = :district
+            ON CONFLICT (kind, name, district_code) DO UPDATE
+               SET weight = EXCLUDED.weight, centroid = EXCLUDED.centroid
+            """
+        ),
+        {"district": district, "old": old, "new": new, "pinyin": full, "initials": initials},
+    )

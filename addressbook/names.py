@@ -1,0 +1,250 @@
+"""The names the parser and the suggester know, kept in ``address_names``.
+
+One row per (kind, name, district) with its full pinyin, its pinyin initials and a weight (how
+many active addresses use it), so that suggestions rank by use and the parser's dictionary is read
+from a few thousand rows instead of millions of addresses. Imports recompute only the names they
+touched; an admin area import recomputes the area names.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+from typing import Any
+
+from pypinyin import Style, lazy_pinyin
+from pypinyin import pinyin as pinyin_of
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+AREA_KINDS = ("district", "subdistrict", "community")
+STREET_KINDS = ("road", "compound")
+
+
+@cache
+def _syllable(char: str) -> str | None:
+    """The toneless reading of a character, or None when its readings differ without tones
+    (长 chang/zhang, 重 zhong/chong): those need pypinyin's phrase dictionary."""
+    readings = {r.lower() for r in pinyin_of(char, style=Style.NORMAL, heteronym=True)[0]}
+    return readings.pop() if len(readings) == 1 else None
+
+
+@lru_cache(maxsize=65536)
+def pinyin(name: str) -> tuple[str, str]:
+    """Full pinyin without tones and the initials: 友谊路 -> ('youyilu', 'yyl').
+
+    pypinyin segments phrases to pick the right reading, at ~100 us a name; an import meets
+    tens of thousands of new names, so names without an ambiguous character are spelled
+    character by character from a cache, and only the others go through pypinyin."""
+    cached = [_syllable(c) for c in name]
+    syllables = lazy_pinyin(name, errors="default") if None in cached else [s for s in cached if s]
+    full = [s.lower() for s in syllables if s]
+    return "".join(full), "".join(s[0] for s in full)
+
+
+def _upsert(session: Session, table: str) -> None:
+    """Fill pinyin for the rows of the temp table `table` (kind, name, district_code, area_code,
+    weight, x, y) and upsert them into address_names; names seen before reuse their pinyin."""
+    new_names = session.execute(
+        text(
+            f"SELECT DISTINCT t.name FROM {table} t WHERE NOT EXISTS "
+            "(SELECT 1 FROM address_names n WHERE n.name = t.name)"
+        )
+    ).scalars()
+    spelled = [{"name": n, "pinyin": pinyin(n)[0], "initials": pinyin(n)[1]} for n in new_names]
+    session.execute(text("CREATE TEMP TABLE _pinyin (name text, pinyin text, initials text)"))
+    if spelled:
+        session.execute(
+            text("INSERT INTO _pinyin VALUES (:name, :pinyin, :initials)"),
+            spelled,
+        )
+    session.execute(
+        text(
+            f"""
+            INSERT INTO _pinyin
+            SELECT DISTINCT ON (n.name) n.name, n.pinyin, n.initials
+            FROM address_names n JOIN (SELECT DISTINCT name FROM {table}) t USING (name)
+            ORDER BY n.name
+            """
+        )
+    )
+    session.execute(
+        text(
+            f"""
+            INSERT INTO address_names (kind, name, district_code, area_code, pinyin, initials,
+                                       weight, centroid)
+            SELECT t.kind, t.name, t.district_code, t.area_code, p.pinyin, p.initials, t.weight,
+                   CASE WHEN t.x IS NOT NULL THEN ST_SetSRID(ST_MakePoint(t.x, t.y), 4490) END
+            FROM {table} t
+            JOIN (SELECT DISTINCT ON (name) * FROM _pinyin ORDER BY name) p USING (name)
+            ON CONFLICT (kind, name, district_code) DO UPDATE
+               SET weight = EXCLUDED.weight, area_code = EXCLUDED.area_code,
+                   centroid = EXCLUDED.centroid
+            """
+        )
+    )
+    session.execute(text("DROP TABLE _pinyin"))
+
+
+def refresh_areas(session: Session) -> None:
+    """Rebuild the district, subdistrict and community names from the current admin areas."""
+    session.execute(text("DELETE FROM address_names WHERE kind = ANY(:k)"), {"k": list(AREA_KINDS)})
+    session.execute(
+        text(
+            """
+            CREATE TEMP TABLE _names ON COMMIT DROP AS
+            WITH cur AS (SELECT * FROM admin_areas WHERE valid_to IS NULL),
+            counted AS (
+                SELECT 'district' AS kind, district_code AS code, count(*) AS n FROM addresses
+                WHERE status = 'active' GROUP BY district_code
+                UNION ALL
+                SELECT 'subdistrict', subdistrict_code, count(*) FROM addresses
+                WHERE status = 'active' GROUP BY subdistrict_code
+                UNION ALL
+                SELECT 'community', community_code, count(*) FROM addresses
+                WHERE status = 'active' GROUP BY community_code
+            )
+            SELECT a.level AS kind, a.name,
+                   CASE a.level WHEN 'district' THEN a.code
+                                WHEN 'subdistrict' THEN a.parent_code
+                                ELSE s.parent_code END AS district_code,
+                   a.code AS area_code, coalesce(c.n, 0)::int AS weight,
+                   ST_X(a.centroid) AS x, ST_Y(a.centroid) AS y
+            FROM cur a
+            LEFT JOIN cur s ON a.level = 'community' AND s.code = a.parent_code
+            LEFT JOIN counted c ON c.kind = a.level AND c.code = a.code
+            WHERE a.level = ANY(:k)
+            """
+        ),
+        {"k": list(AREA_KINDS)},
+    )
+    # Two areas of a level with one name in one district (rare) share a row: keep the heavier.
+    session.execute(
+        text(
+            """
+            DELETE FROM _names a USING _names b
+            WHERE a.kind = b.kind AND a.name = b.name
+              AND a.district_code IS NOT DISTINCT FROM b.district_code
+              AND (a.weight, a.area_code) < (b.weight, b.area_code)
+            """
+        )
+    )
+    _upsert(session, "_names")
+    session.execute(text("DROP TABLE _names"))
+
+
+# Few touched names: index probes per name (ix_addresses_structured / ix_addresses_compound).
+_USED_BY_NAME = """
+    SELECT kind, name, district_code, count(*)::int AS weight,
+           avg(ST_X(geom)) AS x, avg(ST_Y(geom)) AS y
+    FROM (
+        SELECT 'road' AS kind, road AS name, district_code, geom FROM addresses
+        WHERE status = 'active'
+          AND (district_code, road) IN
+              (SELECT district_code, name FROM {touched} WHERE kind = 'road')
+        UNION ALL
+        SELECT 'compound', compound, district_code, geom FROM addresses
+        WHERE status = 'active'
+          AND (district_code, compound) IN
+              (SELECT district_code, name FROM {touched} WHERE kind = 'compound')
+    ) used GROUP BY kind, name, district_code
+"""
+# Many (a bulk import): one sequential pass aggregating both kinds at once, then keep the
+# touched ones; probing the indexes per name would read the table in random order.
+_USED_BY_SCAN = """
+    SELECT c.* FROM (
+        SELECT CASE WHEN grouping(road) = 0 THEN 'road' ELSE 'compound' END AS kind,
+               coalesce(road, compound) AS name, district_code, count(*)::int AS weight,
+               avg(ST_X(geom)) AS x, avg(ST_Y(geom)) AS y
+        FROM addresses WHERE status = 'active'
+        GROUP BY GROUPING SETS ((road, district_code), (compound, district_code))
+    ) c JOIN {touched} t USING (kind, name, district_code)
+    WHERE c.name IS NOT NULL
+"""
+
+
+def refresh_streets(session: Session, touched: str, bulk: bool = False) -> None:
+    """Recompute the road and compound names listed in the temp table `touched`
+    (kind, name, district_code): weight and centroid from the active addresses using them."""
+    used = (_USED_BY_SCAN if bulk else _USED_BY_NAME).format(touched=touched)
+    session.execute(
+        text(
+            f"CREATE TEMP TABLE _names ON COMMIT DROP AS "
+            f"SELECT kind, name, district_code, NULL::text AS area_code, weight, x, y "
+            f"FROM ({used}) u"
+        )
+    )
+    session.execute(
+        text(
+            f"""
+            DELETE FROM address_names n USING {touched} t
+            WHERE n.kind = t.kind AND n.name = t.name AND n.district_code = t.district_code
+              AND NOT EXISTS (SELECT 1 FROM _names u WHERE u.kind = t.kind AND u.name = t.name
+                              AND u.district_code = t.district_code)
+            """
+        )
+    )
+    _upsert(session, "_names")
+    session.execute(text("DROP TABLE _names"))
+
+
+def load_name_lists(session: Session) -> dict[str, Any]:
+    """Everything the parser's dictionary needs, by name (not code), current areas only.
+
+    - districts: [name]
+    - subdistricts: [(name, district)]
+    - communities: [(name, subdistrict, district)]
+    - roads, compounds: [(name, district)]
+    - aliases: {alias: (canonical, kind)}, including the statistical table's committee names
+      (花园路社区居委会 -> 花园路社区).
+    """
+    district_names = dict(
+        session.execute(
+            text("SELECT code, name FROM admin_areas WHERE level = 'district' AND valid_to IS NULL")
+        )
+        .tuples()
+        .all()
+    )
+    subdistricts = session.execute(
+        text(
+            "SELECT code, name, parent_code FROM admin_areas "
+            "WHERE level = 'subdistrict' AND valid_to IS NULL ORDER BY code"
+        )
+    ).all()
+    sub_by_code = {code: (name, parent) for code, name, parent in subdistricts}
+    communities = session.execute(
+        text(
+            "SELECT name, parent_code FROM admin_areas "
+            "WHERE level = 'community' AND valid_to IS NULL ORDER BY code"
+        )
+    ).all()
+    streets = session.execute(
+        text(
+            "SELECT kind, name, district_code FROM address_names "
+            "WHERE kind IN ('road', 'compound') ORDER BY weight DESC, name"
+        )
+    ).all()
+    aliases: dict[str, tuple[str, str]] = {}
+    for alias, canonical, kind in session.execute(
+        text(
+            "SELECT official_name, name, level FROM admin_areas "
+            "WHERE valid_to IS NULL AND official_name <> name AND level IN "
+            "('subdistrict', 'community') "
+            "UNION ALL SELECT alias, canonical, kind FROM address_aliases "
+            "WHERE valid_to IS NULL AND kind IN ('road', 'compound')"
+        )
+    ).tuples():
+        aliases.setdefault(alias, (canonical, kind))
+    return {
+        "districts": sorted(district_names.values()),
+        "subdistricts": [
+            (name, district_names.get(parent, "")) for _, name, parent in subdistricts
+        ],
+        "communities": [
+            (name, sub_by_code[parent][0], district_names.get(sub_by_code[parent][1], ""))
+            for name, parent in communities
+            if parent in sub_by_code
+        ],
+        "roads": [(n, district_names.get(d, "")) for k, n, d in streets if k == "road"],
+        "compounds": [(n, district_names.get(d, "")) for k, n, d in streets if k == "compound"],
+        "aliases": aliases,
+    }

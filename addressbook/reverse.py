@@ -1,0 +1,111 @@
+"""Reverse geocoding: a point to the nearest address and the areas and grid that contain it.
+
+One statement: the nearest active address by KNN (`ORDER BY geom <-> point LIMIT 1`, an ordered
+scan of the GiST index idx_addresses_geom that stops at the first row), its distance in metres on
+the geography (for `radius`, checked on that one row, so the index does the searching), and the
+current district, subdistrict and community polygons (idx_admin_areas_geom) and the grid
+(idx_grids_geom) containing the point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.crs import STORAGE_CRS, resolve, transform_xy
+from geo.errors import ApiError
+from geo.settings import get_settings
+
+MAX_RADIUS: Final = 10_000.0  # metres
+
+_SQL: Final = """
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 4490) AS pt)
+SELECT
+    (SELECT json_build_object(
+                'id', n.id, 'code', n.code, 'standard', n.full_address,
+                'district_code', n.district_code, 'subdistrict_code', n.subdistrict_code,
+                'community_code', n.community_code, 'grid_code', n.grid_code,
+                'road', n.road, 'house_number', n.house_number, 'compound', n.compound,
+                'building', n.building, 'unit', n.unit, 'room', n.room,
+                'lon', ST_X(n.geom), 'lat', ST_Y(n.geom),
+                'distance', ST_Distance(n.geom::geography, p.pt::geography))
+     FROM (SELECT a.* FROM addresses a
+           WHERE a.status = 'active'
+           ORDER BY a.geom <-> ST_SetSRID(ST_MakePoint(:x, :y), 4490)  -- idx_addresses_geom
+           LIMIT 1) n
+     WHERE CAST(:radius AS float8) IS NULL
+        OR ST_DWithin(n.geom::geography, p.pt::geography, CAST(:radius AS float8))),
+    (SELECT json_agg(json_build_object('level', a.level, 'code', a.code, 'name', a.name))
+     FROM admin_areas a
+     WHERE a.valid_to IS NULL AND a.level IN ('district', 'subdistrict', 'community')
+       AND ST_Intersects(a.geom, p.pt)),  -- idx_admin_areas_geom
+    (SELECT json_build_object('code', g.code, 'name', g.name,
+                              'community_code', g.community_code,
+                              'staff_name', g.staff_name, 'staff_phone', g.staff_phone)
+     FROM grids g WHERE ST_Intersects(g.geom, p.pt)  -- idx_grids_geom
+     ORDER BY g.code LIMIT 1)
+FROM p
+"""
+
+
+@dataclass(frozen=True)
+class Reverse:
+    """What is at a point. `address` carries its position in EPSG:4490 and `distance` in
+    metres; areas and grid are None where the point lies in none."""
+
+    lon: float
+    lat: float
+    address: dict[str, Any] | None
+    district: dict[str, Any] | None
+    subdistrict: dict[str, Any] | None
+    community: dict[str, Any] | None
+    grid: dict[str, Any] | None
+
+
+def to_storage(x: float, y: float, crs: str) -> tuple[float, float]:
+    """The point in EPSG:4490, or a 400 when it lies outside the city's extent (the usual sign
+    of swapped axes or a wrong `crs`)."""
+    lon, lat = transform_xy([x], [y], resolve(crs).id, STORAGE_CRS)
+    lon_, lat_ = float(lon[0]), float(lat[0])
+    minx, miny, maxx, maxy = get_settings().extent
+    if not (minx <= lon_ <= maxx and miny <= lat_ <= maxy):
+        raise ApiError(
+            400,
+            "OutsideExtent",
+            f"the point ({x}, {y}) in {resolve(crs).id} is {lon_:.6f}, {lat_:.6f} in "
+            f"EPSG:4490, outside the city's extent {minx},{miny},{maxx},{maxy} "
+            "(swapped lon/lat or the wrong crs?)",
+            {"point": [x, y], "crs": resolve(crs).id, "extent": [minx, miny, maxx, maxy]},
+        )
+    return lon_, lat_
+
+
+def reverse(
+    session: Session, x: float, y: float, crs: str = "CRS84", radius: float | None = None
+) -> Reverse:
+    """The nearest active address (within `radius` metres, if given) and the areas and grid
+    containing the point (x, y) given in `crs`."""
+    if radius is not None and not 0 < radius <= MAX_RADIUS:
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"radius must be more than 0 and at most {MAX_RADIUS:g} metres, not {radius:g}",
+            {"radius": radius},
+        )
+    lon, lat = to_storage(x, y, crs)
+    nearest, areas, grid = (
+        session.execute(text(_SQL), {"x": lon, "y": lat, "radius": radius}).tuples().one()
+    )
+    by_level = {area["level"]: area for area in areas or ()}
+    return Reverse(
+        lon,
+        lat,
+        nearest,
+        by_level.get("district"),
+        by_level.get("subdistrict"),
+        by_level.get("community"),
+        grid,
+    )

@@ -1,0 +1,387 @@
+"""Address queries on 3,000,000 generated addresses: geocode, suggest, reverse, batch.
+
+The library: the bench database's 3,000,000 demo addresses (bench_address_import loads and times
+them; run on its own, this module runs that import first).
+
+Geocode: 2,000 messy variants of library addresses (bench/address_variants.py: typos, missing
+levels, Chinese numerals, full-width digits, 楼-门-户 dashes, noise), each knowing the address it
+came from. Ours: `addressbook.geocoder.geocode` called in-process, one transaction per text, with
+the endpoint's arguments (`check_text`, limit 5): the code path of GET /addresses/geocode without
+HTTP (the same strings over HTTP against `geo serve --workers 2` are reported on their own line).
+The naive baseline: one pg_trgm query over the standard full form,
+`WHERE full_address % q ORDER BY similarity(full_address, q) DESC LIMIT 1` on the GIN index
+ix_addresses_full_trgm, through psycopg directly. Same strings, same run, side by side.
+
+Accuracy (both): the share of texts whose top answer is the right address at least to the house
+number or building, precisely: it has the source address's district, road and house number, and,
+when the source has a building, its compound and building too (a unit- or room-level slip inside
+the right building counts; a neighbour's building does not). The share matching the exact
+address id is printed beside it.
+
+Suggest: 1,000 as-you-type texts from library road and compound names (two-character Chinese
+prefixes, pinyin prefixes, initials, a pinyin with two letters swapped), in-process; the hit rate
+is the share whose suggestions include the name. Reverse: 2,000 points within ~200 m of library
+addresses, in-process. Batch: 20,000 variant rows as a CSV upload to POST
+/addresses/geocode/batch on the running server, timed to the last byte of the streamed answer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+from sqlalchemy import text
+
+from bench import bench_address_import
+from bench.address_variants import Source, Variant, variants
+from bench.common import BenchContext, console, ms_summary, percentile, running_server
+
+VARIANTS = int(os.environ.get("BENCH_GEOCODE_VARIANTS", "2000"))
+BATCH_ROWS = int(os.environ.get("BENCH_BATCH_ROWS", "20000"))
+SEED = 7
+ACCURACY_TARGET = 0.97
+GEOCODE_P95_MS = 30.0
+SUGGEST_P95_MS = 20.0
+REVERSE_P95_MS = 10.0
+BATCH_ROWS_PER_S = 3000.0
+
+_SOURCES = """
+SELECT a.id, d.name, s.name, a.road, a.house_number, a.compound, a.building, a.unit, a.room,
+       a.district_code
+FROM addresses a
+JOIN admin_areas d ON d.code = a.district_code AND d.valid_to IS NULL
+LEFT JOIN admin_areas s ON s.code = a.subdistrict_code AND s.valid_to IS NULL
+WHERE a.status = 'active' AND a.id % 97 = :slice
+ORDER BY md5(a.id::text) LIMIT :n
+"""
+_BASELINE = """
+SELECT id, district_code, road, house_number, compound, building FROM addresses
+WHERE full_address %% %(q)s ORDER BY similarity(full_address, %(q)s) DESC LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What a right answer must share with the source address."""
+
+    id: int
+    district_code: str
+    road: str | None
+    house_number: str | None
+    compound: str | None
+    building: str | None
+
+    def met_by(self, found: dict[str, object] | None) -> bool:
+        if found is None:
+            return False
+        keys = ("district_code", "road", "house_number")
+        if self.building is not None:
+            keys += ("compound", "building")
+        return all(found.get(k) == getattr(self, k) for k in keys)
+
+
+def _library(ctx: BenchContext) -> None:
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        have = session.execute(text("SELECT count(*) FROM addresses")).scalar_one()
+    if have < bench_address_import.COUNT:
+        console.print(f"{have:,} addresses in the bench database: loading the library first")
+        bench_address_import.run(ctx)
+
+
+def _sources(n: int, slice_: int) -> tuple[list[Source], dict[int, Truth]]:
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        rows = session.execute(text(_SOURCES), {"n": n, "slice": slice_}).tuples().all()
+    sources = [Source(*row[:9]) for row in rows]
+    truth = {row[0]: Truth(row[0], row[9], row[3], row[4], row[5], row[6]) for row in rows}
+    return sources, truth
+
+
+def _known() -> Callable[[str, str], bool]:
+    """known(district name, name): the name is a road or compound of that district."""
+    from addressbook import gazetteer
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        library = gazetteer.current(session)
+
+    def known(district: str, name: str) -> bool:
+        codes = library.area_codes("district", district)
+        return any(
+            s.district_code in codes
+            for kind in ("road", "compound")
+            for s in library.streets(kind, name)
+        )
+
+    return known
+
+
+def _ours(texts: Sequence[Variant]) -> tuple[list[float], list[dict[str, object] | None], int]:
+    from addressbook.geocoder import check_text, geocode
+    from geo.db import session_scope
+
+    latencies, answers, confident = [], [], 0
+    for variant in texts:
+        started = time.perf_counter()
+        with session_scope() as session:
+            found = geocode(session, check_text(variant.text), limit=5)
+        latencies.append(time.perf_counter() - started)
+        best = found[0] if found else None
+        answers.append({**best.elements, "id": best.address_id} if best else None)
+        confident += bool(best and best.confident)
+    return latencies, answers, confident
+
+
+def _baseline(
+    ctx: BenchContext, texts: Sequence[Variant]
+) -> tuple[list[float], list[dict[str, object] | None]]:
+    latencies, answers = [], []
+    keys = ("id", "district_code", "road", "house_number", "compound", "building")
+    with psycopg.connect(ctx.psycopg_url, autocommit=True) as conn:
+        for variant in texts:
+            started = time.perf_counter()
+            row = conn.execute(_BASELINE, {"q": variant.text}, prepare=True).fetchone()
+            latencies.append(time.perf_counter() - started)
+            answers.append(dict(zip(keys, row, strict=True)) if row else None)
+    return latencies, answers
+
+
+def _scored(
+    texts: Sequence[Variant], answers: Sequence[dict[str, object] | None], truth: dict[int, Truth]
+) -> tuple[float, float]:
+    right = sum(truth[v.source.id].met_by(a) for v, a in zip(texts, answers, strict=True))
+    exact = sum(bool(a and a.get("id") == v.source.id) for v, a in zip(texts, answers, strict=True))
+    return right / len(texts), exact / len(texts)
+
+
+def _p95(samples: Sequence[float]) -> float:
+    return percentile([s * 1000 for s in samples], 95)
+
+
+def _geocode(ctx: BenchContext, texts: list[Variant], truth: dict[int, Truth]) -> None:
+    ours, our_answers, confident = _ours(texts)
+    base, base_answers = _baseline(ctx, texts)
+    accuracy, exact = _scored(texts, our_answers, truth)
+    base_accuracy, base_exact = _scored(texts, base_answers, truth)
+    misses: dict[str, int] = {}
+    for v, a in zip(texts, our_answers, strict=True):
+        if not truth[v.source.id].met_by(a):
+            for kind in v.kinds:
+                misses[kind] = misses.get(kind, 0) + 1
+    console.print(f"our misses by variant kind: {misses}; confident answers: {confident}")
+    beats = accuracy > base_accuracy and _p95(ours) < _p95(base)
+    ctx.report(
+        f"geocode accuracy, {len(texts):,} variants (exact id in brackets)",
+        f"{accuracy:.1%} ({exact:.1%})",
+        "pg_trgm similarity on full_address",
+        f"{base_accuracy:.1%} ({base_exact:.1%})",
+        f"target >= {ACCURACY_TARGET:.0%}: {'met' if accuracy >= ACCURACY_TARGET else 'MISSED'}",
+    )
+    ctx.report(
+        "geocode latency, in-process",
+        ms_summary(ours),
+        "pg_trgm similarity on full_address",
+        ms_summary(base),
+        f"p95 target < {GEOCODE_P95_MS:.0f} ms: "
+        f"{'met' if _p95(ours) < GEOCODE_P95_MS else 'MISSED'}; "
+        f"beats the baseline on both: {'yes' if beats else 'NO'}",
+    )
+
+
+def _gazetteer_build() -> float:
+    from addressbook import gazetteer
+    from geo.db import session_scope
+
+    started = time.perf_counter()
+    with session_scope() as session:
+        library = gazetteer.build(session)
+    seconds = time.perf_counter() - started
+    console.print(f"dictionary: {len(library.gazetteer):,} spellings built in {seconds:.2f} s")
+    return seconds
+
+
+def _suggest_texts() -> list[tuple[str, str]]:
+    """(typed text, the name it should suggest)."""
+    from addressbook.names import pinyin
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        names = (
+            session.execute(
+                text(
+                    "SELECT DISTINCT name FROM address_names WHERE kind IN ('road', 'compound') "
+                    "AND length(name) >= 4 ORDER BY name"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    rng = random.Random(SEED)
+    picked = rng.sample(list(names), 250)
+    out = []
+    for name in picked:
+        full, initials = pinyin(name)
+        swapped = full[:2] + full[3] + full[2] + full[4:9]
+        out += [(name[:2], name), (full[:7], name), (initials, name), (swapped, name)]
+    return out
+
+
+def _suggest(ctx: BenchContext) -> None:
+    from addressbook.suggest import suggest
+    from geo.db import session_scope
+
+    typed = _suggest_texts()
+    latencies, hits = [], 0
+    for q, name in typed:
+        started = time.perf_counter()
+        with session_scope() as session:
+            found = suggest(session, q, limit=10)
+        latencies.append(time.perf_counter() - started)
+        hits += any(s.name == name for s in found)
+    ctx.report(
+        f"suggest latency, {len(typed):,} texts (hit rate {hits / len(typed):.0%})",
+        ms_summary(latencies),
+        "-",
+        "-",
+        f"p95 target < {SUGGEST_P95_MS:.0f} ms: "
+        f"{'met' if _p95(latencies) < SUGGEST_P95_MS else 'MISSED'}",
+    )
+
+
+def _reverse(ctx: BenchContext) -> None:
+    from addressbook.reverse import reverse
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        points = (
+            session.execute(
+                text(
+                    "SELECT ST_X(geom), ST_Y(geom) FROM addresses WHERE id % 89 = 3 "
+                    "ORDER BY md5(id::text) LIMIT 2000"
+                )
+            )
+            .tuples()
+            .all()
+        )
+    rng = random.Random(SEED)
+    latencies, found = [], 0
+    for x, y in points:
+        px, py = x + rng.uniform(-0.002, 0.002), y + rng.uniform(-0.002, 0.002)
+        started = time.perf_counter()
+        with session_scope() as session:
+            answer = reverse(session, px, py, radius=1000)
+        latencies.append(time.perf_counter() - started)
+        found += answer.address is not None
+    ctx.report(
+        f"reverse latency, {len(points):,} points ({found / len(points):.0%} with an address)",
+        ms_summary(latencies),
+        "-",
+        "-",
+        f"p95 target < {REVERSE_P95_MS:.0f} ms: "
+        f"{'met' if _p95(latencies) < REVERSE_P95_MS else 'MISSED'}",
+    )
+
+
+def _http_geocode(base: str, texts: Sequence[Variant]) -> list[float]:
+    latencies = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for variant in texts:
+            started = time.perf_counter()
+            response = client.get("/addresses/geocode", params={"q": variant.text})
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+    return latencies
+
+
+def _elements(ids: Sequence[int]) -> dict[int, dict[str, object]]:
+    """Stored elements of the batch's answers, to score them like the other answers."""
+    from geo.db import session_scope
+
+    keys = ("id", "district_code", "road", "house_number", "compound", "building")
+    with session_scope() as session:
+        rows = session.execute(
+            text(f"SELECT {', '.join(keys)} FROM addresses WHERE id = ANY(:ids)"),
+            {"ids": list(ids)},
+        ).tuples()
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
+
+
+def _batch(
+    ctx: BenchContext, base: str, rows: list[Variant], truth: dict[int, Truth], baseline_ms: float
+) -> None:
+    data = io.StringIO()
+    writer = csv.writer(data)
+    writer.writerow(["case", "地址"])
+    writer.writerows([[str(i), v.text] for i, v in enumerate(rows)])
+    payload = data.getvalue().encode()
+    started = time.perf_counter()
+    with httpx.Client(base_url=base, timeout=3600) as client:
+        response = client.post(
+            "/addresses/geocode/batch",
+            files={"file": ("batch.csv", payload, "text/csv")},
+            headers={"Authorization": f"Bearer {ctx.admin_key}"},
+        )
+    seconds = time.perf_counter() - started
+    response.raise_for_status()
+    out = list(csv.DictReader(io.StringIO(response.text)))
+    answers = [int(r["address_id"]) if r["address_id"] else None for r in out]
+    found = _elements([a for a in answers if a is not None])
+    right = sum(
+        truth[rows[int(r["case"])].source.id].met_by(found.get(a) if a else None)
+        for r, a in zip(out, answers, strict=True)
+    )
+    rate = len(rows) / seconds
+    ctx.report(
+        f"batch geocode, {len(rows):,} CSV rows over HTTP ({right / len(out):.1%} right)",
+        f"{rate:,.0f} rows/s ({seconds:.1f} s)",
+        "the baseline, one query per row",
+        f"{1000 / baseline_ms:,.0f} rows/s (from its mean latency)",
+        f"target >= {BATCH_ROWS_PER_S:,.0f} rows/s: "
+        f"{'met' if rate >= BATCH_ROWS_PER_S else 'MISSED'}",
+    )
+
+
+def run(ctx: BenchContext) -> None:
+    _library(ctx)
+    build = _gazetteer_build()
+    sources, truth = _sources(VARIANTS, 11)
+    known = _known()
+    texts = variants(sources, known, SEED)
+    kinds: dict[str, int] = {}
+    for v in texts:
+        for kind in v.kinds:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    console.print(f"{len(texts):,} variants: {kinds}; e.g. {[v.text for v in texts[:3]]}")
+    _ours(texts[:50])  # warm the caches and PostgreSQL's buffers for both contenders alike
+    _baseline(ctx, texts[:50])
+    _geocode(ctx, texts, truth)
+    ctx.report("dictionary build (cold start of a worker)", f"{build:.2f} s", "-", "-")
+    _suggest(ctx)
+    _reverse(ctx)
+    batch_sources, batch_truth = _sources(BATCH_ROWS, 29)
+    batch_rows = variants(batch_sources, known, SEED + 1)
+    base_latencies, _ = _baseline(ctx, texts[:200])
+    baseline_ms = statistics.mean(base_latencies) * 1000
+    with running_server(ctx, workers=2) as base:
+        _http_geocode(base, texts[:100])  # both workers build their dictionary
+        http = _http_geocode(base, texts)
+        ctx.report(
+            "geocode latency over HTTP (geo serve --workers 2)",
+            ms_summary(http),
+            "-",
+            "-",
+            f"p95 target < {GEOCODE_P95_MS:.0f} ms: "
+            f"{'met' if _p95(http) < GEOCODE_P95_MS else 'MISSED'}",
+        )
+        _batch(ctx, base, batch_rows, batch_truth, baseline_ms)

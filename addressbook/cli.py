@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from addressbook.geocode_cli import geocode_file
 from geo.auth import Principal
@@ -91,21 +91,21 @@ def _import(file: Path, crs: str, skip_invalid: bool) -> None:
     from addressbook.importer import import_addresses
 
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:<16}"),
         BarColumn(),
-        DownloadColumn(),
+        TaskProgressColumn(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=False) as progress:
-        reading = progress.add_task("reading", total=file.stat().st_size)
-        current = {"step": reading}
+        reading = progress.add_task("reading the file", total=file.stat().st_size)
 
         def report(step: str, done: int, total: int | None) -> None:
+            """The file's bytes as they stream in; then one line per finished SQL step."""
             if step == "reading":
                 progress.update(reading, completed=done)
                 return
-            progress.update(current["step"], completed=progress.tasks[current["step"]].total)
-            current["step"] = progress.add_task(f"after {step}", total=1)
+            progress.update(reading, completed=progress.tasks[reading].total)
+            progress.add_task(f"{step} done", total=1, completed=1)
 
         with _reported(), file.open("rb") as stream, _session() as session:
             result = import_addresses(

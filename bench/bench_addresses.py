@@ -22,7 +22,8 @@ Suggest: 1,000 as-you-type texts from library road and compound names (two-chara
 prefixes, pinyin prefixes, initials, a pinyin with two letters swapped), in-process; the hit rate
 is the share whose suggestions include the name. Reverse: 2,000 points within ~200 m of library
 addresses, in-process. Batch: 20,000 variant rows as a CSV upload to POST
-/addresses/geocode/batch on the running server, timed to the last byte of the streamed answer.
+/addresses/geocode/batch on `geo serve --workers 1` (after one warm-up batch, so that its batch
+worker processes have their dictionary), timed to the last byte of the streamed answer.
 """
 
 from __future__ import annotations
@@ -317,24 +318,32 @@ def _elements(ids: Sequence[int]) -> dict[int, dict[str, object]]:
         return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
 
 
-def _batch(
-    ctx: BenchContext, base: str, rows: list[Variant], truth: dict[int, Truth], baseline_ms: float
-) -> None:
+def _post_batch(base: str, key: str, rows: Sequence[Variant]) -> tuple[float, str]:
     data = io.StringIO()
     writer = csv.writer(data)
     writer.writerow(["case", "地址"])
     writer.writerows([[str(i), v.text] for i, v in enumerate(rows)])
-    payload = data.getvalue().encode()
     started = time.perf_counter()
     with httpx.Client(base_url=base, timeout=3600) as client:
         response = client.post(
             "/addresses/geocode/batch",
-            files={"file": ("batch.csv", payload, "text/csv")},
-            headers={"Authorization": f"Bearer {ctx.admin_key}"},
+            files={"file": ("batch.csv", data.getvalue().encode(), "text/csv")},
+            headers={"Authorization": f"Bearer {key}"},
         )
     seconds = time.perf_counter() - started
     response.raise_for_status()
-    out = list(csv.DictReader(io.StringIO(response.text)))
+    return seconds, response.text
+
+
+def _batch(
+    ctx: BenchContext, rows: list[Variant], truth: dict[int, Truth], baseline_ms: float
+) -> None:
+    """On a server of one worker, whose batch worker processes have already built their
+    dictionary (one warm-up batch), as on a server that has been up for a while."""
+    with running_server(ctx, workers=1) as base:
+        _post_batch(base, ctx.admin_key, rows[:5000])
+        seconds, answer = _post_batch(base, ctx.admin_key, rows)
+    out = list(csv.DictReader(io.StringIO(answer)))
     answers = [int(r["address_id"]) if r["address_id"] else None for r in out]
     found = _elements([a for a in answers if a is not None])
     right = sum(
@@ -376,12 +385,12 @@ def run(ctx: BenchContext) -> None:
     with running_server(ctx, workers=2) as base:
         _http_geocode(base, texts[:100])  # both workers build their dictionary
         http = _http_geocode(base, texts)
-        ctx.report(
-            "geocode latency over HTTP (geo serve --workers 2)",
-            ms_summary(http),
-            "-",
-            "-",
-            f"p95 target < {GEOCODE_P95_MS:.0f} ms: "
-            f"{'met' if _p95(http) < GEOCODE_P95_MS else 'MISSED'}",
-        )
-        _batch(ctx, base, batch_rows, batch_truth, baseline_ms)
+    ctx.report(
+        "geocode latency over HTTP (geo serve --workers 2)",
+        ms_summary(http),
+        "-",
+        "-",
+        f"p95 target < {GEOCODE_P95_MS:.0f} ms: "
+        f"{'met' if _p95(http) < GEOCODE_P95_MS else 'MISSED'}",
+    )
+    _batch(ctx, batch_rows, batch_truth, baseline_ms)

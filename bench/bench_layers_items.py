@@ -11,18 +11,16 @@ are bench_tiles', shared rather than copied.)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import numpy as np
 
+from bench import common
 from bench.bench_tiles import Figures, measure
-from bench.common import BenchContext, console, running_server, wait_http
-from bench.layers_data import CENTRE, points_csv, tipg_python, upload_file
-from geo.embedded import free_port
+from bench.common import BenchContext, console, running_server
+from bench.layers_data import CENTRE, points_csv, upload_file
 
 N = 500_000
 LAYER = "bench_items"
@@ -44,11 +42,7 @@ def _bbox(b: tuple[float, float, float, float]) -> str:
 
 @contextmanager
 def tipg_server(ctx: BenchContext) -> Iterator[str]:
-    python = tipg_python()
-    port = free_port()
     env = {
-        **os.environ,
-        "DATABASE_URL": ctx.psycopg_url,
         "TIPG_DB_SCHEMAS": json.dumps(["layerdata"]),
         "TIPG_DB_TABLES": json.dumps([TABLE]),
         "TIPG_MAX_FEATURES_PER_QUERY": "10000",
@@ -56,19 +50,8 @@ def tipg_server(ctx: BenchContext) -> Iterator[str]:
             '["id", "name", "kind", "value"]'
         ),
     }
-    proc = subprocess.Popen(
-        [str(python), "-m", "uvicorn", "tipg.main:app", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + "/healthz", timeout=120)
+    with common.tipg_server(ctx, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def run(ctx: BenchContext) -> None:

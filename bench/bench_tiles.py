@@ -32,7 +32,6 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -45,8 +44,8 @@ import morecantile
 import numpy as np
 import psycopg
 
-from bench.common import BenchContext, console, percentile, running_server, wait_http
-from geo.embedded import free_port
+from bench import common
+from bench.common import BenchContext, console, percentile, running_server
 
 CENTRE = (117.2, 39.13)
 POINTS = 2_000_000
@@ -303,28 +302,9 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def tipg_python() -> Path:
-    """tipg in its own virtualenv (it pins its own FastAPI/pydantic), made once and reused."""
-    from geo.settings import get_settings
-
-    venv = get_settings().data_dir.resolve() / "bench-venvs" / "tipg"
-    python = venv / "bin" / "python"
-    if not (venv / "bin" / "uvicorn").exists():
-        console.print(f"installing tipg into {venv}")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "tipg", "uvicorn[standard]"], check=True
-        )
-    return python
-
-
 @contextmanager
 def tipg_server(ctx: BenchContext) -> Iterator[str]:
-    python = tipg_python()
-    port = free_port()
     env = {
-        **os.environ,
-        "DATABASE_URL": ctx.psycopg_url,
         "TIPG_DB_SCHEMAS": json.dumps(sorted({t.split(".")[0] for t in TABLES.values()})),
         "TIPG_DB_TABLES": json.dumps(list(TABLES.values())),
         # The same properties we put in our tiles: the declared ones and the id.
@@ -333,19 +313,8 @@ def tipg_server(ctx: BenchContext) -> Iterator[str]:
             for table in TABLES.values()
         },
     }
-    proc = subprocess.Popen(
-        [str(python), "-m", "uvicorn", "tipg.main:app", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + "/healthz", timeout=120)
+    with common.tipg_server(ctx, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def tipg_paths(tiles: list[tuple[str, int, int, int]]) -> list[str]:

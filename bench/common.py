@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,22 +69,68 @@ def bench_database() -> Iterator[BenchContext]:
 
 
 @contextmanager
-def running_server(ctx: BenchContext, workers: int = 2) -> Iterator[str]:
-    """Our service as users run it: uvicorn in its own process(es)."""
-    port = free_port()
+def server_process(
+    argv: list[str], env: Mapping[str, str], port: int, health: str, timeout: float = 60
+) -> Iterator[str]:
+    """A server started as ``argv`` on ``port``: its base URL once ``health`` answers; stopped
+    when the block ends."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "geo.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env={**ctx.env(), "PYTHONUNBUFFERED": "1"},
+        argv,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(base + "/health")
+        wait_http(base + health, timeout=timeout)
         yield base
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextmanager
+def geo_server(env: Mapping[str, str], workers: int) -> Iterator[str]:
+    """``geo serve`` in its own process(es) with ``env``: its base URL while the block runs."""
+    port = free_port()
+    argv = [sys.executable, "-m", "geo.cli", "serve"]
+    argv += ["--port", str(port), "--workers", str(workers)]
+    with server_process(argv, env, port, "/health") as base:
+        yield base
+
+
+@contextmanager
+def running_server(ctx: BenchContext, workers: int = 2) -> Iterator[str]:
+    """Our service as users run it: uvicorn in its own process(es)."""
+    with geo_server({**ctx.env(), "PYTHONUNBUFFERED": "1"}, workers) as base:
+        yield base
+
+
+def tipg_python() -> Path:
+    """The Python of a virtualenv holding tipg (it pins its own FastAPI and pydantic), under
+    GEO_DATA_DIR/bench-venvs/tipg; created and installed on first use, reused afterwards."""
+    from geo.settings import get_settings
+
+    venv = get_settings().data_dir.resolve() / "bench-venvs" / "tipg"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "uvicorn").exists():
+        console.print(f"installing tipg into {venv}")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "tipg", "uvicorn[standard]"], check=True
+        )
+    return python
+
+
+@contextmanager
+def tipg_server(ctx: BenchContext, env: Mapping[str, str]) -> Iterator[str]:
+    """tipg (2 workers) on the bench database, configured by the ``TIPG_*`` variables in ``env``."""
+    python = tipg_python()
+    port = free_port()
+    argv = [str(python), "-m", "uvicorn", "tipg.main:app", "--port", str(port), "--workers", "2"]
+    full_env = {**os.environ, "DATABASE_URL": ctx.psycopg_url, **env}
+    with server_process(argv, full_env, port, "/healthz", timeout=120) as base:
+        yield base
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -109,7 +155,10 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 def ms_summary(samples_s: Sequence[float]) -> str:
     ms = [s * 1000 for s in samples_s]
-    return f"p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 95):.1f} ms, p99 {percentile(ms, 99):.1f} ms"
+    return (
+        f"p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 95):.1f} ms, "
+        f"p99 {percentile(ms, 99):.1f} ms"
+    )
 
 
 def print_summary(ctx: BenchContext) -> None:

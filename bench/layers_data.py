@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from bench.common import BenchContext, console
+from bench.common import BenchContext
 
 CENTRE = (117.2, 39.13)
 DEPARTMENT = "bench-layers"
@@ -74,19 +72,3 @@ def upload_file(ctx: BenchContext, layer: str, path: Path, **opts: Any) -> dict[
         who = Principal(DEPARTMENT, "editor", "bench")
         options = UploadOptions(mode="create", title=layer, access="public", **opts)
         return upload(session, who, layer, path, path.name, options)
-
-
-def tipg_python() -> Path:
-    """The Python of a virtualenv holding tipg (it pins its own FastAPI and pydantic), under
-    GEO_DATA_DIR/bench-venvs/tipg; created and installed on first use, reused afterwards."""
-    from geo.settings import get_settings
-
-    venv = get_settings().data_dir.resolve() / "bench-venvs" / "tipg"
-    python = venv / "bin" / "python"
-    if not (venv / "bin" / "uvicorn").exists():
-        console.print(f"installing tipg into {venv}")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "tipg", "uvicorn[standard]"], check=True
-        )
-    return python

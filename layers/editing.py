@@ -8,6 +8,8 @@ through the same geometry and value checks as uploads (layers.ingest), so the ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -150,39 +152,21 @@ def _update(
     return int(version)
 
 
-def replace(
-    session: Session,
-    who: Principal,
-    layer: Layer,
-    fid: int,
-    body: Any,
-    source_crs: str,
-    check_version: Any,
-) -> int:
-    """PUT: the whole feature; ``check_version(current)`` raises on a stale If-Match."""
-    current = _lock(session, layer, fid)
-    check_version(current["version"])
+def _replaced(
+    layer: Layer, fid: int, body: Any, source_crs: str, current: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """PUT: the whole feature."""
     if isinstance(body, dict) and body.get("id") not in (None, fid, str(fid)):
         raise ApiError(400, "InvalidParameterValue", f"body id {body['id']!r} is not {fid}")
     geom, props = _feature_parts(body)
     values = check_properties(props, specs_of(layer.properties))
-    ewkb = check_geometry(geom, source_crs, layer)
-    _archive(session, who, layer, fid, "update")
-    return _update(session, who, layer, fid, values, ewkb)
+    return values, check_geometry(geom, source_crs, layer)
 
 
-def patch(
-    session: Session,
-    who: Principal,
-    layer: Layer,
-    fid: int,
-    body: Any,
-    source_crs: str,
-    check_version: Any,
-) -> int:
+def _merged(
+    layer: Layer, fid: int, body: Any, source_crs: str, current: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
     """PATCH as JSON merge patch (RFC 7396): members given replace, null removes."""
-    current = _lock(session, layer, fid)
-    check_version(current["version"])
     if not isinstance(body, dict):
         raise ApiError(400, "InvalidParameterValue", "a merge patch must be a JSON object")
     unknown = sorted(set(body) - {"type", "id", "geometry", "properties"})
@@ -200,8 +184,29 @@ def patch(
         if body["geometry"] is None:
             raise _invalid("the geometry cannot be removed")
         ewkb = check_geometry(body["geometry"], source_crs, layer)
+    return values, ewkb
+
+
+def _edit(
+    changes: Callable[[Layer, int, Any, str, dict[str, Any]], tuple[dict[str, Any], str | None]],
+    session: Session,
+    who: Principal,
+    layer: Layer,
+    fid: int,
+    body: Any,
+    source_crs: str,
+    check_version: Any,
+) -> int:
+    """Lock the row, ``check_version(current)`` (raises on a stale If-Match), then update it."""
+    current = _lock(session, layer, fid)
+    check_version(current["version"])
+    values, ewkb = changes(layer, fid, body, source_crs, current)
     _archive(session, who, layer, fid, "update")
     return _update(session, who, layer, fid, values, ewkb)
+
+
+replace = partial(_edit, _replaced)
+patch = partial(_edit, _merged)
 
 
 def delete(session: Session, who: Principal, layer: Layer, fid: int, check_version: Any) -> None:

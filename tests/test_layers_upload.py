@@ -15,6 +15,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from geo import crs
 from geo.db import session_scope
@@ -170,6 +171,17 @@ def test_csv_address_column_is_geocoded(client: TestClient, dept) -> None:
     assert _count(lid) is None
 
 
+def _gist_indexes(s: Session, lid: str) -> int | None:
+    """How many GiST indexes layer ``lid``'s live table has."""
+    return s.execute(
+        text(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname='layerdata' AND tablename=:t "
+            "AND indexdef LIKE '%gist%'"
+        ),
+        {"t": f"l_{lid}"},
+    ).scalar()
+
+
 def test_replace_is_atomic_swap_with_history(client: TestClient, dept) -> None:
     lid = layer_id()
     assert upload(client, dept.editor, lid, collection(point_features(5))).status_code == 201
@@ -181,13 +193,7 @@ def test_replace_is_atomic_swap_with_history(client: TestClient, dept) -> None:
         hist = s.execute(
             text(f"SELECT count(*) FROM layerdata.\"l_{lid}__history\" WHERE action = 'replace'")
         ).scalar()
-        gist = s.execute(
-            text(
-                "SELECT count(*) FROM pg_indexes WHERE schemaname='layerdata' AND tablename=:t "
-                "AND indexdef LIKE '%gist%'"
-            ),
-            {"t": f"l_{lid}"},
-        ).scalar()
+        gist = _gist_indexes(s, lid)
     assert ids == [6, 7, 8] and hist == 5 and gist == 1
 
 
@@ -418,13 +424,7 @@ def test_big_layers_are_stored_in_spatial_order(client: TestClient, dept, monkey
         rows = s.execute(
             text(f'SELECT id, name, ST_X(geom) FROM layerdata."l_{lid}" ORDER BY ctid')
         ).all()
-        gist = s.execute(
-            text(
-                "SELECT count(*) FROM pg_indexes WHERE schemaname='layerdata' AND tablename=:t "
-                "AND indexdef LIKE '%gist%'"
-            ),
-            {"t": f"l_{lid}"},
-        ).scalar()
+        gist = _gist_indexes(s, lid)
     xs = [r[2] for r in rows]
     assert xs == sorted(xs) and gist == 1
     assert {r[1]: r[0] for r in rows}["p39"] == 1  # ids kept from the upload order

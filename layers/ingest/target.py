@@ -371,20 +371,6 @@ class Target:
         return {"updated": int(updated), "inserted": int(inserted)}
 
 
-def _columns(props: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """A batch's properties by name (None where a feature lacks one), names in first-seen order.
-
-    Files almost always give every feature the same keys; then the first feature's keys are all
-    there is, and checking that costs one comparison per feature.
-    """
-    names: dict[str, None] = dict.fromkeys(props[0]) if props else {}
-    first = props[0].keys() if props else None
-    for row in props:
-        if row.keys() != first:
-            names.update(dict.fromkeys(row))
-    return {name: [p.get(name) for p in props] for name in names}
-
-
 def columns_of(props: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """A batch's properties by name (None where a feature lacks one), names in first-seen order.
 

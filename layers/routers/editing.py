@@ -7,6 +7,7 @@ that never read ETags still work), and every response carries the new ETag.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from fastapi import Depends, Request, Response
@@ -54,6 +55,22 @@ def _feature_response(
     )
 
 
+async def _edit_item(
+    write: Callable[..., int],
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    who: Principal,
+    session: Session,
+) -> Response:
+    """PUT and PATCH: ``write`` (editing.replace or editing.patch), then the feature as written."""
+    layer = catalogue.writable_layer(session, who, collection_id)
+    fid = _fid(feature_id)
+    body = await json_body(request)
+    write(session, who, layer, fid, body, _input_crs(request), partial(if_match, request))
+    return _feature_response(session, request, layer, fid, 200)
+
+
 @router.post(
     "/collections/{collection_id}/items",
     status_code=201,
@@ -83,11 +100,7 @@ async def replace_item(
     who: Principal = Depends(editor),
     session: Session = Depends(get_session),
 ) -> Response:
-    layer = catalogue.writable_layer(session, who, collection_id)
-    fid = _fid(feature_id)
-    body = await json_body(request)
-    editing.replace(session, who, layer, fid, body, _input_crs(request), partial(if_match, request))
-    return _feature_response(session, request, layer, fid, 200)
+    return await _edit_item(editing.replace, collection_id, feature_id, request, who, session)
 
 
 @router.patch(
@@ -107,11 +120,7 @@ async def patch_item(
     who: Principal = Depends(editor),
     session: Session = Depends(get_session),
 ) -> Response:
-    layer = catalogue.writable_layer(session, who, collection_id)
-    fid = _fid(feature_id)
-    body = await json_body(request)
-    editing.patch(session, who, layer, fid, body, _input_crs(request), partial(if_match, request))
-    return _feature_response(session, request, layer, fid, 200)
+    return await _edit_item(editing.patch, collection_id, feature_id, request, who, session)
 
 
 @router.delete(

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from bench.common import wait_http
+from bench.common import geo_server
 from geo.db import session_scope
-from geo.embedded import free_port
 from tests.layers_helpers import collection, layer_id, point_features, upload
 
 pytestmark = pytest.mark.skipif(
@@ -29,20 +27,8 @@ N = 123  # more than GDAL's page size, so ogr2ogr must follow next links
 
 @pytest.fixture(scope="module")
 def server(database_url: str) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "geo.cli", "serve", "--port", str(port), "--workers", "1"],
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + "/health")
+    with geo_server({**os.environ, "DATABASE_URL": database_url}, workers=1) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,11 @@ through `geocoder.geocode_many` CHUNK at a time, so that the exact matches of a 
 one statement, and each chunk is written out as soon as it is done: a long file shows progress
 in the response itself (and in the CLI's progress bar), and memory stays flat. Each chunk runs in
 its own short read transaction.
+
+Reading addresses is Python work (the parser), so a file of more than one chunk is spread over
+worker processes, one per CPU up to PROCESSES, a few chunks ahead of the writer and written back
+in order. The workers are started on the first large batch and kept; each builds its own copy of
+the dictionary and follows the library's data versions like any other worker.
 """
 
 from __future__ import annotations
@@ -13,9 +18,15 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import multiprocessing
+import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, Final
+from itertools import chain
+from typing import IO, Any, Final, TypeVar
 
 import numpy as np
 import orjson
@@ -40,7 +51,9 @@ MATCH_COLUMNS: Final = (
 ADDRESS_NAMES: Final = ("address", "addr", "地址", "详细地址", "标准地址")
 JSON_TEXT_KEYS: Final = ("address", "text", "q")
 MAX_ITEMS: Final = 1_000_000
+PROCESSES: Final = min(4, os.cpu_count() or 1)
 Progress = Callable[[int], None]
+Row = TypeVar("Row")
 
 
 def _encoding_error(line: int) -> ApiError:
@@ -199,8 +212,8 @@ def _matches(texts: Sequence[str], area: str | None, crs: str) -> list[dict[str,
     return rows
 
 
-def _chunks(rows: Iterable[Any]) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
+def _chunks(rows: Iterable[Row]) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == CHUNK:
@@ -208,6 +221,52 @@ def _chunks(rows: Iterable[Any]) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+class _Workers:
+    """The worker processes, started once (spawned: a fork would copy the server's threads and
+    connections)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(PROCESSES, mp_context=context)
+            return self._pool
+
+
+_workers = _Workers()
+
+
+def _matched(
+    rows: Iterable[Row], text_of: Callable[[Row], str], area: str | None, crs: str
+) -> Iterator[tuple[list[Row], list[dict[str, Any]]]]:
+    """Each chunk of rows with its matches, in order: a single chunk right here, more in the
+    worker processes, with up to two chunks per process in flight."""
+    chunks = _chunks(rows)
+    head = list(next(chunks, []) for _ in range(2))
+    if not head[1] or PROCESSES == 1:
+        for chunk in chain(filter(None, head), chunks):
+            yield chunk, _matches([text_of(r) for r in chunk], area, crs)
+        return
+    pool = _workers.pool()
+    pending: deque[tuple[list[Row], Future[list[dict[str, Any]]]]] = deque()
+    try:
+        for chunk in chain(head, chunks):
+            pending.append((chunk, pool.submit(_matches, [text_of(r) for r in chunk], area, crs)))
+            if len(pending) > 2 * PROCESSES:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:  # the client went away: do not geocode what nobody will read
+        for _, future in pending:
+            future.cancel()
 
 
 def _cell(value: Any) -> str:
@@ -229,11 +288,14 @@ def stream_csv(
     writer.writerow(source.out_header)
     yield buffer.getvalue().encode()
     done = 0
-    for chunk in _chunks(source.rows):
-        texts = [row[source.column] if source.column < len(row) else "" for row in chunk]
+
+    def text_of(row: list[str]) -> str:
+        return row[source.column] if source.column < len(row) else ""
+
+    for chunk, matches in _matched(source.rows, text_of, area, target):
         buffer.seek(0)
         buffer.truncate()
-        for row, match in zip(chunk, _matches(texts, area, target), strict=True):
+        for row, match in zip(chunk, matches, strict=True):
             writer.writerow([*row, *(_cell(match[c]) for c in MATCH_COLUMNS)])
         done += len(chunk)
         if progress:
@@ -250,8 +312,7 @@ def stream_json(
     first = True
     if not ndjson:
         yield b"["
-    for chunk in _chunks(items):
-        matches = _matches([item.text for item in chunk], area, target)
+    for chunk, matches in _matched(items, lambda item: item.text, area, target):
         lines = []
         for item, match in zip(chunk, matches, strict=True):
             names = _output_names(item.echo)

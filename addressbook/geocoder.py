@@ -2,13 +2,16 @@
 
 The steps, cheapest first, each taken only when the previous ones found nothing sure:
 
-1. Parse the text with the library's dictionary (addressbook.gazetteer); if a road or compound
-   name is not in the dictionary, correct it to a library name one character away
-   (addressbook.spelling) and parse again. Text naming another city gets no candidates.
+1. Parse the text with the library's dictionary (addressbook.gazetteer). If a road or compound
+   name is not in the dictionary, every library name one character away is a reading of its own
+   (addressbook.spelling): the rest of the address decides between them in step 2. Text naming
+   another city gets no candidates.
 2. Exact structured match: the elements, in the library's standard spelling, looked up by road +
    house number and by compound on the btree indexes, in the district the text names, or, when
    it names none (or names the wrong one), in every district that has the road or compound.
-   `geocode_many` does this for a whole batch of texts in one statement per shape of text.
+   `geocode_many` does this for all the readings of a whole batch of texts in one statement.
+   A text that found nothing sure is also read once more without the words no dictionary name
+   explains (a stray word can throw the parser off the rest).
 3. Relaxed match: when the text goes deeper than the library (a room it does not know), the
    deepest level that does match: the address stored there, or the centroid of the addresses
    below it.
@@ -249,10 +252,14 @@ def _standardise(
     spelled = matching.standardise(
         session, [{c: getattr(r.parsed, c) for c in STREET_ELEMENTS} for _, r in readings]
     )
-    return [
-        (i, replace(r, wanted=scoring.Wanted(_areas(r.parsed, library), elements)))
-        for (i, r), elements in zip(readings, spelled, strict=True)
-    ]
+    areas: dict[tuple[str | None, ...], dict[str, tuple[str, ...]]] = {}
+    out = []
+    for (i, r), elements in zip(readings, spelled, strict=True):
+        named = (r.parsed.district, r.parsed.subdistrict, r.parsed.community)
+        if named not in areas:  # the readings of one text mostly name the same areas
+            areas[named] = _areas(r.parsed, library)
+        out.append((i, replace(r, wanted=scoring.Wanted(areas[named], elements))))
+    return out
 
 
 # --- exact matches, for a batch -----------------------------------------------------------------

@@ -103,18 +103,18 @@ class Probe:
         return self.anchor, tuple(v is not None for v in self.values)
 
 
-def _conditions(anchor: str, given: Sequence[bool], alias: str, source: str) -> list[str]:
+def _conditions(anchor: str, given: Sequence[bool]) -> list[str]:
     """Given elements must be equal; elements deeper than the deepest given one must be absent
     (the text stops at the building: the building's own address, not one of its rooms); elements
     skipped in between (32号301室, no building) are free."""
     columns = ANCHORS[anchor]
     deepest = max(i for i, present in enumerate(given) if present)
-    conditions = [f"{alias}.district_code = {source}district"]
+    conditions = ["a.district_code = q.district"]
     for i, (column, present) in enumerate(zip(columns, given, strict=True)):
         if present:
-            conditions.append(f"{alias}.{column} = {source}{column}")
+            conditions.append(f"a.{column} = q.{column}")
         elif i > deepest:
-            conditions.append(f"{alias}.{column} IS NULL")
+            conditions.append(f"a.{column} IS NULL")
     return conditions
 
 
@@ -135,7 +135,7 @@ def exact(
     for n, ((anchor, given), group) in enumerate(shapes.items()):
         columns = [c for c, present in zip(ANCHORS[anchor], given, strict=True) if present]
         arrays = ", ".join(f"CAST(:s{n}_{c} AS text[])" for c in ("query", "district", *columns))
-        where = " AND ".join(_conditions(anchor, given, "a", "q."))
+        where = " AND ".join(_conditions(anchor, given))
         branches.append(
             f"""
             (SELECT CAST(q.query AS int), {ROW_COLUMNS}

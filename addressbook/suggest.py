@@ -22,7 +22,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+import numpy as np
 from rapidfuzz.distance import OSA
+from rapidfuzz.process import cdist
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -35,7 +37,7 @@ from addressbook.normalize import fold
 from addressbook.parser import Kind
 
 MAX_LIMIT: Final = 50
-TYPO_PREFILTER: Final = 3000  # the heaviest names sharing the first pinyin letter
+TYPO_PREFILTER: Final = 20_000  # spellings sharing the first pinyin letter, at most
 TRIGRAM_THRESHOLD: Final = 0.2  # short Chinese names share few trigrams after one slip
 _LATIN: Final = re.compile(r"^[a-z' ]+$")
 _NUMBER_TAIL: Final = re.compile(r"^(\d*)号?$")
@@ -93,6 +95,9 @@ ORDER BY {order} LIMIT :limit
 # Trigram candidates first, whatever the scope (OFFSET 0 keeps the planner from merging the
 # scope's conditions in and scanning another index): ix_address_names_name_trgm.
 _TRIGRAM_SOURCE: Final = "(SELECT * FROM address_names WHERE name % :q OFFSET 0)"
+_SPELLINGS_SQL: Final = """
+SELECT DISTINCT pinyin FROM address_names WHERE pinyin LIKE :p ORDER BY pinyin LIMIT :limit
+"""
 _CANONICAL_SQL: Final = """
 SELECT al.alias, al.district_code, al.canonical FROM address_aliases al  -- ix_address_aliases_alias
 WHERE al.kind = 'road' AND al.alias = ANY(:names) AND al.valid_to IS NULL
@@ -279,7 +284,7 @@ def _chinese(
         spelled = pinyin(rest)[0]
         rows = _names(session, "n.pinyin LIKE :p", {"p": _like(spelled)}, scope, limit, order)
         found += [_suggestion(library, r, "homophone") for r in rows]
-    if len(found) < limit and len(rest) >= 3:
+    if not found and len(rest) >= 3:  # a typo: nothing above matched
         session.execute(
             text("SELECT set_config('pg_trgm.similarity_threshold', :t, true)"),
             {"t": str(TRIGRAM_THRESHOLD)},
@@ -306,27 +311,31 @@ def _latin(
     for column in ("pinyin", "initials"):
         rows = _names(session, f"n.{column} LIKE :p", {"p": _like(spelled)}, scope, limit, order)
         found += [_suggestion(library, r, column) for r in rows]
-    if len(found) < limit and len(spelled) >= 3:
-        rows = _names(
-            session,
-            "n.pinyin LIKE :p",
-            {"p": _like(spelled[:1])},
-            scope,
-            TYPO_PREFILTER,
-            order,
-        )
-        near = [r for r in rows if _one_slip(spelled, r[-1])]
-        found += [_suggestion(library, r, "typo") for r in near[:limit]]
+    if not found and len(spelled) >= 3:  # a typo: nothing above matched
+        # The spellings sharing the first letter, from the index alone (an index-only scan of
+        # ix_address_names_pinyin_prefix: no rows are read), checked here, then the rows of the
+        # few that are one slip away.
+        spellings = session.execute(
+            text(_SPELLINGS_SQL), {"p": _like(spelled[:1]), "limit": TYPO_PREFILTER}
+        ).scalars()
+        near = _one_slip(spelled, list(spellings))
+        if near:
+            rows = _names(session, "n.pinyin = ANY(:near)", {"near": near}, scope, limit, order)
+            found += [_suggestion(library, r, "typo") for r in rows]
     return found
 
 
-def _one_slip(typed: str, spelled: str) -> bool:
-    """Whether `typed` is one edit from the start of `spelled`: a letter replaced, added,
-    dropped or two letters swapped (optimal string alignment distance) in what has been typed."""
-    return any(
-        OSA.distance(typed, spelled[:n], score_cutoff=1) <= 1
-        for n in (len(typed) - 1, len(typed), len(typed) + 1)
-    )
+def _one_slip(typed: str, spellings: list[str]) -> list[str]:
+    """The spellings whose start is one edit from `typed`: a letter replaced, added, dropped or
+    two letters swapped (optimal string alignment) in what has been typed so far."""
+    if not spellings:
+        return []
+    close = np.zeros(len(spellings), dtype=bool)
+    for n in (len(typed) - 1, len(typed), len(typed) + 1):
+        starts = [s[:n] for s in spellings]
+        distances = cdist([typed], starts, scorer=OSA.distance, score_cutoff=1, workers=1)
+        close |= distances[0] <= 1
+    return [s for s, ok in zip(spellings, close.tolist(), strict=True) if ok]
 
 
 def suggest(session: Session, q: str, area: str | None = None, limit: int = 10) -> list[Suggestion]:

@@ -75,8 +75,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION address_code(text, text, text, text, text, text, text)")
-    op.execute(
-        "DROP FUNCTION address_full_form(text, text, text, text, text, text, text, text)"
-    )
+    op.execute("DROP FUNCTION address_full_form(text, text, text, text, text, text, text, text)")
     op.execute("DROP FUNCTION address_standard(text, text)")
     op.execute("DROP FUNCTION address_digits(text)")

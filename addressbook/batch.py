@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import chain
 from typing import IO, Any, Final, TypeVar
@@ -238,6 +239,11 @@ class _Workers:
                 self._pool = ProcessPoolExecutor(PROCESSES, mp_context=context)
             return self._pool
 
+    def discard(self) -> None:
+        """Forget a pool one of whose processes died (it accepts no more work)."""
+        with self._lock:
+            self._pool = None
+
 
 _workers = _Workers()
 
@@ -264,6 +270,9 @@ def _matched(
         while pending:
             done, future = pending.popleft()
             yield done, future.result()
+    except BrokenProcessPool:
+        _workers.discard()  # this batch fails; the next one starts fresh processes
+        raise
     finally:  # the client went away: do not geocode what nobody will read
         for _, future in pending:
             future.cancel()

@@ -68,6 +68,7 @@ class Library:
     areas: Mapping[str, Area]
     _area_names: Mapping[tuple[str, str], tuple[str, ...]]
     _streets: Mapping[tuple[str, str], tuple[Street, ...]]
+    _by_name: Mapping[str, tuple[Street, ...]]
 
     def area_codes(self, level: str, name: str | None) -> tuple[str, ...]:
         """Codes of the current areas of `level` called `name` (usually one)."""
@@ -79,6 +80,10 @@ class Library:
 
     def knows(self, kind: str, name: str | None) -> bool:
         return bool(self.streets(kind, name))
+
+    def named(self, name: str) -> tuple[Street, ...]:
+        """Every road and compound of that name, whatever its kind."""
+        return self._by_name.get(name, ())
 
 
 def _load_areas(session: Session) -> dict[str, Area]:
@@ -125,6 +130,9 @@ def build(session: Session, seen: tuple[int, ...] = ()) -> Library:
     for area in areas.values():
         area_names.setdefault((area.level, area.name), []).append(area.code)
     streets = _load_streets(session)
+    by_name: dict[str, tuple[Street, ...]] = {}
+    for (_, name), found in streets.items():
+        by_name[name] = by_name.get(name, ()) + found
     return Library(
         versions=seen,
         gazetteer=gazetteer,
@@ -132,6 +140,7 @@ def build(session: Session, seen: tuple[int, ...] = ()) -> Library:
         areas=MappingProxyType(areas),
         _area_names=MappingProxyType({k: tuple(v) for k, v in area_names.items()}),
         _streets=MappingProxyType(streets),
+        _by_name=MappingProxyType(by_name),
     )
 
 

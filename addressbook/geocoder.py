@@ -27,7 +27,7 @@ successor, and the candidate says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -143,13 +143,12 @@ def understand(text: str, library: Library) -> list[Understood]:
 
     def standing(name: str) -> tuple[bool, float]:
         """In the named district? How close to the deepest area the text names?"""
-        streets = (*library.streets("road", name), *library.streets("compound", name))
+        streets = library.named(name)
         inside = not named or any(s.district_code in named for s in streets)
-        distances = [
-            math.hypot(s.lon - centre[0], s.lat - centre[1])
-            for s in streets
-            if centre and s.lon is not None and s.lat is not None
-        ]
+        if centre is None:
+            return inside, 0.0
+        x, y = centre
+        distances = [math.hypot(s.lon - x, s.lat - y) for s in streets if s.lon and s.lat]
         return inside, -min(distances, default=0.0)
 
     normalized = parsed.normalized
@@ -301,18 +300,35 @@ def _exact_pass(
     library: Library,
     jobs: Sequence[tuple[int, Understood]],
     area: AreaFilter | None,
-    second: bool,
+    anchors: Callable[[Understood], Sequence[str]],
+    second: bool = False,
 ) -> dict[int, list[Row]]:
+    """One exact lookup of the `anchors` of each (key, reading), in the districts the reading
+    names (or that have its name), or with `second` in the other districts that have it."""
     allowed = _scope(library, area)
     probes: list[Probe] = []
     for index, job in jobs:
-        for anchor in ANCHORS:
+        for anchor in anchors(job):
             values = _anchor_values(job, anchor)
             if values is None:
                 continue
             districts = _anchor_districts(job, library, anchor, allowed)[1 if second else 0]
             probes.extend(Probe(index, anchor, d, values) for d in districts)
     return matching.exact(session, probes, area) if probes else {}
+
+
+def _first_anchor(job: Understood) -> Sequence[str]:
+    """Road and house number when the text has them, else the compound."""
+    return ("road",) if _anchor_values(job, "road") else ("compound",)
+
+
+def _second_anchor(job: Understood) -> Sequence[str]:
+    """The compound, for a text whose road and house number found nothing sure."""
+    return ("compound",) if _anchor_values(job, "road") else ()
+
+
+def _all_anchors(_: Understood) -> Sequence[str]:
+    return tuple(ANCHORS)
 
 
 # --- building and scoring candidates ------------------------------------------------------------
@@ -644,21 +660,33 @@ def _matched(
     area: AreaFilter | None,
 ) -> dict[int, list[_Draft]]:
     """Step 2 for a batch of readings (text index, reading): drafts of the stored addresses
-    they match exactly, by text. Readings that name a district but find nothing there are looked
-    up in the other districts that have their road or compound (the first two readings of a text
-    only: rival corrections are told apart by the exact match alone)."""
-    numbered = list(enumerate(job for _, job in jobs))
-    rows = _exact_pass(session, library, numbered, area, second=False)
+    they match exactly, by text, in up to three statements for the whole batch: road and house
+    number (or the compound, when the text has no road); then, for texts with nothing sure yet,
+    the compound; then, for those that named a district and still have nothing sure, the other
+    districts that have their road or compound (the first two readings of a text only: rival
+    corrections are told apart by the exact match alone)."""
+    drafts: dict[int, list[_Draft]] = {i: [] for i, _ in jobs}
+    numbered = list(enumerate(jobs))
+
+    def look_up(
+        chosen: list[tuple[int, tuple[int, Understood]]],
+        anchors: Callable[[Understood], Sequence[str]],
+        second: bool = False,
+    ) -> None:
+        keyed = [(k, job) for k, (_, job) in chosen]
+        rows = _exact_pass(session, library, keyed, area, anchors, second)
+        for k, (i, job) in chosen:
+            drafts[i].extend(_address_drafts(session, job, rows.get(k, ())))
+
+    look_up(numbered, _first_anchor)
+    look_up([n for n in numbered if not _sure(drafts[n[1][0]])], _second_anchor)
     counted: dict[int, int] = {}
     retry = []
-    for k, (i, job) in enumerate(jobs):
+    for k, (i, job) in numbered:
         counted[i] = counted.get(i, 0) + 1
-        if counted[i] <= 2 and k not in rows and job.wanted.areas.get("district"):
-            retry.append((k, job))
-    rows.update(_exact_pass(session, library, retry, area, second=True))
-    drafts: dict[int, list[_Draft]] = {i: [] for i, _ in jobs}
-    for k, (i, job) in enumerate(jobs):
-        drafts[i].extend(_address_drafts(session, job, rows.get(k, ())))
+        if counted[i] <= 2 and not _sure(drafts[i]) and job.wanted.areas.get("district"):
+            retry.append((k, (i, job)))
+    look_up(retry, _all_anchors, second=True)
     return drafts
 
 

@@ -29,7 +29,7 @@ MIN_NAME: Final = 3
 MAX_SPAN: Final = 16
 # How far a window may reach into text the dictionary explains: a typo in the last character of
 # a name leaves its first characters recognisable as some shorter name.
-REACH: Final = 6
+REACH: Final = 3
 # Rival readings of one misspelt name worth checking against the library.
 MAX_OPTIONS: Final = 12
 _CJK_RUN: Final = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]+")
@@ -61,9 +61,11 @@ class Corrector:
 
     def __init__(self, names: Iterable[str]) -> None:
         index: dict[str, set[str]] = {}
+        self.longest = 0  # no span longer than this plus one can be one edit from a name
         for name in names:
             if len(name) < MIN_NAME:
                 continue
+            self.longest = max(self.longest, len(name))
             for key in (name, *_deletions(name)):
                 index.setdefault(key, set()).add(name)
         self._index = {key: tuple(sorted(found)) for key, found in index.items()}
@@ -162,10 +164,11 @@ def corrections(
     confirms."""
     found: list[tuple[tuple[bool, int, bool, int, float], Correction]] = []
     stood: dict[str, tuple[bool, float]] = {}
+    span = min(MAX_SPAN, corrector.longest + 1)
     for start, end, run_start, run_end in unexplained(text, gazetteer, district):
         for a in range(max(run_start, start - REACH), end):
             for b in range(max(a + MIN_NAME - 1, start + 1), min(run_end, end + REACH) + 1):
-                if b - a > MAX_SPAN:
+                if b - a > span:
                     break
                 window = text[a:b]
                 overlap = min(b, end) - max(a, start)

@@ -170,6 +170,11 @@ def _noise(p: _Parts, rng: random.Random) -> bool:
     return True
 
 
+def standard(sources: Sequence[Source]) -> list[Variant]:
+    """Each source in the library's own standard form, untouched."""
+    return [Variant(s, _Parts(s).text(), ("standard",)) for s in sources]
+
+
 def variants(
     sources: Sequence[Source], known: Callable[[str, str], bool], seed: int
 ) -> list[Variant]:

@@ -21,9 +21,11 @@ address id is printed beside it.
 Suggest: 1,000 as-you-type texts from library road and compound names (two-character Chinese
 prefixes, pinyin prefixes, initials, a pinyin with two letters swapped), in-process; the hit rate
 is the share whose suggestions include the name. Reverse: 2,000 points within ~200 m of library
-addresses, in-process. Batch: 20,000 variant rows as a CSV upload to POST
-/addresses/geocode/batch on `geo serve --workers 1` (after one warm-up batch, so that its batch
-worker processes have their dictionary), timed to the last byte of the streamed answer.
+addresses, in-process. Batch: 20,000 rows as a CSV upload to POST /addresses/geocode/batch on
+`geo serve --workers 1` (after one warm-up batch, so that its batch worker processes have their
+dictionary), timed to the last byte of the streamed answer: once as messy variants made like the
+2,000 above, once as the same addresses in the library's standard form (what a department's
+export of records keyed on the library looks like).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import csv
 import io
 import os
 import random
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ import psycopg
 from sqlalchemy import text
 
 from bench import bench_address_import
-from bench.address_variants import Source, Variant, variants
+from bench.address_variants import Source, Variant, standard, variants
 from bench.common import BenchContext, console, ms_summary, percentile, running_server
 
 VARIANTS = int(os.environ.get("BENCH_GEOCODE_VARIANTS", "2000"))
@@ -335,30 +336,30 @@ def _post_batch(base: str, key: str, rows: Sequence[Variant]) -> tuple[float, st
     return seconds, response.text
 
 
-def _batch(
-    ctx: BenchContext, rows: list[Variant], truth: dict[int, Truth], baseline_ms: float
-) -> None:
+def _batch(ctx: BenchContext, workloads: dict[str, list[Variant]], truth: dict[int, Truth]) -> None:
     """On a server of one worker, whose batch worker processes have already built their
     dictionary (one warm-up batch), as on a server that has been up for a while."""
     with running_server(ctx, workers=1) as base:
-        _post_batch(base, ctx.admin_key, rows[:5000])
-        seconds, answer = _post_batch(base, ctx.admin_key, rows)
-    out = list(csv.DictReader(io.StringIO(answer)))
-    answers = [int(r["address_id"]) if r["address_id"] else None for r in out]
-    found = _elements([a for a in answers if a is not None])
-    right = sum(
-        truth[rows[int(r["case"])].source.id].met_by(found.get(a) if a else None)
-        for r, a in zip(out, answers, strict=True)
-    )
-    rate = len(rows) / seconds
-    ctx.report(
-        f"batch geocode, {len(rows):,} CSV rows over HTTP ({right / len(out):.1%} right)",
-        f"{rate:,.0f} rows/s ({seconds:.1f} s)",
-        "the baseline, one query per row",
-        f"{1000 / baseline_ms:,.0f} rows/s (from its mean latency)",
-        f"target >= {BATCH_ROWS_PER_S:,.0f} rows/s: "
-        f"{'met' if rate >= BATCH_ROWS_PER_S else 'MISSED'}",
-    )
+        _post_batch(base, ctx.admin_key, next(iter(workloads.values()))[:5000])
+        for label, rows in workloads.items():
+            seconds, answer = _post_batch(base, ctx.admin_key, rows)
+            out = list(csv.DictReader(io.StringIO(answer)))
+            answers = [int(r["address_id"]) if r["address_id"] else None for r in out]
+            found = _elements([a for a in answers if a is not None])
+            right = sum(
+                truth[rows[int(r["case"])].source.id].met_by(found.get(a) if a else None)
+                for r, a in zip(out, answers, strict=True)
+            )
+            rate = len(rows) / seconds
+            ctx.report(
+                f"batch geocode over HTTP, {len(rows):,} CSV rows, {label} "
+                f"({right / len(out):.1%} right)",
+                f"{rate:,.0f} rows/s ({seconds:.1f} s)",
+                "-",
+                "-",
+                f"target >= {BATCH_ROWS_PER_S:,.0f} rows/s: "
+                f"{'met' if rate >= BATCH_ROWS_PER_S else 'MISSED'}",
+            )
 
 
 def run(ctx: BenchContext) -> None:
@@ -379,9 +380,10 @@ def run(ctx: BenchContext) -> None:
     _suggest(ctx)
     _reverse(ctx)
     batch_sources, batch_truth = _sources(BATCH_ROWS, 29)
-    batch_rows = variants(batch_sources, known, SEED + 1)
-    base_latencies, _ = _baseline(ctx, texts[:200])
-    baseline_ms = statistics.mean(base_latencies) * 1000
+    workloads = {
+        "messy variants as above": variants(batch_sources, known, SEED + 1),
+        "in the library's standard form": standard(batch_sources),
+    }
     with running_server(ctx, workers=2) as base:
         _http_geocode(base, texts[:100])  # both workers build their dictionary
         http = _http_geocode(base, texts)
@@ -393,4 +395,4 @@ def run(ctx: BenchContext) -> None:
         f"p95 target < {GEOCODE_P95_MS:.0f} ms: "
         f"{'met' if _p95(http) < GEOCODE_P95_MS else 'MISSED'}",
     )
-    _batch(ctx, batch_rows, batch_truth, baseline_ms)
+    _batch(ctx, workloads, batch_truth)

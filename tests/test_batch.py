@@ -221,3 +221,20 @@ def test_the_cli_geocodes_a_file(tmp_path, stored: list[Stored]) -> None:
         timeout=120,
     )
     assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+def test_a_dead_worker_process_costs_one_batch_not_the_service(stored: list[Stored]) -> None:
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    items = [batch.JsonItem(a.full_address, {}) for a in stored] * (batch.CHUNK // 4)
+    assert len(list(batch.stream_json(items))) > 1  # several chunks: the worker processes
+    pool = batch._workers.pool()
+    victim = next(iter(pool._processes))  # a real worker process, to kill
+    os.kill(victim, signal.SIGKILL)
+    with pytest.raises(BrokenProcessPool):
+        list(batch.stream_json(items))
+    lines = b"".join(batch.stream_json(items)).splitlines()
+    assert len(lines) == len(items)
+    assert orjson.loads(lines[-1])["address_id"] == stored[-1].id

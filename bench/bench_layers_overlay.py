@@ -19,7 +19,7 @@ from bench.layers_data import CENTRE, points_csv, upload_file
 POINTS = 2_000_000
 SIDE = 100  # 100 x 100 = 10,000 cells
 SPAN = 0.5  # degrees covered by the grid, centred on the city centre
-ROUNDS = 3
+ROUNDS = 5
 
 
 def grid_cells() -> list[shapely.Polygon]:

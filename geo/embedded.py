@@ -216,7 +216,7 @@ class EmbeddedCluster:
             f"port = {port}",
             f"unix_socket_directories = '{self.run_dir}'",
             "max_connections = 200",
-            "shared_buffers = '1GB'" if self.durable else "shared_buffers = '256MB'",
+            "shared_buffers = '1GB'",
             "work_mem = '32MB'",
             "maintenance_work_mem = '1GB'",
             "max_wal_size = '4GB'",

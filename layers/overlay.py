@@ -202,26 +202,25 @@ def explain(session: Session, sql: str, params: dict[str, Any]) -> str:
 
 
 def as_geojson(result: Result, target_crs: str) -> Iterator[bytes]:
-    """A FeatureCollection streamed in pieces; geometries converted in one pass per 5000 rows."""
+    """A FeatureCollection streamed in pieces of 5000 features, geometries converted in one pass
+    per piece. One piece per feature would cost a thread hop and an HTTP chunk each: measured at
+    more than the whole spatial join for 10,000 aggregated grid cells."""
     yield b'{"type":"FeatureCollection","features":['
-    first = True
     for start in range(0, len(result.rows), 5000):
         chunk = result.rows[start : start + 5000]
         geoms = to_crs(np.array([r[-1] for r in chunk], dtype=object), target_crs)
         texts = shapely.to_geojson(geoms).tolist()
-        for row, geom in zip(chunk, texts, strict=True):
-            props = dict(zip(result.columns[1:], row[1:-1], strict=True))
-            piece = (
-                b'{"type":"Feature","id":'
-                + orjson.dumps(row[0])
-                + b',"geometry":'
-                + (geom.encode() if geom else b"null")
-                + b',"properties":'
-                + orjson.dumps(props, default=str)
-                + b"}"
-            )
-            yield piece if first else b"," + piece
-            first = False
+        pieces = [
+            b'{"type":"Feature","id":'
+            + orjson.dumps(row[0])
+            + b',"geometry":'
+            + (geom.encode() if geom else b"null")
+            + b',"properties":'
+            + orjson.dumps(dict(zip(result.columns[1:], row[1:-1], strict=True)), default=str)
+            + b"}"
+            for row, geom in zip(chunk, texts, strict=True)
+        ]
+        yield (b"," if start else b"") + b",".join(pieces)
     yield (
         b'],"numberReturned":'
         + str(len(result.rows)).encode()

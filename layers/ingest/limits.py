@@ -1,4 +1,5 @@
-"""Guards that run before any parsing: upload size, zip bombs, JSON nesting depth.
+"""Guards that run before any parsing: upload size and zip bombs (the JSON nesting depth is
+checked by the scan that splits GeoJSON into batches, layers.ingest.geojson_scan).
 
 Each guard reads the spooled file in fixed-size chunks, so a 1 GB upload never sits in memory,
 and fails with a 4xx that names the limit and how to change it.
@@ -10,8 +11,6 @@ import shutil
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
-
-import numpy as np
 
 from geo.errors import ApiError
 
@@ -77,48 +76,3 @@ def check_zip(path: Path, limit: int) -> zipfile.ZipFile:
 def extract_member(archive: zipfile.ZipFile, name: str, target: Path) -> None:
     with archive.open(name) as src, target.open("wb") as out:
         shutil.copyfileobj(src, out, CHUNK)
-
-
-# Per byte: +1 opens, -1 closes a level; _INTEREST marks brackets and quotes.
-_STEP = np.zeros(256, dtype=np.int8)
-_STEP[[ord("["), ord("{")]] = 1
-_STEP[[ord("]"), ord("}")]] = -1
-_INTEREST = _STEP != 0
-_INTEREST[ord('"')] = True
-
-
-def json_depth(path: Path, limit: int) -> None:
-    """Reject JSON nested deeper than ``limit`` before a parser builds it.
-
-    A streaming parser asked for ``features.item`` still builds whatever deep structure a feature
-    holds, and 200,000 nested arrays exhaust memory. The scan is vectorised: escapes are removed
-    (``\\\\`` pairs first, then ``\\"``), quotes toggle "inside a string", and brackets
-    outside strings move the depth.
-    """
-    depth = 0
-    in_string = False
-    carry = b""
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            data = carry + chunk
-            # Keep a trailing run of backslashes for the next chunk: its pairing is not known yet.
-            stripped = data.rstrip(b"\\")
-            carry = data[len(stripped) :]
-            data = stripped.replace(b"\\\\", b"").replace(b'\\"', b"")
-            arr = np.frombuffer(data, dtype=np.uint8)
-            marks = arr[_INTEREST[arr]]
-            quotes = marks == ord('"')
-            inside = ((np.cumsum(quotes) & 1).astype(bool) ^ in_string) | quotes
-            steps = np.where(inside, 0, _STEP[marks].astype(np.int64))
-            if len(steps):
-                levels = depth + np.cumsum(steps)
-                deepest = int(levels.max())
-                if deepest > limit:
-                    raise ApiError(
-                        400,
-                        "TooDeep",
-                        f"JSON nested {deepest}+ levels deep; at most {limit} (GEO_MAX_JSON_DEPTH)",
-                        {"limit": limit},
-                    )
-                depth = int(levels[-1])
-            in_string ^= bool(int(quotes.sum()) % 2)

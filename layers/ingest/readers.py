@@ -1,6 +1,6 @@
 """One reader per file format, each yielding batches of (geometries, properties, problems).
 
-Readers stream: GeoJSON through ijson (a C parser building one feature at a time), NDJSON and
+Readers stream: GeoJSON a batch of features at a time (layers.ingest.geojson_scan), NDJSON and
 CSV line by line, GeoPackage and Shapefile through pyogrio in slices of features. Whatever the
 format, the pipeline sees the same :class:`Batch`, so validation and COPY exist once.
 """
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ijson
 import numpy as np
 import orjson
 import pyogrio
@@ -27,7 +26,8 @@ from pyproj.exceptions import CRSError
 from geo import crs as geo_crs
 from geo.errors import ApiError
 from layers.ingest import geometry
-from layers.ingest.limits import check_zip, json_depth
+from layers.ingest.geojson_scan import FeatureScanner, malformed
+from layers.ingest.limits import check_zip
 from layers.schema import json_depth as value_depth
 
 BATCH = 10_000
@@ -126,42 +126,25 @@ def _batch(start: int, items: list[tuple[Any, dict[str, Any], str | None]]) -> B
     return Batch(start, geoms, [p for _, p, _ in items], errors)
 
 
-def _json_error(exc: Exception, after: int) -> ApiError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return ApiError(
-        400,
-        "MalformedJSON",
-        f"the file is not valid JSON (after feature {after}): {first}",
-        {"after_feature": after},
-    )
-
-
 def geojson_reader(path: Path, max_depth: int) -> Reader:
     def batches() -> Iterator[Batch]:
-        json_depth(path, max_depth)
-        items: list[tuple[Any, dict[str, Any], str | None]] = []
-        start = count = 0
-        with path.open("rb") as f:
-            try:
-                for feature in ijson.items(f, "features.item", use_float=True):
-                    # The usual feature, inline; anything unusual gets the full check.
-                    props = feature.get("properties") if type(feature) is dict else None
-                    if (
-                        type(props) is dict
-                        and feature.get("type") == "Feature"
-                        and "geometry" in feature
-                    ):
-                        items.append((feature["geometry"], props, None))
-                    else:
-                        items.append(_feature_parts(feature, None))
-                    count += 1
-                    if len(items) == BATCH:
-                        yield _batch(start, items)
-                        start, items = count, []
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
-                raise _json_error(exc, count) from None
-        if items:
-            yield _batch(start, items)
+        scanner = FeatureScanner(path, max_depth, BATCH)
+        count = 0
+        for features in scanner:
+            items: list[tuple[Any, dict[str, Any], str | None]] = []
+            for feature in features:
+                # The usual feature, inline; anything unusual gets the full check.
+                props = feature.get("properties") if type(feature) is dict else None
+                if (
+                    type(props) is dict
+                    and feature.get("type") == "Feature"
+                    and "geometry" in feature
+                ):
+                    items.append((feature["geometry"], props, None))
+                else:
+                    items.append(_feature_parts(feature, None))
+            yield _batch(count, items)
+            count += len(items)
         if count == 0:
             yield from _single_document(path, max_depth)
 
@@ -175,7 +158,7 @@ def _single_document(path: Path, max_depth: int) -> Iterator[Batch]:
     try:
         document = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise _json_error(exc, 0) from None
+        raise malformed(str(exc).splitlines()[0], 0) from None
     kind = document.get("type") if isinstance(document, dict) else None
     if kind == "Feature":
         yield _batch(0, [_feature_parts(document, max_depth)])

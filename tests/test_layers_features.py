@@ -235,3 +235,44 @@ def test_cql2_injection_attempts(client: TestClient, layer: str) -> None:
     assert _get(client, layer, limit=1).json()["numberMatched"] == count_before
     with session_scope() as s:
         assert s.execute(text("SELECT to_regclass('public.layers')")).scalar() is not None
+
+
+def test_datetime_instants_and_intervals(client: TestClient, make_department) -> None:
+    from tests.layers_helpers import collection, layer_id, point_features, upload
+
+    dept = make_department()
+    feats = point_features(6)
+    for i, f in enumerate(feats):
+        f["properties"]["seen"] = f"2024-05-0{i + 1}T08:00:00+08:00"
+        f["properties"]["day"] = f"2024-05-0{i + 1}"
+    meta = {
+        "properties": [
+            {"name": "name", "type": "string"},
+            {"name": "pop", "type": "integer"},
+            {"name": "score", "type": "number"},
+            {"name": "seen", "type": "datetime"},
+            {"name": "day", "type": "date"},
+        ]
+    }
+    lid = layer_id()
+    r = upload(client, dept.editor, lid, collection(feats), metadata=meta, access="public")
+    assert r.status_code == 201, r.text
+
+    def names(value: str) -> list[str]:
+        body = _get(client, lid, datetime=value, sortby="name").json()
+        return [f["properties"]["name"] for f in body["features"]]
+
+    assert names("2024-05-02T00:00:00Z") == ["p1"]  # 08:00 in Beijing is 00:00 UTC
+    assert names("2024-05-03") == ["p2"]  # a whole day
+    assert names("2024-05-02/2024-05-04") == ["p1", "p2", "p3"]
+    assert names("../2024-05-02T00:00:00Z") == ["p0", "p1"]
+    assert names("2024-05-05T00:00:00Z/..") == ["p4", "p5"]
+    for bad in ("yesterday", "2024-05-04/2024-05-01", "../..", "a/b/c"):
+        r = client.get(f"/collections/{lid}/items", params={"datetime": bad})
+        assert r.status_code == 400 and "datetime" in r.json()["message"], bad
+
+
+def test_datetime_on_a_collection_without_time(client: TestClient, layer: str) -> None:
+    r = client.get(f"/collections/{layer}/items", params={"datetime": "2024-05-01"})
+    assert r.status_code == 400
+    assert "no date or datetime property" in r.json()["message"]

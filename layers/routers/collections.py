@@ -19,7 +19,7 @@ from geo.db import get_session
 from geo.errors import ApiError
 from geo.routing import ALWAYS_ALLOWED, api_router
 from geo.settings import get_settings
-from layers import catalogue, documents, editing, features, html
+from layers import catalogue, documents, editing, features, html, temporal
 from layers.cql import CompiledFilter, Compiler, parse
 from layers.http import (
     GEOJSON,
@@ -206,6 +206,7 @@ ITEM_PARAMS = frozenset(
         "bbox",
         "bbox-crs",
         "crs",
+        "datetime",
         "limit",
         "offset",
         "filter",
@@ -259,6 +260,8 @@ def _query(request: Request, source: LayerSource) -> features.Query:
         query.filters.append(compiler.compile(parse(params["filter"], params.get("filter-lang"))))
     elif "filter-lang" in params or "filter-crs" in params:
         raise ApiError(400, "InvalidParameterValue", "filter-lang/filter-crs without filter")
+    if "datetime" in params:
+        query.filters.append(temporal.datetime_filter(compiler, source, params["datetime"]))
     for name in source.properties:
         if name in params:
             query.filters.append(
@@ -306,7 +309,7 @@ def _links(
 
 @router.get(
     "/collections/{collection_id}/items",
-    summary="Features (bbox, crs, CQL2 filter, properties, sortby, property=value)",
+    summary="Features (bbox, datetime, crs, CQL2 filter, properties, sortby, property=value)",
     openapi_extra={
         "x-free-query": True,
         "parameters": [

@@ -102,3 +102,13 @@ def test_depth_limit_and_not_a_feature_collection(tmp_path: Path) -> None:
     lone.write_bytes(b'{"type":"Feature","geometry":null,"properties":{"features":[1]}}')
     scanner = FeatureScanner(lone, 32, 10)
     assert list(scanner) == [] and not scanner.found
+
+
+def test_batches_are_also_cut_by_size(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(geojson_scan, "PIECE_BYTES", 400)
+    raw = orjson.dumps(_document(random.Random(3), 30))
+    path = tmp_path / "big.geojson"
+    path.write_bytes(raw)
+    sizes = [len(b) for b in FeatureScanner(path, 32, 1000)]
+    assert len(sizes) > 1 and sum(sizes) == 30
+    assert _scan(path, batch=1000) == orjson.loads(raw)["features"]

@@ -32,6 +32,8 @@ from geo.errors import ApiError
 CHUNK = 8 * 1024 * 1024
 # The root object without its features (type, crs, bbox, name...), or a lone Feature document.
 MAX_SKELETON = 64 * 1024 * 1024
+# A batch is also cut at this many bytes, so a file of large polygons keeps memory bounded.
+PIECE_BYTES = 32 * 1024 * 1024
 _FEATURES_KEY = re.compile(rb'"features"\s*:\s*$')
 
 # Per byte: +1 opens, -1 closes a level; _INTEREST marks brackets and quotes.
@@ -186,8 +188,8 @@ class FeatureScanner:
         pending += data[local_start:local_end]
         for pos in ends.tolist():
             st.ends += 1
-            if st.ends == st.batch:
-                cut = base + pos + 1
+            cut = base + pos + 1
+            if st.ends == st.batch or cut >= PIECE_BYTES:
                 piece = bytes(pending[:cut])
                 del pending[:cut]
                 base -= cut

@@ -7,6 +7,7 @@ import csv
 import io
 
 import pytest
+import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -145,6 +146,46 @@ def test_identify_nearest_first(client: TestClient, world, make_department) -> N
     )
 
 
+def test_identify_in_a_polygon(client: TestClient, world, make_department) -> None:
+    dept, points, cells, private = world
+    area = square(117.2032, 39.1003, 0.0035)  # around points 4..6, inside cell c0
+    r = client.post("/identify", json={"geometry": area, "layers": [points, cells]})
+    assert r.status_code == 200, r.text
+    found = r.json()["features"]
+    mine = sorted(f["properties"]["fid"] for f in found if f["properties"]["collection"] == points)
+    inside = [
+        i + 1
+        for i in range(15)
+        if 117.2032 <= 117.2 + i * 0.001 <= 117.2067 and 39.1003 <= 39.1 + i * 0.0005 <= 39.1038
+    ]
+    assert mine == inside and inside
+    assert [f["properties"]["cell"] for f in found if f["properties"]["collection"] == cells] == [
+        "c0"
+    ]
+    distances = [f["properties"]["distance_m"] for f in found]
+    assert distances == sorted(distances)
+    stranger = make_department()
+    body = {"geometry": square(117.2005, 39.1002, 0.001), "layers": [private]}  # its point 1
+    assert client.post("/identify", json=body, headers=stranger.viewer).status_code == 404
+    owner = client.post("/identify", json=body, headers=dept.viewer).json()["features"]
+    assert {f["properties"]["collection"] for f in owner} == {private}
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [
+            [[117.2, 39.1], [117.21, 39.11], [117.21, 39.1], [117.2, 39.11], [117.2, 39.1]]
+        ],
+    }
+    for bad, word in (
+        ({"geometry": bowtie}, "invalid geometry"),
+        ({"geometry": square(39.1, 117.2)}, "extent"),
+        ({"geometry": {"type": "Polygon", "coordinates": "x"}}, "geometry"),
+        ({"geometry": area, "crs": "EPSG:99999"}, "crs"),
+        ({"geometry": area, "radius": 3}, "radius"),
+    ):
+        r = client.post("/identify", json=bad)
+        assert r.status_code == 400 and word in r.json()["message"].lower(), (bad, r.text)
+
+
 def test_stats_by_district(client: TestClient, world, make_department) -> None:
     _, points, _, private = world
     r = client.get(f"/collections/{points}/stats", params={"by": "district", "property": "pop"})
@@ -242,3 +283,6 @@ def test_identify_uses_the_spatial_index(big: str) -> None:
     }
     plan = _plan(sql, params)
     assert "Seq Scan" not in plan, plan
+    area = shapely.to_wkb(shapely.box(117.19, 39.09, 117.2, 39.1))
+    plan = _plan(identify_sql([source], None), params | {"area": area})
+    assert "Seq Scan" not in plan and "Index" in plan, plan

@@ -20,6 +20,8 @@ from geo.settings import get_settings
 from layers import catalogue, identify, overlay
 from layers.cql import Compiler, parse
 from layers.http import GEOJSON, content_crs, json_body, model
+from layers.ingest import geometry
+from layers.sources import LayerSource
 
 router = api_router(tags=["analysis"])
 AREA_LEVELS = {
@@ -131,11 +133,61 @@ def identify_route(
             "OutsideExtent",
             f"point ({x:.6f}, {y:.6f}) in EPSG:4490 is outside the city extent; lat/lon swapped?",
         )
-    if layers:
-        sources = catalogue.readable_sources(session, who, [s for s in layers.split(",") if s])
-    else:
-        sources = catalogue.all_readable_sources(session, who)
+    requested = [s for s in layers.split(",") if s] if layers else None
+    sources = _identify_sources(session, who, requested)
     found = identify.identify(session, sources, x, y, radius, limit, target)
+    return _identified(session, who, sources, found, target)
+
+
+class IdentifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    geometry: dict[str, Any] = Field(description="GeoJSON geometry, usually a Polygon")
+    crs: str = Field(default=geo_crs.DEFAULT_CRS, description="CRS of geometry and of the output")
+    layers: list[str] | None = Field(default=None, description="collections (default: all)")
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+@router.post(
+    "/identify",
+    summary="Features of every readable collection in a polygon, nearest its centre first",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": IdentifyIn.model_json_schema()}},
+        }
+    },
+)
+async def identify_in_route(
+    request: Request, who: Principal = Depends(principal), session: Session = Depends(get_session)
+) -> Response:
+    body = model(IdentifyIn, await json_body(request))
+    target = geo_crs.resolve(body.crs).id
+    geoms, errors = geometry.from_geojson([body.geometry])
+    if not errors:
+        geoms, errors, _ = geometry.prepare(geoms, target, get_settings().extent, repair=False)
+    if errors:
+        raise ApiError(400, "InvalidGeometry", f"geometry: {errors[0]}")
+    sources = _identify_sources(session, who, body.layers)
+    found = identify.identify_in(session, sources, geoms[0], body.limit, target)
+    return _identified(session, who, sources, found, target)
+
+
+def _identify_sources(
+    session: Session, who: Principal, requested: list[str] | None
+) -> list[LayerSource]:
+    if requested:
+        return catalogue.readable_sources(session, who, requested)
+    return catalogue.all_readable_sources(session, who)
+
+
+def _identified(
+    session: Session,
+    who: Principal,
+    sources: list[LayerSource],
+    found: list[dict[str, Any]],
+    target: str,
+) -> Response:
+    """The answer, with the reads of the non-public collections that contributed audited."""
     catalogue.audit_read(
         session,
         who,

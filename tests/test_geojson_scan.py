@@ -112,3 +112,10 @@ def test_batches_are_also_cut_by_size(tmp_path: Path, monkeypatch) -> None:
     sizes = [len(b) for b in FeatureScanner(path, 32, 1000)]
     assert len(sizes) > 1 and sum(sizes) == 30
     assert _scan(path, batch=1000) == orjson.loads(raw)["features"]
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    raw = orjson.dumps(_document(random.Random(5), 4))
+    path = tmp_path / "bom.geojson"
+    path.write_bytes(b"\xef\xbb\xbf" + raw)
+    assert _scan(path) == orjson.loads(raw)["features"]

@@ -70,6 +70,17 @@ def test_geojson_create_infers_schema(client: TestClient, dept) -> None:
     assert items["features"][0]["geometry"]["coordinates"] == pytest.approx(list(CENTER))
 
 
+def test_byte_order_mark_from_windows_tools(client: TestClient, dept) -> None:
+    bom = b"\xef\xbb\xbf"
+    lid = layer_id()
+    r = upload(client, dept.editor, lid, bom + collection(point_features(3)))
+    assert r.status_code == 201, r.text
+    lines = b"\n".join(orjson.dumps(f) for f in point_features(2, start=3))
+    r = upload(client, dept.editor, lid, bom + lines, filename="more.ndjson", mode="append")
+    assert r.status_code == 200, r.text
+    assert _count(lid) == 5
+
+
 def test_ndjson_append_and_gcj02_input(client: TestClient, dept) -> None:
     lid = layer_id()
     assert upload(client, dept.editor, lid, collection(point_features(5))).status_code == 201

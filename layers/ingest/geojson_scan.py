@@ -30,6 +30,7 @@ import orjson
 from geo.errors import ApiError
 
 CHUNK = 8 * 1024 * 1024
+BOM = b"\xef\xbb\xbf"
 # The root object without its features (type, crs, bbox, name...), or a lone Feature document.
 MAX_SKELETON = 64 * 1024 * 1024
 # A batch is also cut at this many bytes, so a file of large polygons keeps memory bounded.
@@ -116,6 +117,7 @@ class FeatureScanner:
             first = True
             while chunk := f.read(CHUNK):
                 if first:
+                    chunk = chunk.removeprefix(BOM)  # as Windows tools write it
                     if not chunk.lstrip().startswith(b"{"):
                         return  # not an object: no features array to split
                     first = False

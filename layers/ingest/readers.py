@@ -26,7 +26,7 @@ from pyproj.exceptions import CRSError
 from geo import crs as geo_crs
 from geo.errors import ApiError
 from layers.ingest import geometry
-from layers.ingest.geojson_scan import FeatureScanner, malformed
+from layers.ingest.geojson_scan import BOM, FeatureScanner, malformed
 from layers.ingest.limits import check_zip
 from layers.schema import json_depth as value_depth
 
@@ -156,7 +156,7 @@ def _single_document(path: Path, max_depth: int) -> Iterator[Batch]:
     if path.stat().st_size > 64 * 1024 * 1024:
         raise ApiError(400, "InvalidGeoJSON", "expected a FeatureCollection with features")
     try:
-        document = orjson.loads(path.read_bytes())
+        document = orjson.loads(path.read_bytes().removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
         raise malformed(str(exc).splitlines()[0], 0) from None
     kind = document.get("type") if isinstance(document, dict) else None
@@ -178,7 +178,8 @@ def ndjson_reader(path: Path, max_depth: int) -> Reader:
         start = count = 0
         with path.open("rb") as f:
             for number, raw in enumerate(f, start=1):
-                line = raw.strip().lstrip(b"\x1e")  # RFC 8142 GeoJSON text sequences
+                # RFC 8142 GeoJSON text sequences; a byte order mark before the first line
+                line = raw.strip().lstrip(b"\x1e").removeprefix(BOM)
                 if not line:
                     continue
                 try:

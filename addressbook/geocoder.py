@@ -17,7 +17,8 @@ The steps, cheapest first, each taken only when the previous ones found nothing 
    below it.
 4. Name and area centroids: the road or compound alone (address_names), then the community,
    subdistrict or district.
-5. Text similarity (pg_trgm) over the standard full forms, for text the parser could not use.
+5. Text similarity (pg_trgm) of the standard full forms to the text, for text the parser could
+   not use; the candidates are the addresses on library names like its words (matching.similar).
 
 Every candidate is scored by addressbook.scoring; a candidate is `confident` only when the text
 and the answer agree on everything the text says. Retired addresses are answered with their
@@ -556,11 +557,15 @@ def _address_drafts(
 
 
 def _similar_drafts(session: Session, job: Understood, area: AreaFilter | None) -> list[_Draft]:
-    """Stored full forms like the text: in the districts it names, else anywhere."""
+    """Stored full forms like the text, reached through library names like its road, compound
+    and unparsed words: in the districts it names, else anywhere."""
     districts = list(job.wanted.areas.get("district", ()))
-    found = matching.similar(session, job.parsed.normalized, districts, area)
+    parsed = job.parsed
+    pieces = [w for w in (parsed.road, parsed.compound, *parsed.unparsed.split()) if w]
+    elements = job.wanted.elements
+    found = matching.similar(session, parsed.normalized, pieces, elements, districts, area)
     if not found and districts:
-        found = matching.similar(session, job.parsed.normalized, [], area)
+        found = matching.similar(session, parsed.normalized, pieces, elements, [], area)
     return _address_drafts(session, job, (r for r, _ in found), {r.id: s for r, s in found})
 
 

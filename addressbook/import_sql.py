@@ -9,7 +9,10 @@ planner inlines subquery expressions wherever they are referenced.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo.settings import get_settings
@@ -56,55 +59,125 @@ def create_keys(session: Session, keys: str) -> None:
     session.execute(text(f"ANALYZE {keys}"))
 
 
-def _cleaned_columns(columns: list[str], xy: str | None) -> tuple[str, str]:
-    """The select list that cleans one staging row, and the join bringing converted x/y."""
-
-    def value(name: str) -> str:
-        if name not in columns:
-            return "NULL::text"
-        if name not in STANDARD:
-            return f"nullif(btrim(s.{name}), '')"
-        # address_standard (the migration's SQL function shared with edits and the geocoder)
-        # spells elements the library's way; bare ASCII numbers, the bulk of real files, get
-        # the same answer from one cheap test instead of its several regular expressions.
-        return (
-            f"CASE WHEN s.{name} ~ '^[0-9]+$' THEN s.{name} || '{STANDARD[name]}' "
-            f"ELSE address_standard('{name}', s.{name}) END"
-        )
-
+def _coordinates(columns: list[str], xy: str | None) -> tuple[str, str, str]:
+    """The expressions of a staging row's x and y (numbers, or NULL), and the join bringing
+    the converted ones when the file's CRS needed converting."""
     if xy:
-        x, y, join = "v.x", "v.y", f"LEFT JOIN {xy} v ON v.line = s.line"
-    else:
-        x = f"CASE WHEN s.lon ~ '{NUMBER}' THEN s.lon::float8 END" if "lon" in columns else "NULL"
-        y = f"CASE WHEN s.lat ~ '{NUMBER}' THEN s.lat::float8 END" if "lat" in columns else "NULL"
-        join = ""
+        return "v.x", "v.y", f"LEFT JOIN {xy} v ON v.line = s.line"
+    x = f"CASE WHEN s.lon ~ '{NUMBER}' THEN s.lon::float8 END" if "lon" in columns else "NULL"
+    y = f"CASE WHEN s.lat ~ '{NUMBER}' THEN s.lat::float8 END" if "lat" in columns else "NULL"
+    return f"({x})::float8", f"({y})::float8", ""
+
+
+def _value(name: str, columns: list[str]) -> str:
+    """The cleaned value of one staging column."""
+    if name not in columns:
+        return "NULL::text"
+    if name not in STANDARD:
+        return f"nullif(btrim(s.{name}), '')"
+    # address_standard (the migration's SQL function shared with edits and the geocoder)
+    # spells elements the library's way; bare ASCII numbers, the bulk of real files, get
+    # the same answer from one cheap test instead of its several regular expressions.
+    return (
+        f"CASE WHEN s.{name} ~ '^[0-9]+$' THEN s.{name} || '{STANDARD[name]}' "
+        f"ELSE address_standard('{name}', s.{name}) END"
+    )
+
+
+def districts_by_location(
+    session: Session, stage: str, out: str, columns: list[str], xy: str | None
+) -> bool:
+    """Table `out` (line, code): the district holding the point of each row that names none
+    (a GiST probe per such row on idx_admin_areas_geom; the smallest code where districts
+    overlap). Whether there are any: most files name every district, and resolve then needs
+    no join for it."""
+    x, y, join = _coordinates(columns, xy)
+    blank = "nullif(btrim(s.district), '') IS NULL" if "district" in columns else "true"
+    session.execute(
+        text(
+            f"""
+            CREATE UNLOGGED TABLE {out} AS
+            SELECT s.line, p.code FROM {stage} s {join}
+            CROSS JOIN LATERAL (
+                SELECT a.code FROM admin_areas a
+                WHERE a.level = 'district' AND a.valid_to IS NULL
+                  AND ST_Intersects(a.geom, ST_SetSRID(ST_MakePoint({x}, {y}), 4490))
+                ORDER BY a.code LIMIT 1) p
+            WHERE {blank} AND {x} IS NOT NULL AND {y} IS NOT NULL
+            """
+        )
+    )
+    return bool(session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {out})")).scalar())
+
+
+def resolve(
+    session: Session,
+    stage: str,
+    keys: str,
+    out: str,
+    columns: list[str],
+    xy: str | None,
+    located: str | None,
+) -> None:
+    """One statement from raw text rows to checked rows: clean (trim, full-width digits,
+    standard element forms, coordinates), resolve names and codes to area codes (hash joins on
+    the key table; `located` is districts_by_location's table, when it found any), give every
+    bad row its reason, compute the stable code and make the point.
+
+    Two layers. The inner one cleans and joins, in parallel workers: it is fenced with OFFSET 0,
+    because PostgreSQL would otherwise inline a cleaned value's expression everywhere it is used
+    and compute it several times per row (the regular expressions that check coordinates most
+    of all). The outer one, in the leader, reads the inner one's columns. Joins for columns the
+    file lacks are left out."""
+    x, y, join = _coordinates(columns, xy)
+    minx, miny, maxx, maxy = get_settings().extent
     names = ("district", "subdistrict", "community", "grid", "code", "aliases", *ELEMENTS)
     lon = "s.lon" if "lon" in columns else "NULL::text"
     lat = "s.lat" if "lat" in columns else "NULL::text"
-    select = ",\n".join(
+    district = "coalesce(d.key_code, df.code)" if located else "d.key_code"
+    subdistrict = "sd.key_code" if "subdistrict" in columns else "NULL::text"
+    community = "coalesce(c1.key_code, c2.key_code)" if "community" in columns else "NULL::text"
+    grid = "g.code::text" if "grid" in columns else "NULL::text"
+    joins = [
+        f"LEFT JOIN (SELECT key, code AS key_code FROM {keys} WHERE level = 'district') d "
+        f"ON d.key = {_value('district', columns)}",
+        f"LEFT JOIN {located} df ON df.line = s.line" if located else "",
+    ]
+    if "subdistrict" in columns:
+        joins.append(
+            f"LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys} "
+            f"WHERE level = 'subdistrict') sd "
+            f"ON sd.scope = {district} AND sd.key = {_value('subdistrict', columns)}"
+        )
+    if "community" in columns:
+        joins.append(
+            f"LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys} "
+            f"WHERE level = 'community') c1 "
+            f"ON c1.scope = {subdistrict} AND c1.key = {_value('community', columns)}"
+        )
+        # without a subdistrict, a community name must be unique in its district
+        joins.append(
+            f"LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys} "
+            f"WHERE level = 'community_in_district') c2 "
+            f"ON c2.scope = {district} AND c2.key = {_value('community', columns)} "
+            f"AND {subdistrict} IS NULL"
+        )
+    if "grid" in columns:
+        joins.append(f"LEFT JOIN grids g ON g.code = {_value('grid', columns)}")
+    inner = ",\n".join(
         [
             "s.line",
             f"{lon} AS lon",
             f"{lat} AS lat",
-            f"({x})::float8 AS x",
-            f"({y})::float8 AS y",
-            *(f"{value(n)} AS {n}" for n in names),
+            f"{x} AS x",
+            f"{y} AS y",
+            *(f"{_value(n, columns)} AS {n}" for n in names),
+            f"{district} AS district_code",
+            f"{subdistrict} AS subdistrict_code",
+            f"{community} AS community_code",
+            f"{grid} AS grid_code",
         ]
     )
-    return select, join
-
-
-def resolve(
-    session: Session, stage: str, keys: str, out: str, columns: list[str], xy: str | None
-) -> None:
-    """One statement from raw text rows to checked rows: clean (trim, full-width digits,
-    standard element forms, coordinates), resolve names and codes to area codes (hash joins on
-    the key table), give every bad row its reason, compute the stable code and the point.
-
-    Each layer is fenced with OFFSET 0: PostgreSQL would otherwise inline a cleaned value's
-    expression everywhere it is used and compute it three or four times per row."""
-    select, join = _cleaned_columns(columns, xy)
-    minx, miny, maxx, maxy = get_settings().extent
     too_long = "\n".join(
         f"WHEN length(q.{k}) > {n} THEN '{k} is longer than {n} characters'"
         for k, n in LIMITS.items()
@@ -116,11 +189,12 @@ def resolve(
             SELECT q.line, q.district_code, q.subdistrict_code, q.community_code, q.grid_code,
                    q.road, q.house_number, q.compound, q.building, q.unit, q.room, q.aliases,
                    CASE
-                     WHEN q.lon LIKE 'not a Point%' THEN 'geometry is ' || q.lon
-                     WHEN nullif(btrim(q.lon), '') IS NULL OR nullif(btrim(q.lat), '') IS NULL
-                       THEN 'missing coordinates (lon, lat)'
-                     WHEN q.x IS NULL OR q.y IS NULL
-                       THEN format('coordinates are not numbers: lon %L, lat %L', q.lon, q.lat)
+                     WHEN q.x IS NULL OR q.y IS NULL THEN CASE
+                       WHEN q.lon LIKE 'not a Point%' THEN 'geometry is ' || q.lon
+                       WHEN nullif(btrim(q.lon), '') IS NULL OR nullif(btrim(q.lat), '') IS NULL
+                         THEN 'missing coordinates (lon, lat)'
+                       ELSE format('coordinates are not numbers: lon %L, lat %L', q.lon, q.lat)
+                     END
                      WHEN NOT (q.x BETWEEN {minx} AND {maxx} AND q.y BETWEEN {miny} AND {maxy})
                        THEN format('coordinates (%s, %s) are outside the city extent '
                                    '{minx},{miny},{maxx},{maxy} (swapped lon/lat or wrong crs?)',
@@ -142,35 +216,7 @@ def resolve(
                    coalesce(q.code, address_code(q.district_code, q.road, q.house_number,
                        q.compound, q.building, q.unit, q.room)) AS code,
                    ST_SetSRID(ST_MakePoint(q.x, q.y), 4490) AS pt
-            FROM (
-                SELECT c.*, coalesce(d.key_code, df.code) AS district_code,
-                       sd.key_code AS subdistrict_code,
-                       coalesce(c1.key_code, c2.key_code) AS community_code,
-                       g.code AS grid_code
-                FROM (SELECT {select} FROM {stage} s {join} OFFSET 0) c
-                LEFT JOIN (SELECT key, code AS key_code FROM {keys} WHERE level = 'district') d
-                       ON d.key = c.district
-                -- no district given: the point says which (GiST probe on idx_admin_areas_geom)
-                LEFT JOIN LATERAL (
-                    SELECT a.code FROM admin_areas a
-                    WHERE c.district IS NULL AND c.x IS NOT NULL AND a.level = 'district'
-                      AND a.valid_to IS NULL
-                      AND ST_Intersects(a.geom, ST_SetSRID(ST_MakePoint(c.x, c.y), 4490))
-                    LIMIT 1
-                ) df ON true
-                LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys}
-                           WHERE level = 'subdistrict') sd
-                       ON sd.scope = coalesce(d.key_code, df.code) AND sd.key = c.subdistrict
-                LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys}
-                           WHERE level = 'community') c1
-                       ON c1.scope = sd.key_code AND c1.key = c.community
-                LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys}
-                           WHERE level = 'community_in_district') c2
-                       ON c2.scope = coalesce(d.key_code, df.code) AND c2.key = c.community
-                      AND sd.key_code IS NULL
-                LEFT JOIN grids g ON g.code = c.grid
-                OFFSET 0
-            ) q
+            FROM (SELECT {inner} FROM {stage} s {join} {" ".join(joins)} OFFSET 0) q
             """
         )
     )
@@ -195,7 +241,12 @@ def mark_duplicates(session: Session, resolved: str) -> None:
 # Two plans, both on GiST indexes, chosen by size. Few rows to place: one probe per row into the
 # polygons' index (idx_admin_areas_geom, idx_grids_geom). Many rows: the incoming points get a
 # GiST index and each polygon probes it once, so the polygon stays the same for a run of
-# ST_Intersects calls (PostGIS caches it prepared); measured 25x faster for millions of points.
+# intersection tests (PostGIS caches it prepared); measured 25x faster for millions of points.
+# The polygon probe is a plain join whose only index condition is on the points (`&&` with the
+# polygon's envelope, then _ST_Intersects, the test without ST_Intersects' index support), so
+# the planner cannot turn it into a probe per point and may split the polygons among parallel
+# workers; it gives one row per (point, polygon) and probe keeps the smallest code for points
+# in two polygons (on a shared border, or in overlapping polygons).
 
 POINT_PROBES = {
     "community": """
@@ -226,38 +277,51 @@ POINT_PROBES = {
 }
 POLYGON_PROBES = {
     "community": """
-        SELECT r.line, min(a.code) AS code FROM admin_areas a
-        CROSS JOIN LATERAL (
-            SELECT r.line FROM {rows} r
-            WHERE ST_Intersects(a.geom, r.pt) AND r.problem IS NULL AND r.community_code IS NULL
-              AND (r.subdistrict_code IS NULL OR r.subdistrict_code = a.parent_code)
-            OFFSET 0) r
+        SELECT r.line, a.code FROM admin_areas a
+        JOIN {rows} r ON r.pt && ST_Envelope(a.geom) AND _ST_Intersects(a.geom, r.pt)
         WHERE a.level = 'community' AND a.valid_to IS NULL AND a.geom IS NOT NULL
-        GROUP BY r.line
+          AND r.problem IS NULL AND r.community_code IS NULL
+          AND (r.subdistrict_code IS NULL OR r.subdistrict_code = a.parent_code)
     """,
     "subdistrict": """
-        SELECT r.line, min(a.code) AS code FROM admin_areas a
-        CROSS JOIN LATERAL (
-            SELECT r.line FROM {rows} r
-            WHERE ST_Intersects(a.geom, r.pt)
-              AND r.subdistrict_code IS NULL AND left(r.district_code, 6) = left(a.code, 6)
-            OFFSET 0) r
+        SELECT r.line, a.code FROM admin_areas a
+        JOIN {rows} r ON r.pt && ST_Envelope(a.geom) AND _ST_Intersects(a.geom, r.pt)
         WHERE a.level = 'subdistrict' AND a.valid_to IS NULL AND a.geom IS NOT NULL
-        GROUP BY r.line
+          AND r.subdistrict_code IS NULL AND left(r.district_code, 6) = left(a.code, 6)
     """,
     "grid": """
-        SELECT r.line, min(g.code) AS code FROM grids g
-        CROSS JOIN LATERAL (
-            SELECT r.line FROM {rows} r
-            WHERE ST_Intersects(g.geom, r.pt) AND r.problem IS NULL AND r.grid_code IS NULL
-            OFFSET 0) r
-        GROUP BY r.line
+        SELECT r.line, g.code FROM grids g
+        JOIN {rows} r ON r.pt && ST_Envelope(g.geom) AND _ST_Intersects(g.geom, r.pt)
+        WHERE r.problem IS NULL AND r.grid_code IS NULL
     """,
 }
 
 
-def _probe(session: Session, kind: str, rows: str, missing: int, polygons: int, out: str) -> int:
-    """Create `out` (line, code) for the rows of `rows` lacking `kind`; returns its size."""
+def _one_per_line(session: Session, out: str) -> None:
+    """Keep the smallest code of the lines `out` has twice. A unique index on the lines
+    (a fast sort of integers) says whether there are any: mostly there are none, and the
+    aggregation over millions of rows is not needed."""
+    try:
+        with session.begin_nested():
+            session.execute(text(f"CREATE UNIQUE INDEX ON {out} (line)"))
+        return
+    except IntegrityError:
+        pass
+    session.execute(
+        text(
+            f"CREATE UNLOGGED TABLE {out}_one AS "
+            f"SELECT line, min(code) AS code FROM {out} GROUP BY line"
+        )
+    )
+    session.execute(text(f"DROP TABLE {out}"))
+    session.execute(text(f"ALTER TABLE {out}_one RENAME TO {out}"))
+
+
+def probe(session: Session, kind: str, rows: str, missing: int, polygons: int, out: str) -> int:
+    """Create `out` (line, code) for the rows of `rows` lacking `kind`; returns its size (no
+    table when no row lacks it)."""
+    if not missing:
+        return 0
     if missing > polygons:
         if not session.execute(
             text("SELECT 1 FROM pg_indexes WHERE tablename = :t AND indexdef LIKE '%gist%'"),
@@ -269,11 +333,22 @@ def _probe(session: Session, kind: str, rows: str, missing: int, polygons: int, 
     else:
         sql = POINT_PROBES[kind]
     session.execute(text(f"CREATE UNLOGGED TABLE {out} AS {sql.format(rows=rows)}"))
+    if missing > polygons:
+        _one_per_line(session, out)
     session.execute(text(f"ANALYZE {out}"))  # the writing joins hash the smaller side
     return int(session.execute(text(f"SELECT count(*) FROM {out}")).scalar_one())
 
 
-def locate(session: Session, resolved: str, fills: str) -> dict[str, int]:
+@dataclass(frozen=True)
+class Located:
+    """What locate found: rows filled per level, and how many good rows still have no
+    subdistrict (those take their community's parent)."""
+
+    filled: dict[str, int]
+    orphans: int
+
+
+def locate(session: Session, resolved: str, fills: str) -> Located:
     """Tables `<fills>_c`, `_s`, `_g` (line, code): community, subdistrict and grid by location
     for the good rows lacking them. Subdistricts by location only for rows that have no
     community either (otherwise the community's parent is the subdistrict)."""
@@ -285,30 +360,38 @@ def locate(session: Session, resolved: str, fills: str) -> dict[str, int]:
                    count(*) FILTER (WHERE grid_code IS NULL),
                    (SELECT count(*) FROM admin_areas WHERE level = 'community'),
                    (SELECT count(*) FROM admin_areas WHERE level = 'subdistrict'),
-                   (SELECT count(*) FROM grids)
+                   (SELECT count(*) FROM grids),
+                   count(*) FILTER (WHERE subdistrict_code IS NULL)
             FROM {resolved} WHERE problem IS NULL
             """
         )
     ).one()
-    return {
-        "community": _probe(session, "community", resolved, need[0], need[3], f"{fills}_c"),
-        "subdistrict": _probe(session, "subdistrict", resolved, need[1], need[4], f"{fills}_s"),
-        "grid": _probe(session, "grid", resolved, need[2], need[5], f"{fills}_g"),
+    filled = {
+        "community": probe(session, "community", resolved, need[0], need[3], f"{fills}_c"),
+        "subdistrict": probe(session, "subdistrict", resolved, need[1], need[4], f"{fills}_s"),
+        "grid": probe(session, "grid", resolved, need[2], need[5], f"{fills}_g"),
     }
+    return Located(filled, int(need[6]))
 
 
-def located(resolved: str, fills: str, filled: dict[str, int]) -> str:
+def located(resolved: str, fills: str, found: Located) -> str:
     """The good rows with their final area codes (a subquery for the writing statements);
-    fill tables that found nothing are left out of the joins."""
+    joins that would find nothing (empty fill tables, community parents when every row has
+    its subdistrict) are left out."""
+    filled = found.filled
     community = "coalesce(r.community_code, fc.code)" if filled["community"] else "r.community_code"
-    subdistrict = ["r.subdistrict_code", "cp.parent_code"]
+    subdistrict = ["r.subdistrict_code"]
+    if found.orphans:
+        subdistrict.append("cp.parent_code")
     if filled["subdistrict"]:
         subdistrict.append("fs.code")
     grid = "coalesce(r.grid_code, fg.code)" if filled["grid"] else "r.grid_code"
     joins = [
         f"LEFT JOIN {fills}_c fc ON fc.line = r.line" if filled["community"] else "",
         f"LEFT JOIN admin_areas cp ON cp.code = {community} AND cp.level = 'community' "
-        "AND cp.valid_to IS NULL",
+        "AND cp.valid_to IS NULL"
+        if found.orphans
+        else "",
         f"LEFT JOIN {fills}_s fs ON fs.line = r.line" if filled["subdistrict"] else "",
         f"LEFT JOIN {fills}_g fg ON fg.line = r.line" if filled["grid"] else "",
     ]
@@ -374,10 +457,16 @@ def update_existing(session: Session, rows: str, who: str) -> int:
     return int(result.scalar_one())
 
 
-def insert_new(session: Session, rows: str, who: str, ordered: bool = True) -> int:
+_NEW_CODES = "WHERE NOT EXISTS (SELECT 1 FROM addresses a WHERE a.code = f.code)"
+
+
+def insert_new(
+    session: Session, rows: str, who: str, ordered: bool = True, empty: bool = False
+) -> int:
     """Rows whose code is new, each with its 'create' history row; `ordered` sorts them by
     code, so that a present unique index grows at its right edge instead of taking random
-    inserts. A code twice in the file violates the unique key: the caller reports them."""
+    inserts; into an `empty` table every code is new. A code twice in the file violates the
+    unique key: the caller reports them."""
     result = session.execute(
         text(
             f"""
@@ -385,7 +474,7 @@ def insert_new(session: Session, rows: str, who: str, ordered: bool = True) -> i
                 INSERT INTO addresses (code, {", ".join(_COLUMNS)}, full_address, geom, updated_by)
                 SELECT f.code, {", ".join("f." + c for c in _COLUMNS)}, {_FULL_ADDRESS}, f.pt, :who
                 FROM {rows} f {_WITH_NAMES}
-                WHERE NOT EXISTS (SELECT 1 FROM addresses a WHERE a.code = f.code)
+                {"" if empty else _NEW_CODES}
                 {"ORDER BY f.code" if ordered else ""}
                 RETURNING id
             ), hist AS (

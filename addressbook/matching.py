@@ -7,7 +7,7 @@ tests/test_geocoder.py: geocoding must never scan the address table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,7 +26,10 @@ STREET_ELEMENTS: Final = ("road", "house_number", "compound", "building", "unit"
 PER_PROBE: Final = 5  # rows one probe may return (more means the text was not specific)
 AGGREGATE_ROWS: Final = 1000  # rows averaged for the centroid of a house, building or unit
 SIMILAR_ROWS: Final = 5
-SIMILAR_THRESHOLD: Final = 0.6
+SIMILAR_THRESHOLD: Final = 0.6  # of a full form to the text
+NAME_THRESHOLD: Final = 0.3  # of a library name to a word of the text (pg_trgm's default)
+SIMILAR_NAMES: Final = 5  # names whose addresses are compared with the text
+NAME_ROWS: Final = 500  # addresses read per name (a range of its index)
 SIMILAR_TIMEOUT_MS: Final = 100
 
 ROW_COLUMNS: Final = """
@@ -264,22 +267,59 @@ def successors(session: Session, retired: Iterable[int]) -> dict[int, Row]:
 
 
 def similar(
-    session: Session, normalized: str, districts: Sequence[str], area: AreaFilter | None
+    session: Session,
+    normalized: str,
+    pieces: Sequence[str],
+    elements: Mapping[str, str],
+    districts: Sequence[str],
+    area: AreaFilter | None,
 ) -> list[tuple[Row, float]]:
-    """The stored full forms most similar to the text (pg_trgm `%`, served by the GIN index
-    ix_addresses_full_trgm), inside `districts` when the text named any: the last resort for
-    text whose elements the parser could not find in the library.
+    """The stored addresses whose standard full form is most like the text (pg_trgm
+    similarity at least SIMILAR_THRESHOLD), inside `districts` when the text named any: the
+    last resort for text whose elements the parser could not find in the library.
 
-    Only close texts count (similarity SIMILAR_THRESHOLD): then the index needs most of the
-    text's trigrams in a row before the row is even looked at, which keeps the search to a
-    fraction of a millisecond where the default threshold reads tens of thousands of rows; and a
-    text of nothing but common trigrams cannot run long, thanks to SIMILAR_TIMEOUT_MS (a
-    savepoint keeps the caller's transaction usable when it is cancelled)."""
-    scope = " AND a.district_code = ANY(:districts)" if districts else ""
+    The candidates are the ones a name leads to, so that no index over millions of full forms is
+    needed (the bulk import would spend a third of its time building it): the roads and
+    compounds of the small name dictionary like one of the text's `pieces` (its road, compound
+    and unparsed words; pg_trgm `%` on ix_address_names_name_trgm), the SIMILAR_NAMES closest,
+    each read as one range of ix_addresses_structured / ix_addresses_compound, narrowed to the
+    house number (road) or building (compound) of `elements` (the text's, in the library's
+    spelling) when it has one, at most NAME_ROWS rows; and the rows that have neither a road
+    nor a compound, which no name leads to (hand-made data; the partial GIN index
+    ix_addresses_unnamed_trgm). SIMILAR_TIMEOUT_MS bounds the statement (a savepoint keeps the
+    caller's transaction usable when it is cancelled)."""
+    scope_names = " AND n.district_code = ANY(:districts)" if districts else ""
+    scope_rows = " AND a.district_code = ANY(:districts)" if districts else ""
+    area_sql = _area_sql(area)
+    columns = f"{ROW_COLUMNS}, similarity(a.full_address, :q) AS sim"
+    branches = [
+        f"""
+        SELECT {columns} FROM addresses a
+        WHERE a.road IS NULL AND a.compound IS NULL  -- ix_addresses_unnamed_trgm
+          AND a.full_address % :q{scope_rows}{area_sql}"""
+    ]
+    for kind, narrow in (("road", "house_number"), ("compound", "building")):
+        narrowed = f" AND a.{narrow} = :{narrow}" if elements.get(narrow) else ""
+        branches.append(
+            f"""
+        SELECT r.* FROM names n CROSS JOIN LATERAL (
+            SELECT {columns} FROM addresses a
+            WHERE n.kind = '{kind}' AND a.district_code = n.district_code
+              AND a.{kind} = n.name{narrowed}{area_sql} LIMIT {NAME_ROWS}
+        ) r"""
+        )
     sql = f"""
-        SELECT {ROW_COLUMNS}, similarity(a.full_address, :q) AS sim
-        FROM addresses a WHERE a.full_address % :q{scope}{_area_sql(area)}
-        ORDER BY sim DESC, a.id LIMIT {SIMILAR_ROWS}
+        WITH names AS (  -- ix_address_names_name_trgm
+            SELECT n.kind, n.name, n.district_code, max(similarity(n.name, p.piece)) AS s
+            FROM unnest(CAST(:pieces AS text[])) AS p(piece)
+            JOIN address_names n ON n.name % p.piece
+            WHERE n.kind IN ('road', 'compound'){scope_names}
+            GROUP BY n.kind, n.name, n.district_code
+            ORDER BY s DESC, n.name, n.district_code LIMIT {SIMILAR_NAMES}
+        )
+        SELECT DISTINCT ON (sim, found.id) * FROM ({" UNION ALL ".join(branches)}
+        ) found WHERE sim >= {SIMILAR_THRESHOLD}
+        ORDER BY sim DESC, found.id LIMIT {SIMILAR_ROWS}
     """
     settings = text(
         "SELECT set_config('pg_trgm.similarity_threshold', :threshold, true), "
@@ -289,9 +329,16 @@ def similar(
     try:
         with session.begin_nested():
             session.execute(
-                settings, {"threshold": str(SIMILAR_THRESHOLD), "timeout": str(SIMILAR_TIMEOUT_MS)}
+                settings,
+                {"threshold": str(NAME_THRESHOLD), "timeout": str(SIMILAR_TIMEOUT_MS)},
             )
-            params = {"q": normalized, "districts": list(districts), **_area_params(area)}
+            params = {
+                "q": normalized,
+                "pieces": list(pieces),
+                "districts": list(districts),
+                **{k: elements[k] for k in ("house_number", "building") if elements.get(k)},
+                **_area_params(area),
+            }
             rows = session.execute(text(sql), params).tuples().all()
             session.execute(
                 text("SELECT set_config('statement_timeout', :t, true)"), {"t": previous}

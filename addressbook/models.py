@@ -96,11 +96,15 @@ class Address(Base):
 
     __tablename__ = "addresses"
     __table_args__ = (
+        # Text similarity reaches addresses through their road or compound names (the small
+        # trigram-indexed address_names); only rows with neither, which no name leads to, need
+        # their full form indexed. A GIN over every full form would be half a bulk import.
         Index(
-            "ix_addresses_full_trgm",
+            "ix_addresses_unnamed_trgm",
             "full_address",
             postgresql_using="gin",
             postgresql_ops={"full_address": "gin_trgm_ops"},
+            postgresql_where=text("road IS NULL AND compound IS NULL"),
         ),
         Index(
             "ix_addresses_structured",

@@ -9,8 +9,9 @@ touched; an admin area import recomputes the area names.
 from __future__ import annotations
 
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from pypinyin import Style, lazy_pinyin
 from pypinyin import pinyin as pinyin_of
 from sqlalchemy import text
@@ -50,13 +51,13 @@ def _upsert(session: Session, table: str) -> None:
             "(SELECT 1 FROM address_names n WHERE n.name = t.name)"
         )
     ).scalars()
-    spelled = [{"name": n, "pinyin": pinyin(n)[0], "initials": pinyin(n)[1]} for n in new_names]
+    spelled = [(n, *pinyin(n)) for n in new_names]
     session.execute(text("CREATE TEMP TABLE _pinyin (name text, pinyin text, initials text)"))
-    if spelled:
-        session.execute(
-            text("INSERT INTO _pinyin VALUES (:name, :pinyin, :initials)"),
-            spelled,
-        )
+    if spelled:  # COPY: a bulk import brings tens of thousands of new names
+        raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+        with raw.cursor() as cursor, cursor.copy("COPY _pinyin FROM STDIN") as copy:
+            for row in spelled:
+                copy.write_row(row)
     session.execute(
         text(
             f"""
@@ -148,8 +149,8 @@ _USED_BY_NAME = """
               (SELECT district_code, name FROM {touched} WHERE kind = 'compound')
     ) used GROUP BY kind, name, district_code
 """
-# Many (a bulk import): one sequential pass aggregating both kinds at once, then keep the
-# touched ones; probing the indexes per name would read the table in random order.
+# Every name (a bulk import): one sequential pass aggregating both kinds at once; probing the
+# indexes per name would read the table in random order.
 _USED_BY_SCAN = """
     SELECT c.* FROM (
         SELECT CASE WHEN grouping(road) = 0 THEN 'road' ELSE 'compound' END AS kind,
@@ -157,15 +158,17 @@ _USED_BY_SCAN = """
                avg(ST_X(geom)) AS x, avg(ST_Y(geom)) AS y
         FROM addresses WHERE status = 'active'
         GROUP BY GROUPING SETS ((road, district_code), (compound, district_code))
-    ) c JOIN {touched} t USING (kind, name, district_code)
+    ) c
     WHERE c.name IS NOT NULL
 """
 
 
-def refresh_streets(session: Session, touched: str, bulk: bool = False) -> None:
+def refresh_streets(session: Session, touched: str | None) -> None:
     """Recompute the road and compound names listed in the temp table `touched`
-    (kind, name, district_code): weight and centroid from the active addresses using them."""
-    used = (_USED_BY_SCAN if bulk else _USED_BY_NAME).format(touched=touched)
+    (kind, name, district_code), or every one of them when `touched` is None (after a bulk
+    import, which touches most): weight and centroid from the active addresses using them;
+    names no active address uses any more go."""
+    used = _USED_BY_NAME.format(touched=touched) if touched else _USED_BY_SCAN
     session.execute(
         text(
             f"CREATE TEMP TABLE _names ON COMMIT DROP AS "
@@ -173,18 +176,27 @@ def refresh_streets(session: Session, touched: str, bulk: bool = False) -> None:
             f"FROM ({used}) u"
         )
     )
-    session.execute(
-        text(
-            f"""
-            DELETE FROM address_names n USING {touched} t
-            WHERE n.kind = t.kind AND n.name = t.name AND n.district_code = t.district_code
-              AND NOT EXISTS (SELECT 1 FROM _names u WHERE u.kind = t.kind AND u.name = t.name
-                              AND u.district_code = t.district_code)
-            """
-        )
+    gone = (
+        "NOT EXISTS (SELECT 1 FROM _names u WHERE u.kind = n.kind AND u.name = n.name "
+        "AND u.district_code = n.district_code)"
     )
+    if touched:
+        session.execute(
+            text(
+                f"DELETE FROM address_names n USING {touched} t WHERE n.kind = t.kind "
+                f"AND n.name = t.name AND n.district_code = t.district_code AND {gone}"
+            )
+        )
+    else:
+        session.execute(
+            text(f"DELETE FROM address_names n WHERE n.kind IN ('road', 'compound') AND {gone}")
+        )
     _upsert(session, "_names")
     session.execute(text("DROP TABLE _names"))
+    if not touched:
+        # Tens of thousands of new names: the planner must know before autovacuum comes round,
+        # or it reads the dictionary by its unique key instead of the trigram index.
+        session.execute(text("ANALYZE address_names"))
 
 
 def load_name_lists(session: Session) -> dict[str, Any]:

@@ -259,12 +259,24 @@ class _IndexBuilder:
             self.add(canonical, target, surface_of=alias)
 
     def finish(self) -> Gazetteer:
+        # The lengths of the surfaces by their first two characters: at most positions of a
+        # text no surface starts with the two characters there, and one lookup says so.
         lengths: dict[str, set[int]] = {}
-        for surface in self._index:
-            lengths.setdefault(surface[0], set()).add(len(surface))
+        strong: dict[str, set[int]] = {}
+        for surface, entries in self._index.items():
+            lengths.setdefault(surface[:2], set()).add(len(surface))
+            if not all(_boundary_only(entry) for entry in entries):
+                strong.setdefault(surface[:2], set()).add(len(surface))
         return Gazetteer(
-            MappingProxyType({k: tuple(v) for k, v in self._index.items()}),
-            MappingProxyType({k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()}),
+            {k: tuple(v) for k, v in self._index.items()},
+            {k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()},
+            {k: tuple(sorted(v)) for k, v in strong.items()},
+            frozenset(
+                surface
+                for surface, entries in self._index.items()
+                if not all(_boundary_only(entry) for entry in entries)
+            ),
+            any(len(surface) == 1 for surface in self._index),
         )
 
 
@@ -273,11 +285,18 @@ class Gazetteer:
     """Immutable name dictionary for longest-match lookup: surface string -> meanings.
 
     Built from plain data (so the library code can fill it from a query); `extended` returns a
-    new gazetteer with more names without re-deriving the existing ones.
+    new gazetteer with more names without re-deriving the existing ones. The mappings are plain
+    dicts typed read-only (a MappingProxyType costs a method call on every lookup, and parsing
+    does hundreds of lookups per text).
     """
 
     _index: Mapping[str, tuple[Entry, ...]]
-    _lengths: Mapping[str, tuple[int, ...]]
+    _lengths: Mapping[str, tuple[int, ...]]  # by the first two characters (one, for one-long)
+    # The surfaces with a meaning that counts anywhere (not only where a token starts, see
+    # _boundary_only), and their lengths by the first two characters.
+    _strong: Mapping[str, tuple[int, ...]]
+    _strong_surfaces: frozenset[str]
+    _singles: bool = False  # whether any surface is one character long
 
     @classmethod
     def build(
@@ -323,14 +342,32 @@ class Gazetteer:
     def matches_at(self, text: str, start: int) -> list[tuple[int, tuple[Entry, ...]]]:
         """Every surface that begins at `text[start]`, longest first, as (length, meanings)."""
         found = []
+        index = self._index
+        head = text[start : start + 2]
         room = len(text) - start
-        for length in self._lengths.get(text[start : start + 1], ()):
-            if length > room:
-                continue
-            entries = self._index.get(text[start : start + length])
-            if entries:
+        for length in self._lengths.get(head, ()):
+            if length <= room and (entries := index.get(text[start : start + length])):
                 found.append((length, entries))
+        if self._singles and len(head) == 2 and (entries := index.get(head[0])):
+            found.append((1, entries))
         return found
+
+    def strong_starts(self, text: str) -> frozenset[int]:
+        """Positions of `text` where a surface begins that has a meaning that counts anywhere
+        (not only where a token starts, see _boundary_only)."""
+        surfaces, strong = self._strong_surfaces, self._strong
+        starts = []
+        for start in range(len(text)):
+            head = text[start : start + 2]
+            lengths = strong.get(head, ())
+            if self._singles and len(head) == 2:
+                lengths += strong.get(head[0], ())
+            room = len(text) - start
+            for length in lengths:
+                if length <= room and text[start : start + length] in surfaces:
+                    starts.append(start)
+                    break
+        return frozenset(starts)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -533,15 +570,7 @@ def _dictionary_starts(segment: str, gazetteer: Gazetteer | None) -> frozenset[i
     """Positions where a name that counts anywhere begins: suffix words must stop there."""
     if gazetteer is None:
         return frozenset()
-    return frozenset(
-        i
-        for i in range(len(segment))
-        if any(
-            not _boundary_only(entry)
-            for _, entries in gazetteer.matches_at(segment, i)
-            for entry in entries
-        )
-    )
+    return gazetteer.strong_starts(segment)
 
 
 def _next_token(segment: str, position: int, stops: frozenset[int], state: _State) -> int:

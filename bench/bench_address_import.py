@@ -2,7 +2,7 @@
 
 Ours does everything an import means: names resolved to area codes, every row checked, grid
 filled by location (the file has no grid column), standard forms, stable codes, history rows, the
-library's indexes (GiST, btrees, the pg_trgm GIN) and the name dictionary. The peer,
+library's indexes (GiST, btrees, the partial pg_trgm GIN) and the name dictionary. The peer,
 `ogr2ogr -f PostgreSQL` with COPY, loads the same CSV as-is into a plain table with a GiST index:
 the floor for "CSV into PostGIS" on this machine, not a like-for-like import.
 """

@@ -9,8 +9,11 @@ came from. Ours: `addressbook.geocoder.geocode` called in-process, one transacti
 the endpoint's arguments (`check_text`, limit 5): the code path of GET /addresses/geocode without
 HTTP (the same strings over HTTP against `geo serve --workers 2` are reported on their own line).
 The naive baseline: one pg_trgm query over the standard full form,
-`WHERE full_address % q ORDER BY similarity(full_address, q) DESC LIMIT 1` on the GIN index
-ix_addresses_full_trgm, through psycopg directly. Same strings, same run, side by side.
+`WHERE full_address % q ORDER BY similarity(full_address, q) DESC LIMIT 1` on a GIN index over
+every full form, through psycopg directly. Same strings, same run, side by side. The library
+keeps no such index (its text similarity goes through the trigram-indexed road and compound
+names), so the baseline's own index is built here as part of the peer's set-up, after and outside
+our timed import; its build time is printed.
 
 Accuracy (both): the share of texts whose top answer is the right address at least to the house
 number or building, precisely: it has the source address's district, road and house number, and,
@@ -98,6 +101,23 @@ def _library(ctx: BenchContext) -> None:
     if have < bench_address_import.COUNT:
         console.print(f"{have:,} addresses in the bench database: loading the library first")
         bench_address_import.run(ctx)
+
+
+def _baseline_index() -> None:
+    """The naive baseline's GIN index over every full form (the peer's set-up, not ours)."""
+    from geo.db import session_scope
+
+    started = time.perf_counter()
+    with session_scope() as session:
+        session.execute(text("SET LOCAL maintenance_work_mem = '64MB'"))
+        session.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS bench_baseline_full_trgm ON addresses "
+                "USING gin (full_address gin_trgm_ops)"
+            )
+        )
+    seconds = time.perf_counter() - started
+    console.print(f"the baseline's trigram index on full_address built in {seconds:.1f} s")
 
 
 def _sources(n: int, slice_: int) -> tuple[list[Source], dict[int, Truth]]:
@@ -373,6 +393,7 @@ def run(ctx: BenchContext) -> None:
         for kind in v.kinds:
             kinds[kind] = kinds.get(kind, 0) + 1
     console.print(f"{len(texts):,} variants: {kinds}; e.g. {[v.text for v in texts[:3]]}")
+    _baseline_index()
     _ours(texts[:50])  # warm the caches and PostgreSQL's buffers for both contenders alike
     _baseline(ctx, texts[:50])
     _geocode(ctx, texts, truth)

@@ -10,13 +10,16 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from addressbook import demo, import_sql, names
+from addressbook import demo, import_sql, importer, names
 from addressbook.import_areas import import_areas
 from addressbook.import_grids import assign_addresses, save_grids
 from addressbook.names import load_name_lists
 from geo.crs import transform_xy
 from geo.db import get_engine, session_scope
+from geo.errors import ApiError
+from tests.address_library import CONSOLE
 from tests.conftest import Dept
 from tests.test_cli import geo
 
@@ -368,6 +371,94 @@ def test_location_fill_uses_gist_indexes(library) -> None:
             )
             assert "fill_probe_pt" in polygon and "Seq Scan on fill_probe" not in polygon, polygon
         session.rollback()
+
+
+def test_polygon_probe_keeps_the_smallest_code(library) -> None:
+    """The polygon plan finds a point once per grid holding it; a point in two (overlapping
+    grids, or a shared border) takes the smallest code, as the per-row plan does."""
+    squares = {"TEST-OVERLAP-A": 116.44, "TEST-OVERLAP-B": 116.45}
+    with session_scope() as session:
+        for code, west in squares.items():
+            session.execute(
+                text(
+                    "INSERT INTO grids (code, name, geom) VALUES (:code, :code, "
+                    "ST_Multi(ST_MakeEnvelope(:w, 38.24, :w + 0.02, 38.26, 4490)))"
+                ),
+                {"code": code, "w": west},
+            )
+        session.execute(
+            text(
+                "CREATE TEMP TABLE probe_rows AS SELECT n AS line, NULL::text AS problem, "
+                "NULL::text AS grid_code, "
+                "ST_SetSRID(ST_MakePoint(116.435 + n * 0.01, 38.25), 4490) AS pt "
+                "FROM generate_series(1, 3) n"
+            )
+        )
+        assert import_sql.probe(session, "grid", "probe_rows", 3, 2, "probe_found") == 3
+        found = session.execute(text("SELECT line, code FROM probe_found ORDER BY line")).all()
+        session.rollback()
+    assert found == [(1, "TEST-OVERLAP-A"), (2, "TEST-OVERLAP-A"), (3, "TEST-OVERLAP-B")]
+
+
+def test_blank_district_is_found_by_location(client: TestClient, library, editor: Dept) -> None:
+    rows = demo_rows(library, 3, seed=41)
+    rows[1]["district"] = " "
+    report = post(client, editor, to_csv(rows)).json()
+    assert report["errorCount"] == 0, report
+    with get_engine().connect() as conn:
+        district = conn.execute(
+            text(
+                "SELECT district_code FROM addresses WHERE road = :road "
+                "AND house_number = :h || '号' AND coalesce(room, '') = coalesce(:m || '室', '')"
+            ),
+            {"road": rows[1]["road"], "h": rows[1]["house_number"], "m": rows[1]["room"] or None},
+        ).scalar_one()
+    assert district == "120103000000"  # 河西区, where the point is
+
+
+_SCHEMA = """
+    SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+    WHERE indrelid IN ('addresses'::regclass, 'address_history'::regclass)
+    UNION ALL
+    SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+    WHERE conrelid IN ('addresses'::regclass, 'address_history'::regclass,
+                       'address_aliases'::regclass)
+    ORDER BY 1, 2
+"""
+
+
+def _emptied(session: Session) -> None:
+    for table in ("address_aliases", "address_history", "addresses"):
+        session.execute(text(f"DELETE FROM {table}"))
+
+
+def test_bulk_load_rebuilds_every_index_and_key(library, monkeypatch) -> None:
+    """Into an emptied library (rolled back), a file of more rows than BULK_ROWS goes in with
+    the indexes and keys dropped and built again: the same ones come back and every address
+    has its history row; a duplicate found by the rebuilt code key is reported by line, with
+    nothing written."""
+    monkeypatch.setattr(importer, "BULK_ROWS", 10)
+    rows = demo_rows(library, 300, seed=53)
+    with get_engine().connect() as conn:
+        before = conn.execute(text(_SCHEMA)).all()
+    with session_scope() as session:
+        _emptied(session)
+        report = importer.import_addresses(session, io.BytesIO(to_csv(rows)), "b.csv", CONSOLE)
+        assert report.bulk and report.created == len(rows) and report.error_count == 0
+        assert session.execute(text(_SCHEMA)).all() == before
+        history = session.execute(
+            text("SELECT count(*) FROM address_history WHERE action = 'create'")
+        ).scalar_one()
+        assert history == len(rows)
+        session.rollback()
+    with pytest.raises(ApiError) as rejected, session_scope() as session:
+        _emptied(session)
+        importer.import_addresses(session, io.BytesIO(to_csv([*rows, rows[7]])), "d.csv", CONSOLE)
+    assert rejected.value.details["errors"] == [
+        {"line": len(rows) + 2, "problem": "same address as line 9"}
+    ]
+    with get_engine().connect() as conn:
+        assert conn.execute(text(_SCHEMA)).all() == before
 
 
 def test_cli_import_and_demo(tmp_path, library) -> None:

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from addressbook import gazetteer, scoring
+from addressbook import gazetteer, matching, scoring
 from addressbook.geocoder import MAX_TEXT, geocode, geocode_many
 from geo.db import session_scope
 from tests.address_library import HOUSES, ROOMS, Stored, fresh_names, load, pick, plans, statements
@@ -306,6 +306,24 @@ def test_no_geocoding_statement_scans_the_address_table(room: Stored, house: Sto
         assert "Seq Scan on addresses" not in plan, f"{sql}\n{plan}"
     exact = next(sql for sql, _ in sent if "UNION ALL" in sql or "LATERAL" in sql)
     assert "ix_addresses_structured" in plans(exact, next(p for s, p in sent if s == exact))
+
+
+def test_text_similarity_goes_through_names(house: Stored) -> None:
+    """The similarity step reaches stored addresses through library names like the text's
+    words (the name dictionary by an index: its trigram index once it is large, its unique key
+    here, where it is small; then a range of the structured index), not through an index of
+    every full form, and never by scanning either table."""
+    typed = f"{house.road}口"  # one more character: a name two trigrams away
+    text_ = house.full_address.replace(house.road, typed)
+    wanted = {"house_number": house.house_number or ""}
+    with session_scope() as session, statements() as seen:
+        found = matching.similar(session, text_, [typed], wanted, [house.district_code], None)
+    assert found and found[0][0].id == house.id
+    assert matching.SIMILAR_THRESHOLD <= found[0][1] < 1
+    sql, params = next((sql, p) for sql, p in seen if "WITH names" in sql)
+    plan = plans(sql, params)
+    assert "ix_addresses_structured" in plan, plan
+    assert "Seq Scan on addresses" not in plan and "Seq Scan on address_names" not in plan, plan
 
 
 def test_text_similarity_finds_what_the_parser_cannot(room: Stored) -> None:

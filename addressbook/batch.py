@@ -224,6 +224,21 @@ def _chunks(rows: Iterable[Row]) -> Iterator[list[Row]]:
         yield chunk
 
 
+def _follow_parent() -> None:
+    """Worker initializer: leave when the server process is gone. A server stopped by a signal
+    does not always shut its pool down, and a worker waiting for tasks would otherwise stay
+    behind with its memory and database connection."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 class _Workers:
     """The worker processes, started once (spawned: a fork would copy the server's threads and
     connections)."""
@@ -236,7 +251,9 @@ class _Workers:
         with self._lock:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(PROCESSES, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    PROCESSES, mp_context=context, initializer=_follow_parent
+                )
             return self._pool
 
     def discard(self) -> None:

@@ -85,6 +85,8 @@ def _drop_bracket_notes(text: str, notes: list[str]) -> str:
             return " "
         return f" {content} "
 
+    if "(" not in text and ")" not in text:
+        return text
     previous = None
     while previous != text:
         previous, text = text, _BRACKETED.sub(replace, text)
@@ -184,7 +186,8 @@ def chinese_number(numeral: str) -> str:
 
 
 def _numerals(text: str) -> str:
-    text = _CN_DASH.sub("-", text)  # 7一3一401: the character 一 typed as a dash
+    if "一" in text:
+        text = _CN_DASH.sub("-", text)  # 7一3一401: the character 一 typed as a dash
     return _CN_NUMBER.sub(lambda m: chinese_number(m.group()), text)
 
 
@@ -203,13 +206,22 @@ _SPACES: Final = re.compile(r"\s+")
 
 
 def _variants(text: str) -> str:
-    text = _BUILDING_VARIANT.sub(r"\1号楼", text)
-    text = _BUILDING_AS_FLOOR.sub(r"\1号楼", text)
-    text = _GATE_AFTER_BUILDING.sub(r"\1\2单元", text)
-    text = _GATE_BEFORE_ROOM.sub(r"\1单元", text)
-    text = _HOUSEHOLD.sub(r"\1室", text)
-    text = _HASH.sub(r"\1号", text)
-    return _ROOM_HAO.sub(r"\1", text)
+    # Each rewrite needs a marker character; most texts lack most of them, and a membership
+    # test costs far less than running the expression.
+    if "栋" in text or "幢" in text or "座" in text:
+        text = _BUILDING_VARIANT.sub(r"\1号楼", text)
+    if "楼" in text:
+        text = _BUILDING_AS_FLOOR.sub(r"\1号楼", text)
+    if "门" in text:
+        text = _GATE_AFTER_BUILDING.sub(r"\1\2单元", text)
+        text = _GATE_BEFORE_ROOM.sub(r"\1单元", text)
+    if "户" in text:
+        text = _HOUSEHOLD.sub(r"\1室", text)
+    if "#" in text:
+        text = _HASH.sub(r"\1号", text)
+    if "-" in text:
+        text = _ROOM_HAO.sub(r"\1", text)
+    return text
 
 
 # --- entry points -------------------------------------------------------------------------

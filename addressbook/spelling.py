@@ -72,9 +72,13 @@ class Corrector:
 
     def near(self, span: str) -> list[str]:
         """Names exactly one edit away from `span` (the span itself, if a name, is not one)."""
-        found: set[str] = set()
-        for key in (span, *_deletions(span)):
-            found.update(self._index.get(key, ()))
+        index = self._index
+        found: set[str] = set(index.get(span, ()))
+        for i in range(len(span)):
+            if hit := index.get(span[:i] + span[i + 1 :]):
+                found.update(hit)
+        if not found:
+            return []
         return sorted(
             name for name in found if Levenshtein.distance(span, name, score_cutoff=1) == 1
         )

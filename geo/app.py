@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from geo.errors import install_handlers
+from geo.http import BodyLimitMiddleware
 from geo.plugins import load_plugins
-from geo.routers import audit, crs, departments, landing
+from geo.ratelimit import install_rate_limits
+from geo.routers import audit, crs, department_settings, departments, landing
 from geo.settings import get_settings
 
 
@@ -33,11 +35,13 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_handlers(app)
-    for module in (landing, crs, departments, audit):
+    app.add_middleware(BodyLimitMiddleware)
+    for module in (landing, crs, departments, department_settings, audit):
         app.include_router(module.router)
     for plugin in load_plugins():
         for router in plugin.routers:
             app.include_router(router)
         if plugin.setup_app:
             plugin.setup_app(app)
+    install_rate_limits(app, get_settings())  # last, so outermost: a refusal costs nothing else
     return app

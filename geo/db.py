@@ -11,8 +11,10 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Annotated
 
 import orjson
+from fastapi import Depends
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -98,6 +100,14 @@ def get_session() -> Iterator[Session]:
     """FastAPI dependency: one transaction per request, so a failed request writes nothing."""
     with session_scope() as session:
         yield session
+
+
+# What every route takes: the transaction is committed when the handler returns and before the
+# response is sent (scope="function"). FastAPI's default scope ends the dependency after the
+# response has gone out, which acknowledged writes that a crash could still lose. Handlers that
+# take it are plain `def`s, so FastAPI runs them, and this dependency, in its thread pool: the
+# event loop never waits on the database (a row lock held by one request must not stall /health).
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def reset_engines() -> None:

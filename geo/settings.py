@@ -40,10 +40,29 @@ class Settings(BaseSettings):
         default=TIANJIN_EXTENT, validation_alias="GEO_EXTENT"
     )
     max_upload_bytes: int = Field(default=1024**3, validation_alias="GEO_MAX_UPLOAD_BYTES")
+    # JSON and other non-file bodies: a feature, a layer's metadata, an overlay or a batch list.
+    max_body_bytes: int = Field(default=16 * 1024**2, validation_alias="GEO_MAX_BODY_BYTES")
     max_features: int = Field(default=5_000_000, validation_alias="GEO_MAX_FEATURES")
     max_json_depth: int = Field(default=32, validation_alias="GEO_MAX_JSON_DEPTH")
     max_items_limit: int = Field(default=10_000, validation_alias="GEO_MAX_ITEMS_LIMIT")
     pool_size: int = Field(default=10, validation_alias="GEO_POOL_SIZE")
+    # Rate limits (geo.ratelimit): each class is "ANONYMOUS[,KEYED]" in the `limits` package's
+    # notation ("600/minute", "20 per 5 seconds"): the first per client IP address, the second
+    # per API key (the first again when omitted).
+    rate_limits: bool = Field(default=True, validation_alias="GEO_RATE_LIMITS")
+    redis_url: str | None = Field(default=None, validation_alias="GEO_REDIS_URL")
+    rate_limit_tiles: str = Field(
+        default="3000/minute,12000/minute", validation_alias="GEO_RATE_LIMIT_TILES"
+    )
+    rate_limit_geocode: str = Field(
+        default="120/minute,600/minute", validation_alias="GEO_RATE_LIMIT_GEOCODE"
+    )
+    rate_limit_heavy: str = Field(
+        default="10/minute,60/minute", validation_alias="GEO_RATE_LIMIT_HEAVY"
+    )
+    rate_limit_default: str = Field(
+        default="600/minute,3000/minute", validation_alias="GEO_RATE_LIMIT_DEFAULT"
+    )
 
     @field_validator("read_urls", mode="before")
     @classmethod
@@ -61,6 +80,21 @@ class Settings(BaseSettings):
             if len(parts) != 4:
                 raise ValueError("GEO_EXTENT must be minlon,minlat,maxlon,maxlat")
             return tuple(parts)
+        return value
+
+    @field_validator(
+        "rate_limit_tiles", "rate_limit_geocode", "rate_limit_heavy", "rate_limit_default"
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        # Checked at start: a typo must stop the service, not leave a class unlimited.
+        from limits import parse
+
+        parts = [p.strip() for p in value.split(",")]
+        if not 1 <= len(parts) <= 2 or not all(parts):
+            raise ValueError(f"{value!r}: expected ANONYMOUS[,KEYED], e.g. 600/minute,3000/minute")
+        for part in parts:
+            parse(part)  # ValueError naming the part when the notation is wrong
         return value
 
     @property

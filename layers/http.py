@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import orjson
 import shapely
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
 from geo import crs
@@ -36,7 +37,14 @@ def parse_json(raw: bytes, what: str = "request body") -> Any:
 
 
 async def json_body(request: Request) -> Any:
-    return parse_json(await request.body())
+    """Dependency: the request's JSON body (bounded by geo.http's body limit), parsed.
+
+    A large document is parsed and depth-checked in the thread pool: walking a few MB of
+    coordinates on the event loop would stall every other request of the worker."""
+    raw = await request.body()
+    if len(raw) > 256 * 1024:
+        return await run_in_threadpool(parse_json, raw)
+    return parse_json(raw)
 
 
 def model(cls: type[M], value: Any) -> M:

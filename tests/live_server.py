@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +38,8 @@ class LiveServer:
 
     def kill9(self) -> None:
         """SIGKILL the whole process group (uvicorn's supervisor and its workers)."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
 
 
@@ -60,17 +58,22 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], log_path: Path, timeo
 
 @contextmanager
 def live_server(
-    workers: int = 1, env: Mapping[str, str] | None = None, timeout: float = 60
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    launcher: Path | None = None,
 ) -> Iterator[LiveServer]:
     """A `geo serve` process group on a free port; stopped (or found already killed) at the end.
 
     It reads the test database's environment (`DATABASE_URL`...) that the session fixtures set,
-    plus ``env``.
+    plus ``env``. ``launcher``: a script run instead of `python -m geo.cli` (tests/fault_server.py
+    injects faults, then calls the same CLI).
     """
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="geo-live-server-"))
     log_path = log_dir / "server.log"
-    argv = [sys.executable, "-m", "geo.cli", "serve", "--port", str(port)]
+    program = [str(launcher)] if launcher else ["-m", "geo.cli"]
+    argv = [sys.executable, *program, "serve", "--port", str(port)]
     argv += ["--workers", str(workers)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
-from sqlalchemy.orm import Session
 
 from addressbook import areas, grids
-from geo.db import get_session
+from geo.db import DbSession
 from geo.routing import api_router
 
 router = api_router(tags=["admin areas and grids"])
@@ -21,6 +20,7 @@ Crs = Annotated[str, Query(description="CRS of coordinates in and out (default C
 
 @router.get("/areas", summary="Admin areas by level, parent and name")
 def list_areas(
+    session: DbSession,
     level: Annotated[
         str | None, Query(description="province, district, subdistrict or community")
     ] = None,
@@ -29,7 +29,6 @@ def list_areas(
     retired: Annotated[bool, Query(description="include superseded code versions")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     return areas.list_areas(session, level, parent, q, retired, limit, offset)
 
@@ -37,9 +36,9 @@ def list_areas(
 @router.get("/areas/{code}", summary="One admin area: parents, children, code history, shape")
 def get_area(
     code: str,
+    session: DbSession,
     crs: Crs = "CRS84",
     geometry: Annotated[bool, Query(description="include the polygon")] = True,
-    session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     return areas.get_area(session, code, crs, geometry)
 
@@ -48,14 +47,15 @@ def get_area(
 def grid_at(
     lon: Annotated[float, Query(description="x (longitude or easting) in `crs`")],
     lat: Annotated[float, Query(description="y (latitude or northing) in `crs`")],
+    session: DbSession,
     crs: Crs = "CRS84",
-    session: Session = Depends(get_session),
+    staff: bool = Depends(grids.staff_visible),
 ) -> dict[str, Any]:
-    return grids.grid_at(session, lon, lat, crs)
+    return grids.grid_at(session, lon, lat, crs, staff)
 
 
 @router.get("/grids/{code}", summary="One grid")
 def get_grid(
-    code: str, crs: Crs = "CRS84", session: Session = Depends(get_session)
+    code: str, session: DbSession, crs: Crs = "CRS84", staff: bool = Depends(grids.staff_visible)
 ) -> dict[str, Any]:
-    return grids.get_grid(session, code, crs)
+    return grids.get_grid(session, code, crs, staff)

@@ -6,15 +6,14 @@ from typing import Any, Literal
 
 from fastapi import Depends
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
 from geo import audit, departments
-from geo.auth import Principal, require
-from geo.db import get_session
+from geo.auth import Principal, department_admin
+from geo.db import DbSession
 from geo.routing import api_router
 
 router = api_router(prefix="/departments", tags=["departments"])
-admin = require("admin")
+admin = department_admin  # platform admin, or an admin of the path's own {code}
 
 
 class DepartmentIn(BaseModel):
@@ -31,7 +30,7 @@ class KeyIn(BaseModel):
 
 @router.post("", status_code=201, summary="Create a department")
 def create_department(
-    body: DepartmentIn, who: Principal = Depends(admin), session: Session = Depends(get_session)
+    body: DepartmentIn, session: DbSession, who: Principal = Depends(admin)
 ) -> dict[str, Any]:
     department = departments.create_department(session, body.name, body.code)
     audit.record(session, who, "department.create", department.code, {"name": department.name})
@@ -40,22 +39,18 @@ def create_department(
 
 
 @router.get("", summary="List departments")
-def list_departments(
-    _: Principal = Depends(admin), session: Session = Depends(get_session)
-) -> dict[str, Any]:
+def list_departments(session: DbSession, _: Principal = Depends(admin)) -> dict[str, Any]:
     return {"departments": departments.list_departments(session)}
 
 
 @router.get("/{code}", summary="One department")
-def get_department(
-    code: str, _: Principal = Depends(admin), session: Session = Depends(get_session)
-) -> dict[str, Any]:
+def get_department(code: str, session: DbSession, _: Principal = Depends(admin)) -> dict[str, Any]:
     return departments.department_dict(departments.get_department(session, code))
 
 
 @router.post("/{code}/keys", status_code=201, summary="Issue a key (shown once)")
 def create_key(
-    code: str, body: KeyIn, who: Principal = Depends(admin), session: Session = Depends(get_session)
+    code: str, body: KeyIn, session: DbSession, who: Principal = Depends(admin)
 ) -> dict[str, Any]:
     key, plaintext = departments.create_key(session, code, body.role, body.label)
     audit.record(session, who, "key.create", f"{code}/{key.prefix}", {"role": key.role})
@@ -63,15 +58,13 @@ def create_key(
 
 
 @router.get("/{code}/keys", summary="List a department's keys (never their secrets)")
-def list_keys(
-    code: str, _: Principal = Depends(admin), session: Session = Depends(get_session)
-) -> dict[str, Any]:
+def list_keys(code: str, session: DbSession, _: Principal = Depends(admin)) -> dict[str, Any]:
     return {"keys": departments.list_keys(session, code)}
 
 
 @router.delete("/{code}/keys/{key_id}", summary="Revoke a key")
 def revoke_key(
-    code: str, key_id: int, who: Principal = Depends(admin), session: Session = Depends(get_session)
+    code: str, key_id: int, session: DbSession, who: Principal = Depends(admin)
 ) -> dict[str, Any]:
     key = departments.revoke_key(session, code, key_id)
     audit.record(session, who, "key.revoke", f"{code}/{key.prefix}")

@@ -6,14 +6,14 @@ import csv
 import io
 from typing import Any, Literal
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from geo import crs as geo_crs
 from geo.auth import Principal, principal
-from geo.db import get_session
+from geo.db import DbSession
 from geo.errors import ApiError
 from geo.routing import api_router
 from geo.settings import get_settings
@@ -88,10 +88,10 @@ def _respond(result: overlay.Result, fmt: str, target: str, name: str) -> Respon
         }
     },
 )
-async def overlay_route(
-    request: Request, who: Principal = Depends(principal), session: Session = Depends(get_session)
+def overlay_route(
+    session: DbSession, raw: Any = Depends(json_body), who: Principal = Depends(principal)
 ) -> Response:
-    body = model(OverlayIn, await json_body(request))
+    body = model(OverlayIn, raw)
     target = geo_crs.resolve(body.crs).id
     overlay.check_join(body.predicate, body.distance)
     layer, other = catalogue.readable_sources(session, who, [body.layer, body.other])
@@ -114,6 +114,7 @@ async def overlay_route(
 
 @router.get("/identify", summary="Features of every readable collection at or near a point")
 def identify_route(
+    session: DbSession,
     lon: float = Query(description="x of the point in crs"),
     lat: float = Query(description="y of the point in crs"),
     radius: float = Query(default=20.0, ge=0, le=identify.MAX_RADIUS_M, description="metres"),
@@ -121,7 +122,6 @@ def identify_route(
     layers: str | None = Query(default=None, description="comma-separated collections"),
     limit: int = Query(default=50, ge=1, le=1000),
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> Response:
     target = geo_crs.resolve(crs).id
     xs, ys = geo_crs.transform_xy([lon], [lat], target, geo_crs.STORAGE_CRS)
@@ -157,10 +157,10 @@ class IdentifyIn(BaseModel):
         }
     },
 )
-async def identify_in_route(
-    request: Request, who: Principal = Depends(principal), session: Session = Depends(get_session)
+def identify_in_route(
+    session: DbSession, raw: Any = Depends(json_body), who: Principal = Depends(principal)
 ) -> Response:
-    body = model(IdentifyIn, await json_body(request))
+    body = model(IdentifyIn, raw)
     target = geo_crs.resolve(body.crs).id
     geoms, errors = geometry.from_geojson([body.geometry])
     if not errors:
@@ -207,12 +207,12 @@ def _identified(
 )
 def stats_route(
     collection_id: str,
+    session: DbSession,
     by: Literal["district", "subdistrict", "community", "grid"] = Query(),
     property: str | None = Query(default=None, description="numeric attribute to sum"),
     crs: str = Query(default=geo_crs.DEFAULT_CRS),
     f: Literal["json", "geojson", "csv"] = Query(default="json"),
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> Response:
     target = geo_crs.resolve(crs).id
     layer, areas = catalogue.readable_sources(session, who, [collection_id, AREA_LEVELS[by]])

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from geo import crs
 from geo.auth import Principal, principal, require
-from geo.db import get_session
+from geo.db import DbSession
 from geo.errors import ApiError
 from geo.routing import ALWAYS_ALLOWED, api_router
 from geo.settings import get_settings
@@ -97,7 +97,7 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 @router.get("/collections", summary="Collections the caller may read")
 def list_collections(
-    request: Request, who: Principal = Depends(principal), session: Session = Depends(get_session)
+    request: Request, session: DbSession, who: Principal = Depends(principal)
 ) -> Response:
     fmt = wants(request)
     base = base_url(request)
@@ -122,10 +122,13 @@ def list_collections(
     summary="Register a layer",
     openapi_extra=_layer_body(LayerIn),
 )
-async def create_collection(
-    request: Request, who: Principal = Depends(editor), session: Session = Depends(get_session)
+def create_collection(
+    request: Request,
+    session: DbSession,
+    raw: Any = Depends(json_body),
+    who: Principal = Depends(editor),
 ) -> Response:
-    body = model(LayerIn, await json_body(request))
+    body = model(LayerIn, raw)
     layer = catalogue.create_layer(
         session,
         who,
@@ -148,8 +151,8 @@ async def create_collection(
 def get_collection(
     collection_id: str,
     request: Request,
+    session: DbSession,
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> Response:
     fmt = wants(request)
     source = catalogue.readable_source(session, who, collection_id)
@@ -164,13 +167,14 @@ def get_collection(
     summary="Change a layer's metadata or access (owner or admin)",
     openapi_extra=_layer_body(LayerPatch),
 )
-async def patch_collection(
+def patch_collection(
     collection_id: str,
     request: Request,
+    session: DbSession,
+    raw: Any = Depends(json_body),
     who: Principal = Depends(editor),
-    session: Session = Depends(get_session),
 ) -> Response:
-    body = model(LayerPatch, await json_body(request))
+    body = model(LayerPatch, raw)
     changes = body.model_dump(exclude_unset=True)
     layer = catalogue.update_layer(session, who, collection_id, changes)
     doc = documents.collection(session, base_url(request), catalogue.source_of(layer), layer)
@@ -179,7 +183,7 @@ async def patch_collection(
 
 @router.delete("/collections/{collection_id}", status_code=204, summary="Delete a layer")
 def delete_collection(
-    collection_id: str, who: Principal = Depends(editor), session: Session = Depends(get_session)
+    collection_id: str, session: DbSession, who: Principal = Depends(editor)
 ) -> Response:
     catalogue.delete_layer(session, who, collection_id)
     return Response(status_code=204)
@@ -189,8 +193,8 @@ def delete_collection(
 def queryables(
     collection_id: str,
     request: Request,
+    session: DbSession,
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> Response:
     source = catalogue.readable_source(session, who, collection_id)
     return Response(
@@ -321,8 +325,8 @@ def _links(
 def items(
     collection_id: str,
     request: Request,
+    session: DbSession,
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> Response:
     fmt = wants(request, ("json", "html", "csv"))
     source = catalogue.readable_source(session, who, collection_id)
@@ -367,9 +371,9 @@ def item(
     collection_id: str,
     feature_id: str,
     request: Request,
+    session: DbSession,
     crs_: str = Query(default=crs.DEFAULT_CRS, alias="crs"),
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> Response:
     fmt = wants(request)
     target = crs.resolve(crs_).id
@@ -407,8 +411,8 @@ def item(
 def item_history(
     collection_id: str,
     feature_id: str,
+    session: DbSession,
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> JSONResponse:
     source = catalogue.readable_source(session, who, collection_id)
     if not source.versioned:

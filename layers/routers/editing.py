@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from geo import crs
 from geo.auth import Principal, require
-from geo.db import get_session
+from geo.db import DbSession
 from geo.errors import ApiError
 from geo.routing import api_router
 from layers import catalogue, editing, features
@@ -55,18 +56,18 @@ def _feature_response(
     )
 
 
-async def _edit_item(
+def _edit_item(
     write: Callable[..., int],
     collection_id: str,
     feature_id: str,
     request: Request,
+    body: Any,
     who: Principal,
     session: Session,
 ) -> Response:
     """PUT and PATCH: ``write`` (editing.replace or editing.patch), then the feature as written."""
     layer = catalogue.writable_layer(session, who, collection_id)
     fid = _fid(feature_id)
-    body = await json_body(request)
     write(session, who, layer, fid, body, _input_crs(request), partial(if_match, request))
     return _feature_response(session, request, layer, fid, 200)
 
@@ -77,14 +78,15 @@ async def _edit_item(
     summary="Add a feature",
     openapi_extra=_FEATURE_BODY,
 )
-async def create_item(
+def create_item(
     collection_id: str,
     request: Request,
+    session: DbSession,
+    body: Any = Depends(json_body),
     who: Principal = Depends(editor),
-    session: Session = Depends(get_session),
 ) -> Response:
     layer = catalogue.writable_layer(session, who, collection_id)
-    fid, _ = editing.create(session, who, layer, await json_body(request), _input_crs(request))
+    fid, _ = editing.create(session, who, layer, body, _input_crs(request))
     return _feature_response(session, request, layer, fid, 201)
 
 
@@ -93,14 +95,15 @@ async def create_item(
     summary="Replace a feature",
     openapi_extra=_FEATURE_BODY,
 )
-async def replace_item(
+def replace_item(
     collection_id: str,
     feature_id: str,
     request: Request,
+    session: DbSession,
+    body: Any = Depends(json_body),
     who: Principal = Depends(editor),
-    session: Session = Depends(get_session),
 ) -> Response:
-    return await _edit_item(editing.replace, collection_id, feature_id, request, who, session)
+    return _edit_item(editing.replace, collection_id, feature_id, request, body, who, session)
 
 
 @router.patch(
@@ -113,14 +116,15 @@ async def replace_item(
         }
     },
 )
-async def patch_item(
+def patch_item(
     collection_id: str,
     feature_id: str,
     request: Request,
+    session: DbSession,
+    body: Any = Depends(json_body),
     who: Principal = Depends(editor),
-    session: Session = Depends(get_session),
 ) -> Response:
-    return await _edit_item(editing.patch, collection_id, feature_id, request, who, session)
+    return _edit_item(editing.patch, collection_id, feature_id, request, body, who, session)
 
 
 @router.delete(
@@ -130,8 +134,8 @@ def delete_item(
     collection_id: str,
     feature_id: str,
     request: Request,
+    session: DbSession,
     who: Principal = Depends(editor),
-    session: Session = Depends(get_session),
 ) -> Response:
     layer = catalogue.writable_layer(session, who, collection_id)
     editing.delete(session, who, layer, _fid(feature_id), partial(if_match, request))

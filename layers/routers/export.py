@@ -9,12 +9,11 @@ from typing import Literal
 
 from fastapi import Depends, Query, Response
 from fastapi.responses import FileResponse
-from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from geo import crs as geo_crs
 from geo.auth import Principal, principal
-from geo.db import get_session
+from geo.db import DbSession
 from geo.routing import api_router
 from layers import catalogue, export, features
 
@@ -24,10 +23,10 @@ router = api_router(tags=["collections"])
 @router.get("/collections/{collection_id}/export", summary="The whole layer as a file")
 def export_route(
     collection_id: str,
+    session: DbSession,
     f: Literal["gpkg", "csv"] = Query(default="gpkg"),
     crs: str = Query(default=geo_crs.STORAGE_CRS, description="CRS of the file"),
     who: Principal = Depends(principal),
-    session: Session = Depends(get_session),
 ) -> Response:
     target = geo_crs.resolve(crs).id
     source = catalogue.readable_source(session, who, collection_id)

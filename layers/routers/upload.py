@@ -6,17 +6,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fastapi import Depends, File, Form, Query, Request, UploadFile
+from fastapi import Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from geo.auth import Principal, require
-from geo.db import get_session
+from geo.db import DbSession
 from geo.errors import ApiError
 from geo.routing import api_router
 from geo.settings import get_settings
 from layers.http import model, parse_json
-from layers.ingest.limits import spool, too_large
+from layers.ingest.limits import spool
 from layers.ingest.pipeline import UploadOptions, upload
 from layers.routers.collections import LayerPatch, PropertyIn
 
@@ -31,22 +30,14 @@ class UploadMetadata(LayerPatch):
     properties: list[PropertyIn] | None = None
 
 
-def _check_length(request: Request) -> None:
-    """Refuse an oversized upload from its Content-Length, before reading a byte of it."""
-    limit = get_settings().max_upload_bytes
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit + 64 * 1024:
-        raise too_large(int(length), limit)
-
-
 @router.post(
     "/collections/{collection_id}/upload",
     status_code=201,
     summary="Upload GeoJSON, NDJSON, GeoPackage, zipped Shapefile or CSV into a layer",
-    dependencies=[Depends(_check_length)],
 )
 def upload_file(
     collection_id: str,
+    session: DbSession,
     file: UploadFile = File(description="the file"),
     metadata: str | None = Form(
         default=None, description="JSON catalogue entries for mode=create (title, properties...)"
@@ -63,7 +54,6 @@ def upload_file(
     lat_column: str | None = Query(default=None),
     address_column: str | None = Query(default=None),
     who: Principal = Depends(editor),
-    session: Session = Depends(get_session),
 ) -> JSONResponse:
     meta = model(UploadMetadata, parse_json(metadata.encode(), "metadata")) if metadata else None
     if mode != "create" and (meta is not None or access is not None):

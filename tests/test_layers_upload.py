@@ -171,8 +171,6 @@ def test_csv_lon_lat(client: TestClient, dept) -> None:
 
 
 def test_csv_address_column_is_geocoded(client: TestClient, dept) -> None:
-    geocoder = pytest.importorskip("addressbook.geocoder")
-    assert hasattr(geocoder, "geocode")
     lid = layer_id()
     body = "name,address\n甲,天津市不存在区无此路99999号\n"
     r = upload(client, dept.editor, lid, body.encode(), "addr.csv")

@@ -34,7 +34,7 @@ from geo.versions import bump
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-DISTRICTS = REPO.parent / "shared" / "data" / "tianjin" / "districts_gcj02.geojson"
+DISTRICTS = REPO / "addressbook" / "data" / "districts_gcj02.geojson"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # Codes outside the real numbering, so these rows never collide with an imported hierarchy.
@@ -43,12 +43,6 @@ ADDRESS = {"district": "和平区", "road": "测图路", "house_number": "8"}
 ADDRESS_TEXT = "和平区测图路8号"
 OUTLINE = (0x4A, 0x3F, 0x8C)  # tiles.styles: the districts' outline colour
 BACKGROUND = (0xF6, 0xF4, 0xEE)
-
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
-    reason="Debian's chromium and chromium-driver are installed by `make test-deps`",
-)
-
 
 @pytest.fixture(scope="module")
 def districts(database_url: str) -> Iterator[None]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,6 @@ from bench.common import geo_server
 from geo.db import session_scope
 from tests.layers_helpers import collection, layer_id, point_features, upload
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo/ogr2ogr come with `make test-deps`"
-)
 N = 123  # more than GDAL's page size, so ogr2ogr must follow next links
 
 

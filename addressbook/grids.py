@@ -1,13 +1,19 @@
-"""Reading grids: the grid at a point (with its community, subdistrict and district), by code."""
+"""Reading grids: the grid at a point (with its community, subdistrict and district), by code.
+
+A grid's staff (name and phone number of the grid worker) are personal data: only callers who
+present a key see them (`staff=True`); anonymous answers leave the fields out altogether.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Depends
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from addressbook.areas import geometry_json
+from geo.auth import Principal, principal
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.errors import ApiError
 from geo.settings import get_settings
@@ -48,18 +54,39 @@ def point_in_storage(lon: float, lat: float, crs: str) -> tuple[float, float]:
     return px, py
 
 
-def get_grid(session: Session, code: str, crs: str = "CRS84") -> dict[str, Any]:
+# The grid worker's contact details, shown to keyed callers only.
+STAFF_FIELDS = ("staff_name", "staff_phone")
+
+
+def staff_visible(who: Principal = Depends(principal)) -> bool:
+    """Dependency: whether the caller may see grid staff contacts (any valid key; a wrong key
+    is still a 401, as everywhere)."""
+    return not who.anonymous
+
+
+def without_staff(grid: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in grid.items() if k not in STAFF_FIELDS}
+
+
+def get_grid(
+    session: Session, code: str, crs: str = "CRS84", staff: bool = False
+) -> dict[str, Any]:
+    """One grid with its areas; its staff contacts only when `staff`."""
     row = session.execute(text(_GRID), {"code": code}).first()
     if row is None:
         raise ApiError(404, "UnknownGrid", f"no grid has the code {code!r}", {"code": code})
     data = dict(row._mapping)
+    if not staff:
+        data = without_staff(data)
     data["geometry"] = geometry_json(data.pop("geom"), resolve(crs).id)
     data["updated_at"] = data["updated_at"].isoformat() if data["updated_at"] else None
     data["crs"] = resolve(crs).id
     return data
 
 
-def grid_at(session: Session, lon: float, lat: float, crs: str = "CRS84") -> dict[str, Any]:
+def grid_at(
+    session: Session, lon: float, lat: float, crs: str = "CRS84", staff: bool = False
+) -> dict[str, Any]:
     """The grid containing the point, or a 404 that says so (the point may be in no grid)."""
     x, y = point_in_storage(lon, lat, crs)
     code = session.execute(text(GRID_AT_SQL), {"x": x, "y": y}).scalar()
@@ -71,4 +98,4 @@ def grid_at(session: Session, lon: float, lat: float, crs: str = "CRS84") -> dic
             "that have them",
             {"lon": lon, "lat": lat},
         )
-    return get_grid(session, code, crs)
+    return get_grid(session, code, crs, staff)

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from addressbook import import_sql, names
 from addressbook.import_source import KNOWN_COLUMNS, Source, open_source
+from addressbook.lifecycle import require_authority
 from geo import audit, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, resolve, transform_xy
@@ -285,7 +286,9 @@ def import_addresses(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import a CSV or GeoJSON file of addresses (see the module docstring). Raises ApiError
-    400 listing the bad rows when any row is bad and `skip_invalid` is false."""
+    400 listing the bad rows when any row is bad and `skip_invalid` is false; 403 unless the
+    caller's department is the address authority."""
+    require_authority(session, who)
     crs_id = resolve(crs).id
     report = ImportReport()
     started = time.perf_counter()

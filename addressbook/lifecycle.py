@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from addressbook import gazetteer, names
 from addressbook.matching import STREET_ELEMENTS
 from addressbook.reverse import to_storage
-from geo import audit, versions
+from geo import audit, departments, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, transform_xy
 from geo.errors import ApiError, not_found
@@ -134,6 +134,22 @@ class Prepared:
             "x": self.lon,
             "y": self.lat,
         }
+
+
+def require_authority(session: Session, who: Principal) -> None:
+    """Only the address authority writes the standard library (DESIGN.md: one authoritative
+    address per place). An editor key is not enough: the department must be the authority
+    (departments.address_authority, set by the platform administrator; the platform department
+    always is). Other departments get a 403 that names the rule."""
+    if departments.is_address_authority(session, who.department):
+        return
+    raise ApiError(
+        403,
+        "NotAddressAuthority",
+        "only the address authority may change the standard address library; department "
+        f"{who.department!r} is not the address authority",
+        {"rule": "address-authority", "department": who.department},
+    )
 
 
 def _actor(who: Principal) -> str:
@@ -361,6 +377,7 @@ def _changed(session: Session) -> None:
 
 def create(session: Session, who: Principal, fields: Mapping[str, Any], crs: str) -> int:
     """A new address from its elements and location (`lon`, `lat` in `crs`); returns its id."""
+    require_authority(session, who)
     lon, lat = to_storage(float(fields["lon"]), float(fields["lat"]), crs)
     prepared = _prepare(session, fields, lon, lat)
     _check_unique(session, prepared, None)
@@ -418,6 +435,7 @@ def update(
 ) -> None:
     """Change an address (PATCH: only the fields given; PUT, `replace`: every field, absent
     ones cleared). The subdistrict and community follow the location unless given."""
+    require_authority(session, who)
     current = _current(session, address_id)
     check_version(current["version"], if_match)
     if current["status"] != "active":
@@ -479,6 +497,7 @@ def retire(
 ) -> None:
     """Mark an address retired, pointing at the address that replaces it (if any): the
     geocoder answers texts naming the old one with the successor."""
+    require_authority(session, who)
     current = _current(session, address_id)
     check_version(current["version"], if_match, required=False)
     if current["status"] != "active":
@@ -521,6 +540,7 @@ def rename_road(
     """Give every address on road `old` in `district` the name `new` (and a new full form),
     keeping `old` as an alias (address_aliases, read into the parser's dictionary, and
     address_names, for suggestions) so that texts with the old name still find them."""
+    require_authority(session, who)
     district_code = _area_code(session, "district", district, None)
     old, new = old.strip(), new.strip()
     if not new or len(new) > _WIDTHS["road"]:

@@ -15,6 +15,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from addressbook.grids import without_staff
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.errors import ApiError
 from geo.settings import get_settings
@@ -84,10 +85,16 @@ def to_storage(x: float, y: float, crs: str) -> tuple[float, float]:
 
 
 def reverse(
-    session: Session, x: float, y: float, crs: str = "CRS84", radius: float | None = None
+    session: Session,
+    x: float,
+    y: float,
+    crs: str = "CRS84",
+    radius: float | None = None,
+    staff: bool = False,
 ) -> Reverse:
     """The nearest active address (within `radius` metres, if given) and the areas and grid
-    containing the point (x, y) given in `crs`."""
+    containing the point (x, y) given in `crs`. The grid's staff contacts are personal data,
+    included only with `staff` (callers who presented a key)."""
     if radius is not None and not 0 < radius <= MAX_RADIUS:
         raise ApiError(
             400,
@@ -100,6 +107,8 @@ def reverse(
         session.execute(text(_SQL), {"x": lon, "y": lat, "radius": radius}).tuples().one()
     )
     by_level = {area["level"]: area for area in areas or ()}
+    if grid is not None and not staff:
+        grid = without_staff(grid)
     return Reverse(
         lon,
         lat,

@@ -10,10 +10,12 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
+from fastapi import Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from geo.auth import Principal
+from geo.auth import Principal, require
+from geo.errors import ApiError
 from geo.models import AuditEvent
 
 
@@ -43,6 +45,32 @@ def record(
             details=details,
         )
     )
+
+
+def department_scope(
+    department: str | None = Query(
+        default=None,
+        description="department code; a department admin reads only its own department's",
+    ),
+    who: Principal = Depends(require("admin")),
+) -> str | None:
+    """Dependency of GET /audit: the department filter the caller may use.
+
+    The platform administrator reads every department's entries (or one, when asked). A
+    department admin reads its own department's entries only: without a filter it gets its
+    own, and asking for another department is a 403 rather than an empty list, so a mistyped
+    code is not mistaken for a quiet department."""
+    if who.is_admin:
+        return department
+    if department is not None and department != who.department:
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"a department admin reads only its own department's audit: this key belongs to "
+            f"{who.department!r}, not {department!r}",
+            {"rule": "own-department", "department": department},
+        )
+    return who.department
 
 
 def query(

@@ -3,6 +3,11 @@
 Keys arrive as `Authorization: Bearer KEY`, or as `?key=` for map clients that cannot set
 headers. No key means anonymous (public data only); a wrong or revoked key is a 401, never a
 silent downgrade to anonymous, so a misconfigured client notices at once.
+
+Roles are per department. Only an `admin` key of the platform department is the platform
+administrator (creates departments, issues keys anywhere, reads every audit entry and layer); an
+`admin` key of any other department administers that department alone. Before this distinction
+every department admin acted platform-wide.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from geo.errors import ApiError
 from geo.models import ApiKey, Department
 
 ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3}
+# Characters of a key kept to recognise it in listings and the audit trail: "tjg_" and four
+# random characters (24 bits). Nothing longer is stored anywhere; a longer stored prefix would
+# hand part of the secret to whoever reads the tables, backups or audit exports.
 KEY_PREFIX_LEN = 8
+# The platform administrators' department (re-exported as geo.departments.PLATFORM).
+PLATFORM = "platform"
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,16 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        """The platform administrator: an admin key of the platform department. Only it acts
+        across departments; a department's own admin key is `administers(its code)`."""
+        return self.role == "admin" and self.department == PLATFORM
+
+    def administers(self, department: str | None) -> bool:
+        """May act as the administrator of `department`: the platform administrator for every
+        department, a department admin key for its own department only."""
+        if self.is_admin:
+            return True
+        return self.role == "admin" and department is not None and department == self.department
 
     def has_role(self, role: str) -> bool:
         return self.role is not None and ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -45,6 +64,11 @@ class Principal:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix(key: str) -> str:
+    """What is stored of a key besides its hash (see KEY_PREFIX_LEN)."""
+    return key[:KEY_PREFIX_LEN]
 
 
 def new_key() -> str:
@@ -63,7 +87,7 @@ def issue_key(
     record = ApiKey(
         department=department,
         role=role,
-        prefix=key[: KEY_PREFIX_LEN + 4],
+        prefix=key_prefix(key),
         key_hash=hash_key(key),
         label=label,
     )
@@ -78,9 +102,7 @@ def install_key(session: Session, department: Department, key: str, role: str) -
     existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if existing is None:
         session.add(
-            ApiKey(
-                department=department, role=role, prefix=key[: KEY_PREFIX_LEN + 4], key_hash=digest
-            )
+            ApiKey(department=department, role=role, prefix=key_prefix(key), key_hash=digest)
         )
     elif existing.revoked_at is None and existing.role != role:
         existing.role = role
@@ -149,3 +171,40 @@ def require(role: str) -> Callable[[Principal], Principal]:
         return who
 
     return dependency
+
+
+def require_platform_admin(who: Principal = Depends(require("admin"))) -> Principal:
+    """Dependency: the platform administrator (an admin key of the platform department).
+
+    Platform-wide actions (creating departments, listing them all) need it; a department's own
+    admin key is refused with a 403 that says so."""
+    if not who.is_admin:
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"this needs a platform admin key (an admin key of department {PLATFORM!r}); "
+            f"the key presented is an admin key of department {who.department!r}",
+            {"rule": "platform-admin"},
+        )
+    return who
+
+
+def department_admin(request: Request, who: Principal = Depends(require("admin"))) -> Principal:
+    """Dependency for /departments routes: an admin of the department named by the path's
+    `{code}` (the platform administrator for any), or the platform administrator on routes
+    without one (creating or listing departments).
+
+    It reads the path parameter from the request instead of declaring `code`, because on routes
+    without `{code}` a declared `code` would become an accepted query parameter."""
+    code = request.path_params.get("code")
+    if code is None:
+        return require_platform_admin(who)
+    if not who.administers(code):
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"a department admin acts only within its own department: this key belongs to "
+            f"{who.department!r}, not {code!r}",
+            {"rule": "own-department", "department": code},
+        )
+    return who

@@ -116,6 +116,8 @@ def migrate() -> None:
 def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
+    from geo.redact import uvicorn_log_config
+
     settings = get_settings()
     uvicorn.run(
         "geo.app:create_app",
@@ -125,6 +127,8 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers=workers or settings.workers,
         proxy_headers=True,
         log_level="info",
+        # The access log prints query strings; `?key=` and `?token=` values are redacted.
+        log_config=uvicorn_log_config(),
     )
 
 
@@ -162,6 +166,9 @@ def department_create(
     role: Annotated[
         str, typer.Option(help="role of the first key: admin, editor or viewer")
     ] = "editor",
+    address_authority: Annotated[
+        bool, typer.Option(help="may write the standard address library")
+    ] = False,
 ) -> None:
     """Create a department and print its first key (shown once)."""
     from geo import audit, departments
@@ -170,9 +177,15 @@ def department_create(
 
     cli = _console_actor()
     with session_scope() as session:
-        department = departments.create_department(session, name, code)
+        department = departments.create_department(session, name, code, address_authority)
         key, plaintext = issue_key(session, department, role)
-        audit.record(session, cli, "department.create", department.code, {"name": name})
+        audit.record(
+            session,
+            cli,
+            "department.create",
+            department.code,
+            {"name": name, "address_authority": address_authority},
+        )
         audit.record(session, cli, "key.create", f"{department.code}/{key.prefix}", {"role": role})
     err.print(f"department [bold]{department.code}[/bold] created; its {role} key (shown once):")
     print(plaintext)
@@ -185,7 +198,27 @@ def department_list() -> None:
 
     with session_scope() as session:
         for d in departments.list_departments(session):
-            out.print(f"{d['code']:<24} {d['name']}")
+            authority = "  (address authority)" if d["address_authority"] else ""
+            out.print(f"{d['code']:<24} {d['name']}{authority}")
+
+
+@department_app.command("authority")
+def department_authority(
+    code: str,
+    on: Annotated[
+        bool, typer.Option("--on/--off", help="name the department the address authority, or not")
+    ],
+) -> None:
+    """Let a department write the standard address library (--on), or stop it (--off)."""
+    from geo import audit, departments
+    from geo.db import session_scope
+
+    with session_scope() as session:
+        departments.set_address_authority(session, code, on)
+        audit.record(
+            session, _console_actor(), "department.update", code, {"address_authority": on}
+        )
+    err.print(f"department {code}: address authority {'on' if on else 'off'}")
 
 
 @key_app.command("create")

@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+# PLATFORM is defined in geo.auth, which decides who the platform administrator is.
+from geo.auth import PLATFORM as PLATFORM
 from geo.auth import issue_key
 from geo.errors import ApiError
 from geo.models import ApiKey, Department
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
-PLATFORM = "platform"
 
 
 def code_for(name: str) -> str:
@@ -27,7 +28,9 @@ def code_for(name: str) -> str:
     return slug[:64]
 
 
-def create_department(session: Session, name: str, code: str | None = None) -> Department:
+def create_department(
+    session: Session, name: str, code: str | None = None, address_authority: bool = False
+) -> Department:
     name = name.strip()
     if not name:
         raise ApiError(400, "InvalidParameterValue", "department name must not be empty")
@@ -39,7 +42,7 @@ def create_department(session: Session, name: str, code: str | None = None) -> D
             f"department code {code!r} must be 2-64 lowercase letters, digits, '-' or '_', "
             "starting with a letter",
         )
-    department = Department(name=name, code=code)
+    department = Department(name=name, code=code, address_authority=address_authority)
     session.add(department)
     try:
         session.flush()
@@ -70,8 +73,41 @@ def department_dict(department: Department) -> dict[str, Any]:
     return {
         "code": department.code,
         "name": department.name,
+        "address_authority": is_authority(department),
         "created_at": department.created_at.isoformat() if department.created_at else None,
     }
+
+
+def is_authority(department: Department) -> bool:
+    """The platform department always counts as the address authority: its administrators
+    maintain the library when no department has been named."""
+    return department.code == PLATFORM or bool(department.address_authority)
+
+
+def is_address_authority(session: Session, code: str | None) -> bool:
+    """Whether department `code` may write the standard address library."""
+    if code is None:
+        return False
+    if code == PLATFORM:
+        return True
+    flag = session.scalar(select(Department.address_authority).where(Department.code == code))
+    return bool(flag)
+
+
+def set_address_authority(session: Session, code: str, on: bool) -> Department:
+    """Name (or stop naming) a department as the address authority; the platform administrator
+    decides this (CLI or PATCH /departments/{code}). The platform department always is one."""
+    department = get_department(session, code)
+    if code == PLATFORM and not on:
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"department {PLATFORM!r} is always the address authority",
+            {"rule": "platform-is-authority"},
+        )
+    department.address_authority = on
+    session.flush()
+    return department
 
 
 def list_departments(session: Session) -> list[dict[str, Any]]:

@@ -22,6 +22,16 @@ def get_state(session: Session, key: str) -> Any:
     return session.scalar(select(PlatformState.value).where(PlatformState.key == key))
 
 
+def setdefault_state(session: Session, key: str, value: Any) -> Any:
+    """The stored value of `key`, storing `value` first when there is none.
+
+    The first writer wins, so workers that race to create the same fact (a generated secret)
+    all end up with one value instead of each keeping its own."""
+    stmt = insert(PlatformState).values(key=key, value=value)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+    return get_state(session, key)
+
+
 def set_state(session: Session, key: str, value: Any) -> None:
     stmt = insert(PlatformState).values(key=key, value=value)
     session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))

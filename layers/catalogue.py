@@ -104,6 +104,8 @@ def version_key(layer_id: str) -> str:
 
 
 def can_read(who: Principal, layer: Layer) -> bool:
+    """`who.is_admin` is the platform administrator only: another department's admin key reads
+    what its department may read, like its other keys."""
     if layer.access == "public" or who.is_admin:
         return True
     if who.department is None:
@@ -114,7 +116,8 @@ def can_read(who: Principal, layer: Layer) -> bool:
 
 
 def can_manage(who: Principal, layer: Layer) -> bool:
-    """Change features, metadata and access: the owner's editors, or an admin."""
+    """Change features, metadata and access: the owner's editors (and its admins), or the
+    platform administrator; an admin key of another department is refused."""
     return who.is_admin or (who.department == layer.owner and who.has_role("editor"))
 
 

@@ -80,9 +80,16 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+# Credentials a request may carry in its query string; links never repeat them (they would
+# land in documents, caches, browser history and logs). A client that authenticates with
+# `?key=` adds it to each link it follows, or better sends it as a header.
+CREDENTIAL_PARAMETERS = ("key", "token")
+
+
 def self_url(request: Request, **overrides: Any) -> str:
-    """The request URL with some query parameters replaced (None removes one)."""
-    url = request.url
+    """The request URL with some query parameters replaced (None removes one), and without
+    the caller's credentials."""
+    url = request.url.remove_query_params(CREDENTIAL_PARAMETERS)
     removed = [k for k, v in overrides.items() if v is None]
     if removed:
         url = url.remove_query_params(removed)

@@ -71,9 +71,12 @@ class Dept:
 
 @pytest.fixture(scope="session")
 def make_department(client: TestClient, admin_headers: dict[str, str]) -> Callable[..., Dept]:
-    """Create a department through the API, with an editor and a viewer key (as headers)."""
+    """Create a department through the API, with an editor and a viewer key (as headers);
+    `address_authority=True` lets it write the standard address library."""
 
-    def make(code: str | None = None, name: str | None = None) -> Dept:
+    def make(
+        code: str | None = None, name: str | None = None, address_authority: bool = False
+    ) -> Dept:
         code = code or "dept-" + secrets.token_hex(4)
         response = client.post(
             "/departments",
@@ -81,6 +84,11 @@ def make_department(client: TestClient, admin_headers: dict[str, str]) -> Callab
             headers=admin_headers,
         )
         assert response.status_code == 201, response.text
+        if address_authority:
+            r = client.patch(
+                f"/departments/{code}", json={"address_authority": True}, headers=admin_headers
+            )
+            assert r.status_code == 200, r.text
         keys = {}
         for role in ("editor", "viewer"):
             r = client.post(f"/departments/{code}/keys", json={"role": role}, headers=admin_headers)

@@ -65,7 +65,7 @@ def library(database_url: str) -> Iterator[demo.Communities]:
 
 @pytest.fixture(scope="module")
 def editor(make_department: Callable[..., Dept]) -> Dept:
-    return make_department("imports")
+    return make_department("imports", address_authority=True)
 
 
 def demo_rows(library: demo.Communities, count: int = COUNT, seed: int = SEED) -> list[dict]:

@@ -20,7 +20,7 @@ from tests.conftest import Dept
 def dept(database_url: str, make_department) -> Iterator[Dept]:
     load()
     with fresh_names():
-        yield make_department()
+        yield make_department(address_authority=True)
 
 
 @pytest.fixture(scope="module")

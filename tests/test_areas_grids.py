@@ -249,12 +249,15 @@ def test_demo_grids_cut_communities(heping_grids: int) -> None:
     assert max(extra for *_, extra in rows) < 1e-9
 
 
-def test_grid_at(heping_grids: int, client: TestClient) -> None:
-    inside = client.get("/grids/at", params={"lon": 117.2045, "lat": 39.1195})
+def test_grid_at(heping_grids: int, client: TestClient, admin_headers: dict[str, str]) -> None:
+    # Staff contacts are personal data: shown to keyed callers only.
+    where = {"lon": 117.2045, "lat": 39.1195}
+    inside = client.get("/grids/at", params=where, headers=admin_headers)
     assert inside.status_code == 200, inside.text
     body = inside.json()
     assert body["district"] == "和平区" and body["district_code"] == HEPING
     assert body["community"] and body["subdistrict"] and body["staff_name"]
+    assert "staff_name" not in client.get("/grids/at", params=where).json()
     assert body["geometry"]["type"] == "MultiPolygon"
     assert client.get(f"/grids/{body['code']}").json()["community"] == body["community"]
     # Same place given in GCJ-02 (an Amap click) finds the same grid.

@@ -52,11 +52,11 @@ def test_key_create_and_revoke(client: TestClient, admin_headers: dict[str, str]
     created = geo("key", "create", "transport", "--role", "admin")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
-    assert client.get("/departments", headers=bearer(key)).status_code == 200
+    assert client.get("/departments/transport", headers=bearer(key)).status_code == 200
     keys = client.get("/departments/transport/keys", headers=admin_headers).json()["keys"]
     key_id = next(k["id"] for k in keys if key.startswith(k["prefix"]) and k["role"] == "admin")
     assert geo("key", "revoke", "transport", str(key_id)).returncode == 0
-    assert client.get("/departments", headers=bearer(key)).status_code == 401
+    assert client.get("/departments/transport", headers=bearer(key)).status_code == 401
 
 
 def test_backup_and_restore_round_trip(

@@ -117,11 +117,11 @@ def test_revoked_key_is_401(
         f"/departments/{code}/keys", json={"role": "admin"}, headers=admin_headers
     ).json()
     headers = bearer(created["key"])
-    assert client.get("/departments", headers=headers).status_code == 200
+    assert client.get(f"/departments/{code}", headers=headers).status_code == 200
     r = client.delete(f"/departments/{code}/keys/{created['id']}", headers=admin_headers)
     assert r.status_code == 200
     assert r.json()["revoked_at"] is not None
-    r = client.get("/departments", headers=headers)
+    r = client.get(f"/departments/{code}", headers=headers)
     assert r.status_code == 401
     assert "revoked" in r.json()["message"]
 

@@ -177,7 +177,7 @@ def test_the_same_road_and_number_in_two_districts_is_not_confident(
     client: TestClient, make_department
 ) -> None:
     """Without a district, 同名路5号 could be either: both candidates, neither confident."""
-    dept = make_department()
+    dept = make_department(address_authority=True)
     with session_scope() as session:
         districts = session.execute(
             text(
@@ -218,7 +218,7 @@ def test_a_new_road_is_recognised_as_soon_as_it_is_imported(
     with session_scope() as session:
         before = gazetteer.current(session)
         assert gazetteer.current(session) is before  # nothing changed: the same snapshot
-    dept = make_department()
+    dept = make_department(address_authority=True)
     body = {
         "district": house.district,
         "road": "新开测试大道",

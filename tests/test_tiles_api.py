@@ -236,16 +236,18 @@ def test_tilejson(client: TestClient, areas: None) -> None:
     assert "full_address" in layers["addresses"]["fields"]
 
 
-def test_urls_carry_a_query_key_but_not_a_header_key(
+def test_urls_carry_a_token_for_a_query_key_and_nothing_for_a_header_key(
     client: TestClient, admin_headers: dict[str, str]
 ) -> None:
     key = admin_headers["Authorization"].removeprefix("Bearer ")
     by_query = client.get(f"/tiles/districts/tilejson.json?key={key}").json()
-    assert by_query["tiles"][0].endswith(f"/{{z}}/{{x}}/{{y}}.mvt?key={key}")
+    assert "/{z}/{x}/{y}.mvt?token=" in by_query["tiles"][0]
+    assert key not in by_query["tiles"][0]
     style = client.get(f"/styles/districts.json?key={key}").json()
-    assert style["sources"]["geo"]["tiles"][0].endswith(f"?key={key}")
+    assert "?token=" in style["sources"]["geo"]["tiles"][0]
+    assert key not in str(style)
     by_header = client.get("/tiles/districts/tilejson.json", headers=admin_headers).json()
-    assert "key=" not in by_header["tiles"][0]
+    assert "key=" not in by_header["tiles"][0] and "token=" not in by_header["tiles"][0]
 
 
 def test_style_draws_areas_as_outlines_with_labels(client: TestClient, areas: None) -> None:

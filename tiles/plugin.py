@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from geo.plugins import Plugin
 from tiles.pool import close_pools
-from tiles.routers import ogc, tiles, viewer
+from tiles.routers import ogc, tiles, tokens, viewer
 
 
 def _setup(app: FastAPI) -> None:
@@ -31,7 +31,7 @@ def _setup(app: FastAPI) -> None:
 plugin = Plugin(
     name="tiles",
     order=30,
-    routers=(tiles.router, ogc.router, viewer.router),
+    routers=(tiles.router, ogc.router, tokens.router, viewer.router),
     conformance=ogc.CONFORMANCE,
     setup_app=_setup,
 )

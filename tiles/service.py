@@ -9,13 +9,17 @@ tile SQL on the async pool); only catalogue misses and audit records go to a thr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from geo.auth import Principal, principal
 from geo.errors import ApiError
+from layers.catalogue import readable_sources
 from layers.sources import LayerSource
+from tiles import tokens
 from tiles.access import access_cache
 from tiles.engine import tile_engine
 from tiles.settings import tile_settings
@@ -33,12 +37,66 @@ MVT_RESPONSES = {
 }
 
 
-async def caller(request: Request) -> Principal:
+TOKEN_QUERY = Query(
+    default=None,
+    description="a tile token (POST /tiles/token) for clients that cannot send headers",
+)
+
+
+async def caller(request: Request, token: str | None = TOKEN_QUERY) -> Principal:
     """geo.auth.principal, minus the thread hop for requests that present no key (most map
-    traffic); a presented key is checked by geo.auth as everywhere else."""
-    if "authorization" not in request.headers and "key" not in request.query_params:
-        return Principal(None, None, None, request.client.host if request.client else None)
-    return await run_in_threadpool(principal, request)
+    traffic); a presented key is checked by geo.auth as everywhere else.
+
+    Tile routes also take `?token=` (tiles.tokens), checked with the secret alone and only for
+    the layers it names. A caller who sent `?key=` is remembered on the request, so that the
+    URLs our documents hand out carry a token for the same layers instead of the key
+    (tiles.urls)."""
+    client = request.client.host if request.client else None
+    header = "authorization" in request.headers
+    keyed = "key" in request.query_params
+    if token is not None:
+        if header or keyed:
+            raise ApiError(
+                400,
+                "AmbiguousCredentials",
+                "send an API key or a tile token, not both",
+            )
+        await tokens.ensure_secret()
+        claims = tokens.verify(token)
+        claims.check_scope(requested_layers(request))
+        request.state.link_token = token
+        return claims.principal(client)
+    if not header and not keyed:
+        return Principal(None, None, None, client)
+    who = await run_in_threadpool(principal, request)
+    if keyed and not header:
+        await tokens.ensure_secret()
+        request.state.link_principal = who
+    return who
+
+
+def requested_layers(request: Request) -> list[str]:
+    """The layer ids a tile route's path names (`{layers}` or `{collection_id}`)."""
+    if "layers" in request.path_params:
+        return parse_layer_ids(request.path_params["layers"])
+    if "collection_id" in request.path_params:
+        return [request.path_params["collection_id"]]
+    return []
+
+
+def issue_token(session: Session, who: Principal, layers: Sequence[str]) -> dict[str, Any]:
+    """POST /tiles/token: a token for a keyed caller to read `layers` (each one it may read;
+    404 for any other, as everywhere)."""
+    ids = parse_layer_ids(",".join(layers))
+    readable_sources(session, who, ids)
+    token, claims = tokens.mint(who, ids)
+    return {
+        "token": token,
+        "layers": list(claims.layers),
+        "department": claims.department,
+        "expires_at": claims.expires_at.isoformat(),
+        "expires_in": tile_settings().token_ttl,
+    }
 
 
 def parse_layer_ids(raw: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo.settings import get_settings
@@ -30,6 +30,20 @@ class TileSettings(BaseSettings):
     max_age: int = Field(default=60, ge=0, validation_alias="GEO_TILE_MAX_AGE")
     # Connections of the tile query pool per worker.
     pool_size: int = Field(default=8, ge=1, validation_alias="GEO_TILE_POOL_SIZE")
+    # Lifetime of tile tokens (tiles.tokens), seconds: long enough for a map session, short
+    # enough that a token copied out of a URL or a log soon stops working.
+    token_ttl: int = Field(default=3600, ge=60, le=86_400, validation_alias="GEO_TILE_TOKEN_TTL")
+    # HMAC secret of tile tokens; unset: one generated once and kept in platform_state, which
+    # every worker and machine on the database shares.
+    token_secret: str = Field(default="", validation_alias="GEO_TOKEN_SECRET")
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        # A short operator-chosen secret could be guessed offline from one token.
+        if value and len(value) < 32:
+            raise ValueError("GEO_TOKEN_SECRET must be at least 32 characters")
+        return value
 
     @property
     def disk_cache_dir(self) -> Path | None:

@@ -27,7 +27,7 @@ from layers.sources import LayerSource
 from tiles.labels import labelled
 from tiles.tilejson import Bounds
 from tiles.tms import MAX_ZOOM, MIN_ZOOM
-from tiles.urls import base_url, layer_list, tiles_template, with_key
+from tiles.urls import base_url, layer_list, tiles_template, with_token
 
 SOURCE = "geo"
 LABELS = "geo-labels"
@@ -174,7 +174,7 @@ def style(request: Request, sources: Sequence[LayerSource], bounds: Bounds) -> d
     if labelled_ids:
         names = layer_list([i for i in ids if i in labelled_ids])
         url = f"{base_url(request)}/tiles/{names}/labels.geojson"
-        sources_doc[LABELS] = {"type": "geojson", "data": with_key(request, url)}
+        sources_doc[LABELS] = {"type": "geojson", "data": with_token(request, url)}
     return {
         "version": 8,
         "name": layer_list(ids),

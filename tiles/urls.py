@@ -1,9 +1,12 @@
 """Absolute URLs that clients follow from our documents (TileJSON, styles, OGC links).
 
-A map client that authenticated with `?key=` (it cannot set headers) must find the key on every
-URL we hand it, or its tile requests would arrive anonymous and private layers would 404. A
-client that sent a Bearer header gets clean URLs: it adds the header itself and keys do not leak
-into logs it did not ask for.
+A map client that authenticated with `?key=` (it cannot set headers) must find a credential on
+every URL we hand it, or its tile requests would arrive anonymous and private layers would 404.
+That credential is never the key: keys in documents end up in caches, browser history and logs,
+and a key opens everything its department may do. The URLs carry a tile token instead
+(tiles.tokens: read-only, for the layers of the request, expiring), made once per document; a
+client that came with a token finds the same token. A client that sent a Bearer header gets
+clean URLs: it adds the header itself.
 """
 
 from __future__ import annotations
@@ -13,16 +16,37 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
+from tiles import tokens
+from tiles.service import requested_layers
+
 
 def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def with_key(request: Request, url: str) -> str:
-    key = request.query_params.get("key")
-    if not key or request.headers.get("authorization"):
+def link_token(request: Request) -> str | None:
+    """The token our URLs carry for this request's caller: the one it presented, or one made
+    for a caller that presented `?key=` (tiles.service.caller notes which); None otherwise."""
+    token: str | None = getattr(request.state, "link_token", None)
+    if token is None:
+        who = getattr(request.state, "link_principal", None)
+        if who is None:
+            return None
+        token, _ = tokens.mint(who, requested_layers(request))
+        request.state.link_token = token
+    return token
+
+
+def with_token(request: Request, url: str) -> str:
+    """`url` with the caller's tile token when it needs one in URLs (never its key)."""
+    token = link_token(request)
+    if token is None:
         return url
-    return f"{url}{'&' if '?' in url else '?'}{urlencode({'key': key})}"
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'token': token})}"
+
+
+# The name the OGC tiles router imports.
+with_key = with_token
 
 
 def layer_list(ids: Sequence[str]) -> str:
@@ -32,4 +56,4 @@ def layer_list(ids: Sequence[str]) -> str:
 def tiles_template(request: Request, ids: Sequence[str]) -> str:
     """`{z}/{x}/{y}` stay literal: TileJSON and MapLibre fill them in."""
     url = f"{base_url(request)}/tiles/{layer_list(ids)}/{{z}}/{{x}}/{{y}}.mvt"
-    return with_key(request, url)
+    return with_token(request, url)

@@ -228,3 +228,41 @@ def test_map_renders_districts_and_search_moves_it(
     assert after != before
     assert abs(after[0] - address[0]) < 0.001 and abs(after[1] - address[1]) < 0.001
     (ARTIFACTS / "map-after-search.png").write_bytes(canvas.screenshot_as_png)
+
+
+def test_a_key_in_the_page_url_becomes_tile_tokens(
+    server: str, browser, client: TestClient, make_department
+) -> None:
+    """`/map?key=...`: the key leaves the address bar at once, MapLibre's requests carry tile
+    tokens (never the key), and the department's private layer renders through them."""
+    from tests.layers_helpers import collection, square, upload
+
+    driver = browser
+    dept = make_department()
+    key = dept.viewer["Authorization"].removeprefix("Bearer ")
+    lid = "e2e_" + os.urandom(4).hex()
+    area = {"type": "Feature", "geometry": square(117.19, 39.11, 0.04), "properties": {"n": 1}}
+    made = upload(client, dept.editor, lid, collection([area]), access="private")
+    assert made.status_code == 201, made.text
+    driver.get(f"{server}/map?layers=districts,{lid}&key={key}")
+    wait_for(driver, MAP_SETTLED, what="the map to load with a key")
+    assert key not in driver.execute_script("return window.location.href;")
+    assert f"layers=districts,{lid}" in driver.execute_script("return window.location.search;")
+    driver.execute_script("window.geoViewer.map.jumpTo({center: [117.21, 39.13], zoom: 12});")
+    time.sleep(0.3)
+    wait_for(driver, MAP_SETTLED, what="tiles of the private layer")
+    drawn = driver.execute_script(
+        "return window.geoViewer.map.queryRenderedFeatures()"
+        f".filter(f => f.sourceLayer === '{lid}').length;"
+    )
+    assert drawn > 0
+    urls = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
+    assert not any(key in url for url in urls)
+    # Tiles are fetched by MapLibre's workers (outside this page's resource timings): the
+    # style's tile URL carries a token, and MapLibre sends no header, so the private layer
+    # drawn above came through the token.
+    sources = driver.execute_script("return window.geoViewer.map.getStyle().sources;")
+    tiles = [url for s in sources.values() for url in s.get("tiles", [])]
+    assert tiles and all("?token=" in url and key not in url for url in tiles), tiles

@@ -1,13 +1,25 @@
 // The /map viewer: layers from the catalogue, address search, click to identify and reverse
 // geocode. Plain JavaScript, no build step; MapLibre GL is served from ./vendor.
 //
-// A key given as ?key= in the page URL is sent as a Bearer header on every request the page
-// and MapLibre make (transformRequest), so private layers a department may read show up.
+// A key given as ?key= in the page URL is read once and removed from the address bar (so it
+// stays out of history, bookmarks and shared links). The page keeps it in this closure only and
+// sends it as a Bearer header on its own API requests (catalogue, search, identify). MapLibre's
+// URLs never carry it: the page exchanges it (POST /tiles/token, key in the header) for
+// short-lived, read-only tile tokens for the layers shown, asks for the styles with a token, and
+// the tile URLs in them carry that token. Tokens are renewed before they expire; transformRequest
+// puts the current one on every tile request.
 "use strict";
 
 (function () {
   const params = new URLSearchParams(window.location.search);
   const key = params.get("key");
+  if (key !== null) {
+    // Drop every key=... pair; the other parameters stay exactly as written (a shared link).
+    const rest = window.location.search.slice(1).split("&")
+      .filter((pair) => pair && decodeURIComponent(pair.split("=")[0].replace(/\+/g, " ")) !== "key")
+      .join("&");
+    window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : "") + window.location.hash);
+  }
   const MAX_LAYERS_PER_STYLE = 20;
   const DEFAULT_VIEW = { center: [117.2, 39.13], zoom: 9 };
   const ORIGIN = window.location.origin;
@@ -22,9 +34,19 @@
 
   // Resolves to {status, body}; never throws for HTTP errors, so each caller decides what a 404
   // means (an endpoint not offered by this server is not a failure of the page).
-  async function api(path) {
+  // options.auth = false leaves the key out (requests authenticated by a token in the URL);
+  // options.json = a body to POST.
+  async function api(path, options) {
+    const opts = options || {};
+    const headers = { Accept: "application/json", ...(opts.auth === false ? {} : authHeaders()) };
+    const init = { headers };
+    if (opts.json !== undefined) {
+      init.method = "POST";
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(opts.json);
+    }
     try {
-      const response = await fetch(path, { headers: { Accept: "application/json", ...authHeaders() } });
+      const response = await fetch(path, init);
       let body = null;
       if (response.status !== 204) {
         try { body = await response.json(); } catch (_) { body = null; }
@@ -54,11 +76,64 @@
     return out;
   }
 
+  // ---- tile tokens -----------------------------------------------------------------------
+  // One token per style group (a style covers at most MAX_LAYERS_PER_STYLE layers, and so does
+  // a token). tokens.current[g] is the newest token of group g; tokens.group maps every token
+  // handed out to its group, so transformRequest can swap an old one for the newest.
+  const tokens = { current: [], group: new Map(), layers: [], timer: null };
+
+  async function fetchToken(g) {
+    const result = await api("/tiles/token", { json: { layers: tokens.layers[g] } });
+    if (result.status !== 200 || !result.body || !result.body.token) return { result, token: null };
+    tokens.current[g] = result.body.token;
+    tokens.group.set(result.body.token, g);
+    return { result, token: result.body.token, expiresIn: result.body.expires_in };
+  }
+
+  function scheduleRenewal(expiresIn) {
+    clearTimeout(tokens.timer);
+    // Renew a minute before expiry (at least 30 s from now).
+    const delay = Math.max(30, (expiresIn || 3600) - 60) * 1000;
+    tokens.timer = setTimeout(async () => {
+      let next = null;
+      for (let g = 0; g < tokens.layers.length; g++) {
+        const got = await fetchToken(g);
+        if (got.token) next = got.expiresIn;
+      }
+      scheduleRenewal(next || 60);
+    }, delay);
+  }
+
+  // Same-origin URLs with a token we handed out get the group's newest token.
+  function currentTokenUrl(url) {
+    if (!url.startsWith(ORIGIN)) return url;
+    const parsed = new URL(url);
+    const g = tokens.group.get(parsed.searchParams.get("token"));
+    if (g === undefined || tokens.current[g] === parsed.searchParams.get("token")) return url;
+    parsed.searchParams.set("token", tokens.current[g]);
+    return parsed.toString();
+  }
+
   async function buildStyle(ids) {
     const merged = { version: 8, sources: {}, layers: [], center: DEFAULT_VIEW.center, zoom: DEFAULT_VIEW.zoom };
     const groups = chunks(ids, MAX_LAYERS_PER_STYLE);
+    let expiresIn = null;
     for (let g = 0; g < groups.length; g++) {
-      const result = await api(`/styles/${groups[g].map(encodeURIComponent).join(",")}.json`);
+      const path = `/styles/${groups[g].map(encodeURIComponent).join(",")}.json`;
+      let result;
+      if (key) {
+        // The style asked with a token hands out tile URLs carrying that token, not the key.
+        tokens.layers[g] = groups[g];
+        const got = await fetchToken(g);
+        if (!got.token) {
+          setStatus("layers-status", "tile token: " + errorText(got.result), true);
+          continue;
+        }
+        expiresIn = got.expiresIn;
+        result = await api(`${path}?token=${encodeURIComponent(got.token)}`, { auth: false });
+      } else {
+        result = await api(path);
+      }
       if (result.status !== 200) {
         setStatus("layers-status", "style: " + errorText(result), true);
         continue;
@@ -78,6 +153,7 @@
         merged.layers.push({ ...layer, source: rename[layer.source] || layer.source });
       }
     }
+    if (expiresIn) scheduleRenewal(expiresIn);
     return merged;
   }
 
@@ -331,8 +407,8 @@
       zoom: style.zoom,
       maxZoom: 22,
       attributionControl: { compact: true },
-      // Same-origin requests (our tiles) carry the page's key as a header.
-      transformRequest: (url) => (key && url.startsWith(ORIGIN) ? { url, headers: authHeaders() } : { url }),
+      // Tile and label URLs carry a tile token (never the key); swap in the newest one.
+      transformRequest: (url) => ({ url: key ? currentTokenUrl(url) : url }),
     });
     state.map = map;
     map.addControl(new maplibregl.NavigationControl(), "top-right");

@@ -76,6 +76,16 @@ def _check_utf8(stream: IO[bytes]) -> None:
             decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             raise _encoding_error(line + chunk[: max(exc.start, 0)].count(b"\n")) from exc
+        if (nul := chunk.find(b"\x00")) >= 0:
+            # Valid UTF-8, but PostgreSQL cannot take NUL: found here, before the 200 goes out,
+            # it is a 400 rather than a stream cut off mid-way.
+            at = line + chunk[:nul].count(b"\n")
+            raise ApiError(
+                400,
+                "InvalidCharacter",
+                f"the file holds a NUL byte on line {at}; text cannot hold NUL",
+                {"line": at},
+            )
         line += chunk.count(b"\n")
     try:
         decoder.decode(b"", final=True)

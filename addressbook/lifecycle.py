@@ -40,7 +40,7 @@ _WIDTHS: Final = {
     "unit": 20,
     "room": 20,
 }
-_ETAG: Final = re.compile(r'^(?:W/)?"?([0-9]+)"?$')
+_ETAG: Final = re.compile(r'(?:W/)?"?([0-9]+)"?')  # fullmatch: "$" also matches before "\n"
 
 _RECORD_SQL: Final = """
 SELECT a.id, a.code, a.status, a.successor_id, a.version, a.full_address AS standard,
@@ -307,7 +307,7 @@ def check_version(current: int, if_match: str | None, required: bool = True) -> 
     tags = [t.strip() for t in if_match.split(",")]
     if "*" in tags:
         return
-    versions_sent = [int(m.group(1)) for t in tags if (m := _ETAG.match(t))]
+    versions_sent = [int(m.group(1)) for t in tags if (m := _ETAG.fullmatch(t))]
     if not versions_sent:
         raise ApiError(
             400,

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from geo import inputs, spool
 from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
 from geo.plugins import load_plugins
@@ -22,6 +23,8 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
         from geo.bootstrap import install_admin_key
 
         install_admin_key()
+    # Uploads a killed process left in the spool; live siblings' folders are locked (geo.spool).
+    spool.sweep()
     yield
 
 
@@ -35,6 +38,7 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_handlers(app)
+    inputs.install(app)  # inside the body limit: bytes past the limit are never scanned
     app.add_middleware(BodyLimitMiddleware)
     for module in (landing, crs, departments, department_settings, audit):
         app.include_router(module.router)

@@ -17,7 +17,7 @@ from geo.auth import issue_key
 from geo.errors import ApiError
 from geo.models import ApiKey, Department
 
-CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+CODE_RE = re.compile(r"[a-z][a-z0-9_-]{1,63}")  # fullmatch: "$" also matches before "\n"
 
 
 def code_for(name: str) -> str:
@@ -35,7 +35,7 @@ def create_department(
     if not name:
         raise ApiError(400, "InvalidParameterValue", "department name must not be empty")
     code = code or code_for(name)
-    if not CODE_RE.match(code):
+    if not CODE_RE.fullmatch(code):
         raise ApiError(
             400,
             "InvalidParameterValue",

@@ -7,6 +7,7 @@ service sends goes through here so that no endpoint invents its own format.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,7 +44,20 @@ def not_found(message: str, details: Any = None) -> ApiError:
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "details": details}
+    return {"code": code, "message": message, "details": _json_safe(details)}
+
+
+def _json_safe(value: Any) -> Any:
+    """Details echo the client's input, which may be NaN or inf (``?lon=nan``); JSON has no
+    such numbers and the response would fail to render (a 500 in place of the 400). They are
+    sent as their text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 _HTTP_CODES = {

@@ -4,17 +4,23 @@ OGC API - Features requires a 400 for unknown parameters, and a typo such as ``?
 ignored is the kind of wrong answer a city service must not give. Every package builds its router
 with :func:`api_router`; a route that legitimately takes free-form parameters (OGC property
 filters) lists them with ``openapi_extra={"x-free-query": True}``.
+
+The same routes also keep every declared int or float parameter (query or path) within what
+the database and PROJ can take (geo.inputs): an offset of 2^70 or a longitude of nan is a 400
+on every route, present or future, without each one having to remember it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from geo import inputs
 from geo.errors import ApiError
 
 # Accepted everywhere: `f` picks the output format, `key` authenticates map clients that cannot
@@ -30,14 +36,96 @@ def declared_query_names(dependant: Dependant) -> set[str]:
     return names
 
 
+def _number_kind(annotation: Any) -> str | None:
+    """The kind, int or float, of a parameter typed int / float (optional or not), else None."""
+    kinds = {a for a in get_args(annotation) if a is not type(None)} or {annotation}
+    if kinds == {int}:
+        return "int"
+    if kinds == {float}:
+        return "float"
+    return None
+
+
+@dataclass(frozen=True)
+class NumberParam:
+    where: str  # "query" or "path"
+    name: str
+    kind: str  # "int" or "float"
+    minimum: int = inputs.BIGINT_MIN
+    maximum: int = inputs.BIGINT_MAX
+
+
+def _bounds(metadata: list[Any]) -> tuple[int, int]:
+    """An int parameter's declared ge/gt/le/lt, within bigint, so that the range message names
+    the bounds the route really has."""
+    low, high = inputs.BIGINT_MIN, inputs.BIGINT_MAX
+    for item in metadata:
+        if isinstance(getattr(item, "ge", None), int):
+            low = max(low, item.ge)
+        if isinstance(getattr(item, "gt", None), int):
+            low = max(low, item.gt + 1)
+        if isinstance(getattr(item, "le", None), int):
+            high = min(high, item.le)
+        if isinstance(getattr(item, "lt", None), int):
+            high = min(high, item.lt - 1)
+    return low, high
+
+
+def numeric_params(dependant: Dependant) -> list[NumberParam]:
+    """Every int or float query or path parameter of a route and its dependencies."""
+    found = []
+    for where, fields in (("query", dependant.query_params), ("path", dependant.path_params)):
+        for field in fields:
+            kind = _number_kind(field.field_info.annotation)
+            if kind == "int":
+                low, high = _bounds(field.field_info.metadata)
+                found.append(NumberParam(where, field.alias, kind, low, high))
+            elif kind == "float":
+                found.append(NumberParam(where, field.alias, kind))
+    for sub in dependant.dependencies:
+        found += numeric_params(sub)
+    return found
+
+
+def check_numbers(request: Request, params: list[NumberParam]) -> None:
+    """Integers within PostgreSQL's bigint, floats finite, before FastAPI converts them: its
+    int and float accept 2^70, nan and inf, which then fail in SQL or PROJ as a 500. What is
+    not a number at all is left to FastAPI's own message."""
+    for param in params:
+        if param.where == "query":
+            values = request.query_params.getlist(param.name)
+        elif param.name in request.path_params:
+            values = [str(request.path_params[param.name])]
+        else:
+            values = []
+        label = f"{param.where} parameter {param.name}"
+        for raw in values:
+            try:
+                if param.kind == "int":
+                    inputs.check_int(param.name, raw, param.minimum, param.maximum, label)
+                else:
+                    inputs.check_float(param.name, raw, label)
+            except ValueError:
+                continue
+
+
 class StrictQueryRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        numbers = numeric_params(self.dependant)
         if (self.openapi_extra or {}).get("x-free-query"):
-            return handler
+            if not numbers:
+                return handler
+
+            async def numbers_handler(request: Request) -> Response:
+                check_numbers(request, numbers)
+                return await handler(request)
+
+            return numbers_handler
         allowed = ALWAYS_ALLOWED | declared_query_names(self.dependant)
 
         async def strict_handler(request: Request) -> Response:
+            check_numbers(request, numbers)
             unknown = sorted(set(request.query_params.keys()) - allowed)
             if unknown:
                 raise ApiError(

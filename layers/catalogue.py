@@ -29,7 +29,7 @@ from layers.models import ACCESS_LEVELS, Layer
 from layers.schema import PropertySpec, check_geometry_type, specs_of
 from layers.sources import LayerSource
 
-ID_RE = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
+ID_RE = re.compile(r"[a-z][a-z0-9_]{1,49}")  # fullmatch: "$" also matches before "\n"
 
 
 def _area_source(id_: str, title: str, level: str) -> LayerSource:
@@ -233,7 +233,7 @@ def audit_read(session: Session, who: Principal, sources: Iterable[LayerSource],
 
 
 def check_id(layer_id: str) -> str:
-    if not ID_RE.match(layer_id):
+    if not ID_RE.fullmatch(layer_id):
         raise ApiError(
             400,
             "InvalidParameterValue",

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
-import shapely
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
+from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
-from geo import crs
+from geo import crs, inputs
 from geo.errors import ApiError
 from geo.settings import get_settings
 from layers.schema import json_depth
 
 GEOJSON = "application/geo+json"
+Floats = NDArray[np.float64]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -33,6 +35,9 @@ def parse_json(raw: bytes, what: str = "request body") -> Any:
         raise ApiError(
             400, "TooDeep", f"{what} is nested deeper than {limit} levels (GEO_MAX_JSON_DEPTH)"
         )
+    # PostgreSQL cannot store NUL; JSON reaching here outside a request body (the upload's
+    # multipart `metadata`) has not passed the body watch of geo.inputs.
+    inputs.reject_nul(raw, value, what)
     return value
 
 
@@ -122,10 +127,28 @@ def parse_bbox(value: str, bbox_crs: str | None) -> tuple[float, float, float, f
         raise ApiError(400, "InvalidParameterValue", "bbox minimum exceeds its maximum")
     if info.id in ("CRS84", "EPSG:4326", "EPSG:4490"):
         return x0, y0, x1, y1
-    outline = shapely.segmentize(shapely.box(x0, y0, x1, y1), max((x1 - x0), (y1 - y0)) / 16 or 1)
-    converted = crs.transform(outline, info.id, crs.STORAGE_CRS)
-    b = shapely.bounds(converted)
-    return float(b[0]), float(b[1]), float(b[2]), float(b[3])
+    xs, ys = _outline(x0, y0, x1, y1)
+    lon, lat = crs.transform_xy(xs, ys, info.id, crs.STORAGE_CRS)
+    box = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
+    if not all(map(_finite, box)):
+        raise ApiError(
+            400,
+            "TransformFailed",
+            f"bbox {value!r} has no finite image in {crs.STORAGE_CRS}; wrong bbox-crs?",
+        )
+    return box
+
+
+def _outline(x0: float, y0: float, x1: float, y1: float) -> tuple[Floats, Floats]:
+    """Points along the box's four edges, 16 segments each.
+
+    Written as a*(1-t) + b*t, which stays finite for any finite corners, where shapely's
+    segmentize of a box from 0 to 1e308 failed (its segment length overflows) with a 500."""
+    t = np.linspace(0.0, 1.0, 17)
+    along_x, along_y = x0 * (1 - t) + x1 * t, y0 * (1 - t) + y1 * t
+    xs = np.concatenate([along_x, np.full_like(t, x1), along_x[::-1], np.full_like(t, x0)])
+    ys = np.concatenate([np.full_like(t, y0), along_y, np.full_like(t, y1), along_y[::-1]])
+    return xs, ys
 
 
 def _finite(v: float) -> bool:

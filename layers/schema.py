@@ -37,7 +37,7 @@ SQL_TYPES = {
 }
 # Columns every layer table has; attributes may not take these names.
 SYSTEM_COLUMNS = ("id", "geom", "version", "updated_by", "updated_at")
-NAME_RE = re.compile(r"^[^\W\d]\w*$")
+NAME_RE = re.compile(r"[^\W\d]\w*")  # fullmatch: "$" also matches before "\n"
 MAX_NAME_BYTES = 63
 MAX_PROPERTIES = 500
 
@@ -62,7 +62,7 @@ def quote_ident(name: str) -> str:
 
 
 def check_name(name: Any, what: str = "property") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ApiError(
             400,
             "InvalidSchema",

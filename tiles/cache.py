@@ -23,7 +23,7 @@ from pathlib import Path
 
 # Bookkeeping per entry (key, dict slot), so a cache full of empty tiles still has a bound.
 ENTRY_OVERHEAD = 200
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")  # fullmatch: "$" also matches before "\n"
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class DiskCache:
     def _layer_dir_name(layer: str) -> str:
         # Layer ids are the catalogue's, but a path must never be steered by a name: anything
         # unusual is hex-encoded.
-        return layer if _SAFE_NAME.match(layer) else "x" + layer.encode().hex()
+        return layer if _SAFE_NAME.fullmatch(layer) else "x" + layer.encode().hex()
 
     def _version_dir(self, key: TileKey) -> Path:
         return self.root / self._layer_dir_name(key.layer) / f"{key.version}-{key.recipe}"

@@ -22,7 +22,7 @@ MIN_ZOOM = 0
 MAX_ZOOM = 22
 # Width of the whole Web Mercator square in metres; a tile at zoom z is WORLD_M / 2^z wide.
 WORLD_M = 2 * 20037508.342789244
-_INTEGER = re.compile(r"^-?\d{1,12}$")
+_INTEGER = re.compile(r"-?\d{1,12}")  # fullmatch: "$" also matches before "\n"
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Tile:
 
 
 def _integer(name: str, raw: str) -> int:
-    if not _INTEGER.match(raw):
+    if not _INTEGER.fullmatch(raw):
         raise ApiError(
             400,
             "InvalidParameterValue",

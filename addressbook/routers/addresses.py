@@ -9,7 +9,6 @@ map viewer's search box; the batch needs a viewer or editor key, edits an editor
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Any
 
@@ -25,6 +24,7 @@ from addressbook.geocoder import Candidate
 from addressbook.matching import STREET_ELEMENTS
 from addressbook.parser import parse
 from addressbook.reverse import reverse
+from geo import spool
 from geo.auth import Principal, principal, require
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.db import DbSession, session_scope
@@ -166,7 +166,7 @@ def suggest_names(
 
 def _spooled(upload: UploadFile) -> IO[bytes]:
     """A copy of the upload that outlives the request (the stream reads it afterwards)."""
-    copy = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _closing when streamed
+    copy = spool.temporary_file()  # closed by _closing when streamed
     shutil.copyfileobj(upload.file, copy, 1 << 20)
     copy.seek(0)
     return copy

@@ -67,6 +67,15 @@ def open_reader(session: Session, path: Path, filename: str, opts: UploadOptions
         return readers.gpkg_reader(path, opts.source_layer)
     if fmt == "shapefile":
         return readers.shapefile_reader(path, opts.source_layer, settings.max_upload_bytes)
+    if fmt == "xlsx":
+        return readers.xlsx_reader(
+            path,
+            opts.source_layer,
+            opts.lon_column,
+            opts.lat_column,
+            opts.address_column,
+            lambda: readers.address_locator(session),
+        )
     return readers.csv_reader(
         path,
         opts.lon_column,
@@ -203,6 +212,8 @@ def _upload(
     }
     if target.renamed:
         report["renamed"] = target.renamed
+    if reader.encoding:
+        report["encoding"] = reader.encoding
     audit.record(
         session,
         who,

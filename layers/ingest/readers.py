@@ -1,8 +1,9 @@
 """One reader per file format, each yielding batches of (geometries, properties, problems).
 
 Readers stream: GeoJSON a batch of features at a time (layers.ingest.geojson_scan), NDJSON and
-CSV line by line, GeoPackage and Shapefile through pyogrio in slices of features. Whatever the
-format, the pipeline sees the same :class:`Batch`, so validation and COPY exist once.
+CSV line by line, Excel sheets row by row (openpyxl's read-only mode), GeoPackage and Shapefile
+through pyogrio in slices of features. Whatever the format, the pipeline sees the same
+:class:`Batch`, so validation and COPY exist once.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from __future__ import annotations
 import codecs
 import csv
 import math
-from collections.abc import Callable, Iterator
+import struct
+import zipfile
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openpyxl
 import orjson
 import pyogrio
 import shapely
+from openpyxl.utils.exceptions import InvalidFileException
 from pyogrio.errors import DataLayerError, DataSourceError
 from pyproj import CRS
 from pyproj.exceptions import CRSError
@@ -31,7 +37,7 @@ from layers.ingest.limits import check_zip
 from layers.schema import json_depth as value_depth
 
 BATCH = 10_000
-FORMATS = ("geojson", "ndjson", "gpkg", "shapefile", "csv")
+FORMATS = ("geojson", "ndjson", "gpkg", "shapefile", "csv", "xlsx")
 _EXTENSIONS = {
     ".geojson": "geojson",
     ".json": "geojson",
@@ -45,6 +51,8 @@ _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
     ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
 }
 # A feature sits at depth 3 (root object, features array, feature): its properties may nest
 # up to the document limit minus that.
@@ -74,6 +82,8 @@ class Reader:
     from_text: bool = False
     # Coordinates whose CRS is not the uploader's to choose (geocoded addresses are EPSG:4490).
     fixed_crs: str | None = None
+    # The text encoding found for formats that do not say (CSV, shapefiles without a .cpg).
+    encoding: str | None = None
 
 
 def detect_format(filename: str, requested: str | None) -> str:
@@ -257,21 +267,26 @@ def _python_values(column: Any) -> list[Any]:
     return list(values)
 
 
-def ogr_reader(source: str, layer: str | None, format_: str) -> Reader:
+def ogr_reader(source: str, layer: str | None, format_: str, encoding: str | None = None) -> Reader:
+    """``encoding``: of the file's text (shapefiles), None to let GDAL decide."""
     try:
-        info = pyogrio.read_info(source, layer=layer)
+        info = pyogrio.read_info(source, layer=layer, encoding=encoding)
     except (DataSourceError, DataLayerError) as exc:
         raise ApiError(400, "InvalidFile", f"GDAL cannot read the {format_} file: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise _undecodable(encoding, exc) from exc
     total = int(info.get("features") or 0)
 
     def batches() -> Iterator[Batch]:
         for start in range(0, max(total, 1), BATCH):
             try:
                 _, _, wkb, field_data = pyogrio.raw.read(
-                    source, layer=layer, skip_features=start, max_features=BATCH
+                    source, layer=layer, skip_features=start, max_features=BATCH, encoding=encoding
                 )
             except (DataSourceError, DataLayerError) as exc:
                 raise ApiError(400, "InvalidFile", f"GDAL failed reading features: {exc}") from exc
+            except UnicodeDecodeError as exc:
+                raise _undecodable(encoding, exc) from exc
             if wkb is None or not len(wkb):
                 return
             geoms, errors = geometry.from_wkb(wkb)
@@ -282,7 +297,17 @@ def ogr_reader(source: str, layer: str | None, format_: str) -> Reader:
                 props = [{} for _ in range(len(wkb))]
             yield Batch(start, geoms, props, errors)
 
-    return Reader(format_, batches, _declared_crs(info), _field_types(info))
+    return Reader(format_, batches, _declared_crs(info), _field_types(info), encoding=encoding)
+
+
+def _undecodable(encoding: str | None, exc: UnicodeDecodeError) -> ApiError:
+    return ApiError(
+        400,
+        "InvalidEncoding",
+        f"the file's text is not {encoding or 'in the encoding GDAL detected'} ({exc.reason}); "
+        "fix or remove the shapefile's .cpg, or re-save it as UTF-8",
+        {"encoding": encoding},
+    )
 
 
 def gpkg_reader(path: Path, layer: str | None) -> Reader:
@@ -310,6 +335,14 @@ def shapefile_reader(path: Path, layer: str | None, limit: int) -> Reader:
     shps = [n for n in names if n.lower().endswith(".shp")]
     if layer is not None:
         shps = [n for n in shps if Path(n).stem == layer]
+    if not shps and "xl/workbook.xml" in names:
+        raise ApiError(
+            400,
+            "InvalidFile",
+            "this zip is an Excel workbook (XLSX), not a zipped shapefile: upload it with "
+            "format=xlsx (or under a .xlsx name)",
+            {"format": "xlsx"},
+        )
     if not shps:
         raise ApiError(400, "InvalidFile", "the zip holds no .shp file", {"members": names[:50]})
     if len(shps) > 1:
@@ -330,7 +363,92 @@ def shapefile_reader(path: Path, layer: str | None, limit: int) -> Reader:
                 "shapefile needs its .shp, .shx and .dbf",
                 {"missing": Path(stem).name + part},
             )
-    return ogr_reader(f"/vsizip/{path}/{shp}", None, "shapefile")
+    encoding = shapefile_encoding(path, stem, lowered)
+    return ogr_reader(f"/vsizip/{path}/{shp}", None, "shapefile", encoding)
+
+
+# .cpg spellings (ArcGIS writes code page numbers, QGIS names) to Python codec names. GBK and
+# GB2312 are read as GB18030, their superset.
+_CPG_NAMES = {
+    "UTF8": "UTF-8",
+    "65001": "UTF-8",
+    "936": "GB18030",
+    "CP936": "GB18030",
+    "GBK": "GB18030",
+    "GB2312": "GB18030",
+    "GB18030": "GB18030",
+    "54936": "GB18030",
+}
+
+
+def _cpg_encoding(text: str) -> str | None:
+    """A .cpg/.cst file's content as a codec name; None when Python does not know it (GDAL
+    then interprets it as it can)."""
+    name = text.strip().upper().removeprefix("ANSI").strip().replace("-", "").replace("_", "")
+    if name in _CPG_NAMES:
+        return _CPG_NAMES[name]
+    for candidate in (name, f"CP{name}" if name.isdigit() else name):
+        try:
+            return codecs.lookup(candidate).name
+        except LookupError:
+            continue
+    return None
+
+
+def shapefile_encoding(path: Path, stem: str, members: dict[str, str]) -> str | None:
+    """The encoding of a zipped shapefile's text: its .cpg (or .cst) when present; else UTF-8
+    when every field name and text value decodes strictly as UTF-8, else GB18030.
+
+    Without a .cpg GDAL reads the DBF as ISO-8859-1, and GBK names came out as Ãû³Æ with no
+    warning. Shapefiles from Chinese desktop GIS without a .cpg are GBK far more often than
+    Latin-1, and a GBK text is almost never valid UTF-8, so the strict UTF-8 test tells them
+    apart."""
+    with zipfile.ZipFile(path) as archive:
+        for suffix in (".cpg", ".cst"):
+            member = members.get((stem + suffix).lower())
+            if member is not None:
+                declared = archive.read(member)[:100].decode("ascii", "replace")
+                return _cpg_encoding(declared)
+        with archive.open(members[(stem + ".dbf").lower()]) as dbf:
+            return "UTF-8" if _dbf_is_utf8(dbf) else "GB18030"
+
+
+def _dbf_is_utf8(dbf: Any) -> bool:
+    """Whether the DBF's field names and character fields decode strictly as UTF-8 (ASCII
+    does). Records are read a slice at a time; the first bad byte ends the test."""
+    head = dbf.read(32)
+    if len(head) < 32:
+        return True  # GDAL will say what is wrong with it
+    header_size, record_size = struct.unpack("<HH", head[8:12])
+    descriptors = dbf.read(max(header_size - 32, 0))
+    names: list[bytes] = []
+    columns: list[tuple[int, int]] = []  # (start, end) in a record of each character field
+    offset = 1  # each record starts with its deletion flag
+    for i in range(0, len(descriptors) - 31, 32):
+        field = descriptors[i : i + 32]
+        if field[0] == 0x0D:
+            break
+        size = field[16]
+        names.append(field[:11].split(b"\0", 1)[0])
+        if field[11:12] == b"C":
+            columns.append((offset, offset + size))
+        offset += size
+    try:
+        b"".join(names).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if not columns or record_size < offset:
+        return True
+    per_read = max(1, (8 * 1024 * 1024) // record_size)
+    while block := dbf.read(per_read * record_size):
+        count = len(block) // record_size
+        records = np.frombuffer(block, np.uint8, count * record_size).reshape(count, record_size)
+        for start, end in columns:
+            try:
+                records[:, start:end].tobytes().decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+    return True
 
 
 # -- CSV ------------------------------------------------------------------------------------------
@@ -352,7 +470,7 @@ def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...]) ->
             raise ApiError(
                 400,
                 "InvalidParameterValue",
-                f"column {wanted!r} is not in the CSV header",
+                f"column {wanted!r} is not in the file's header",
                 {"header": header},
             )
         return wanted
@@ -360,17 +478,70 @@ def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...]) ->
     return next((lowered[c] for c in candidates if c in lowered), None)
 
 
-def _encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM), else GB18030, which Chinese Excel exports use."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+# Signatures of files people upload as CSV that are not text: an Excel workbook (a zip), the
+# legacy binary Excel format (an OLE compound file).
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _not_text(path: Path) -> None:
+    """A 400 that names the fix for a spreadsheet sent as CSV, instead of decoding its bytes."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(_ZIP_MAGIC) and _is_xlsx(path):
+        raise ApiError(
+            400,
+            "InvalidFile",
+            "this file is an Excel workbook (XLSX), not CSV: upload it with format=xlsx (or "
+            "under a .xlsx name)",
+            {"format": "xlsx"},
+        )
+    if head == _OLE_MAGIC:
+        raise ApiError(
+            400,
+            "InvalidFile",
+            "this file is a legacy Excel workbook (.xls), which the service does not read: save "
+            "it as .xlsx (format=xlsx) or as CSV",
+        )
+
+
+def _is_xlsx(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "xl/workbook.xml" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
     with path.open("rb") as f:
         try:
             while chunk := f.read(1024 * 1024):
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
-            return "utf-8-sig"
         except UnicodeDecodeError:
-            return "gb18030"
+            return False
+    return True
+
+
+def _encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM), else GB18030 (GBK's superset, what Chinese Excel exports
+    write), or UTF-16 when it starts with its byte order mark (Excel's "Unicode text"); each
+    checked over the whole file, so that decoding cannot fail half way through the upload."""
+    _not_text(path)
+    with path.open("rb") as f:
+        head = f.read(2)
+    candidates = ["utf-16"] if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else []
+    for encoding in [*candidates, "utf-8-sig", "gb18030"]:
+        if _decodes(path, encoding):
+            return encoding
+    raise ApiError(
+        400,
+        "InvalidEncoding",
+        "the CSV file is not text in UTF-8, GB18030/GBK or UTF-16; re-save it as UTF-8 CSV "
+        "(or upload a spreadsheet as .xlsx with format=xlsx)",
+    )
 
 
 def csv_reader(
@@ -390,6 +561,112 @@ def csv_reader(
     header = next(csv.reader(sample.splitlines()[:1], dialect), [])
     if not header:
         raise ApiError(400, "InvalidFile", "the CSV file has no header row")
+
+    def rows() -> Iterator[dict[Any, Any]]:
+        with path.open(encoding=encoding, newline="") as f:
+            yield from csv.DictReader(f, dialect=dialect)
+
+    reader = _table_reader("csv", header, rows, lon_column, lat_column, address_column, geocode)
+    reader.encoding = {"utf-8-sig": "UTF-8"}.get(encoding, encoding.upper())
+    return reader
+
+
+# What a damaged workbook raises from openpyxl: a broken zip, a missing part, malformed XML
+# (ElementTree's ParseError is a SyntaxError), a cell value it cannot parse.
+_XLSX_ERRORS = (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, SyntaxError)
+
+
+def _cell_text(value: Any) -> str:
+    """A spreadsheet cell as the text a CSV export would hold, so that both formats share one
+    set of rules (types inferred from text, codes with leading zeros kept as text...)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def xlsx_reader(
+    path: Path,
+    sheet: str | None,
+    lon_column: str | None,
+    lat_column: str | None,
+    address_column: str | None,
+    geocode: Callable[[], Geocode],
+) -> Reader:
+    """An Excel workbook's sheet (the first, or ``layer=`` by name) read like a CSV file: the
+    first non-empty row is the header, then lon/lat columns or an address column.
+
+    openpyxl's read-only mode streams the sheet's XML row by row (a workbook opened normally is
+    held whole in memory, several times its file size); formulas give their cached values."""
+    if not _is_xlsx(path):
+        raise ApiError(
+            400, "InvalidFile", "not an Excel workbook (.xlsx): the zip holds no xl/workbook.xml"
+        )
+
+    def cells() -> Generator[list[str]]:
+        # A file object, not the path: openpyxl refuses paths whose name does not end in .xlsx
+        # (the spooled copy keeps the uploaded name's extension).
+        with path.open("rb") as handle:
+            try:
+                book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+            except (*_XLSX_ERRORS, InvalidFileException) as exc:
+                raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
+            try:
+                if sheet is not None and sheet not in book.sheetnames:
+                    raise ApiError(
+                        400,
+                        "InvalidParameterValue",
+                        f"the workbook has no sheet {sheet!r}; pick one with layer=",
+                        {"sheets": list(book.sheetnames)},
+                    )
+                ws = book[sheet] if sheet is not None else book.worksheets[0]
+                for values in ws.iter_rows(values_only=True):
+                    row = [_cell_text(v) for v in values]
+                    if any(row):
+                        yield row
+            except _XLSX_ERRORS as exc:
+                raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
+            finally:
+                book.close()
+
+    first = cells()
+    header = [h.strip() for h in next(first, [])]
+    first.close()
+    while header and not header[-1]:
+        header.pop()  # styled but empty cells after the last column
+    if not header:
+        raise ApiError(400, "InvalidFile", "the sheet is empty: expected a header row")
+
+    def rows() -> Iterator[dict[Any, Any]]:
+        body = cells()
+        next(body, None)
+        width = len(header)
+        for row in body:
+            record: dict[Any, Any] = dict(zip(header, row, strict=False))
+            for name in header[len(row) :]:
+                record[name] = None
+            extra = [v for v in row[width:] if v]
+            if extra:
+                record[None] = extra
+            yield record
+
+    return _table_reader("xlsx", header, rows, lon_column, lat_column, address_column, geocode)
+
+
+def _table_reader(
+    format_: str,
+    header: list[str],
+    rows: Callable[[], Iterator[dict[Any, Any]]],
+    lon_column: str | None,
+    lat_column: str | None,
+    address_column: str | None,
+    geocode: Callable[[], Geocode],
+) -> Reader:
+    """CSV and spreadsheets alike: rows of text by header name (csv.DictReader's shape, extra
+    cells under the key None) to points from lon/lat columns or geocoded addresses."""
     lon = _pick(header, lon_column, LON_NAMES)
     lat = _pick(header, lat_column, LAT_NAMES)
     address = None
@@ -399,8 +676,8 @@ def csv_reader(
         raise ApiError(
             400,
             "NoGeometryColumns",
-            "the CSV needs lon/lat columns (lon, lng, longitude, 经度 / lat, latitude, 纬度) or an "
-            "address column (address, 地址); name them with lon_column=, lat_column= or "
+            "the file needs lon/lat columns (lon, lng, longitude, 经度 / lat, latitude, 纬度) or "
+            "an address column (address, 地址); name them with lon_column=, lat_column= or "
             "address_column=",
             {"header": header},
         )
@@ -409,20 +686,18 @@ def csv_reader(
     locate = geocode() if use_address else None
 
     def batches() -> Iterator[Batch]:
-        with path.open(encoding=encoding, newline="") as f:
-            rows = csv.DictReader(f, dialect=dialect)
-            start = 0
-            chunk: list[dict[str, Any]] = []
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) == BATCH:
-                    yield _csv_batch(start, chunk)
-                    start += len(chunk)
-                    chunk = []
-            if chunk:
-                yield _csv_batch(start, chunk)
+        start = 0
+        chunk: list[dict[str, Any]] = []
+        for row in rows():
+            chunk.append(row)
+            if len(chunk) == BATCH:
+                yield _table_batch(start, chunk)
+                start += len(chunk)
+                chunk = []
+        if chunk:
+            yield _table_batch(start, chunk)
 
-    def _csv_batch(start: int, rows: list[dict[str, Any]]) -> Batch:
+    def _table_batch(start: int, rows: list[dict[str, Any]]) -> Batch:
         xs = np.full(len(rows), np.nan)
         ys = np.full(len(rows), np.nan)
         errors: geometry.Errors = {}
@@ -454,7 +729,7 @@ def csv_reader(
         return Batch(start, geoms, props, errors)
 
     return Reader(
-        "csv", batches, from_text=True, fixed_crs=geo_crs.STORAGE_CRS if use_address else None
+        format_, batches, from_text=True, fixed_crs=geo_crs.STORAGE_CRS if use_address else None
     )
 
 

@@ -20,7 +20,7 @@ from layers.schema import SYSTEM_COLUMNS, PropertySpec
 
 _TRUE = {"true", "t", "yes", "y", "1", "是"}
 _FALSE = {"false", "f", "no", "n", "0", "否"}
-_INT_RE = re.compile(r"^[+-]?\d+$")
+_INT_RE = re.compile(r"[+-]?\d+")  # fullmatch: "$" also matches before "\n"
 
 
 class ValueProblem(ValueError):
@@ -40,6 +40,8 @@ def coerce(value: Any, kind: str, from_text: bool = False) -> Any:
         return _parse_text(str(value).strip(), kind)
     if kind == "string":
         if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueProblem(f"{_describe(value)} holds a NUL character, which text cannot")
             return value
         if isinstance(value, dict | list):
             # Nested properties (depth-checked at read time) are kept as JSON text.
@@ -71,7 +73,7 @@ def coerce(value: Any, kind: str, from_text: bool = False) -> Any:
 def _parse_text(text: str, kind: str) -> Any:
     try:
         if kind == "integer":
-            if not _INT_RE.match(text):
+            if not _INT_RE.fullmatch(text):
                 raise ValueError
             return int(text)
         if kind == "number":
@@ -118,7 +120,13 @@ def coerce_column(
     ints in an integer column), which one set of types proves without touching each value.
     """
     types = set(map(type, values)) - {_NONE}
-    if (not from_text or kind == "string") and types <= _NATIVE[kind]:
+    # PostgreSQL cannot store NUL: one search over the batch's text finds any (rare) NUL, and
+    # only then is each value checked, to say which feature holds it.
+    if (
+        (not from_text or kind == "string")
+        and types <= _NATIVE[kind]
+        and (kind != "string" or "\x00" not in "".join(filter(None, values)))
+    ):
         return values, {}
     out: list[Any] = []
     problems: dict[int, str] = {}
@@ -166,7 +174,7 @@ def infer(value: Any, from_text: bool = False) -> str | None:
         text = str(value).strip()
         if len(text) > 1 and text[0] == "0" and text[1].isdigit():
             return "string"  # codes with leading zeros (postcodes, 统计用区划代码) stay text
-        if _INT_RE.match(text) and len(text) < 19:
+        if _INT_RE.fullmatch(text) and len(text) < 19:
             return "integer"
         try:
             return "number" if math.isfinite(float(text)) else "string"

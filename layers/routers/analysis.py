@@ -15,6 +15,7 @@ from geo import crs as geo_crs
 from geo.auth import Principal, principal
 from geo.db import DbSession
 from geo.errors import ApiError
+from geo.inputs import BIGINT_MAX
 from geo.routing import api_router
 from geo.settings import get_settings
 from layers import catalogue, identify, overlay
@@ -47,7 +48,7 @@ class OverlayIn(BaseModel):
     format: Literal["geojson", "csv"] = "geojson"
     crs: str = geo_crs.DEFAULT_CRS
     limit: int | None = Field(default=None, ge=1, le=MAX_OVERLAY_LIMIT)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=BIGINT_MAX)
 
 
 def _compiled(value: Any, source: Any, filter_crs: str, prefix: str) -> Any:

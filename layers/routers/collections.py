@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from geo import crs
+from geo import crs, inputs
 from geo.auth import Principal, principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
@@ -247,8 +247,8 @@ def _query(request: Request, source: LayerSource) -> features.Query:
         )
     settings = get_settings()
     try:
-        limit = int(params.get("limit", 10))
-        offset = int(params.get("offset", 0))
+        limit = inputs.bounded_int("limit", params.get("limit"), 10)
+        offset = inputs.bounded_int("offset", params.get("offset"), 0)
     except ValueError as exc:
         raise ApiError(400, "InvalidParameterValue", "limit and offset must be integers") from exc
     if limit < 1 or offset < 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from fastapi import Depends, File, Form, Query, UploadFile
@@ -14,6 +13,7 @@ from geo.db import DbSession
 from geo.errors import ApiError
 from geo.routing import api_router
 from geo.settings import get_settings
+from geo.spool import new_folder
 from layers.http import model, parse_json
 from layers.ingest.limits import spool
 from layers.ingest.pipeline import UploadOptions, upload
@@ -79,7 +79,7 @@ def upload_file(
         if meta.properties is not None:
             opts.properties = [p.model_dump() for p in meta.properties]
         opts.key_property = opts.key_property or meta.key_property
-    folder = Path(tempfile.mkdtemp(prefix="layer-upload-"))
+    folder = new_folder("layer-upload-")
     try:
         name = Path(file.filename or "upload").name
         path = folder / ("upload" + Path(name).suffix.lower())

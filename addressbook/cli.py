@@ -31,9 +31,9 @@ CrsOpt = Annotated[str, typer.Option("--crs", help="CRS of the coordinates in th
 
 
 def _session():
-    from geo.db import session_scope
+    from geo.db import bulk_session_scope
 
-    return session_scope()
+    return bulk_session_scope()
 
 
 @contextmanager

@@ -50,6 +50,7 @@ from addressbook.lifecycle import require_authority
 from geo import audit, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, resolve, transform_xy
+from geo.db import bulk_statement_timeout
 from geo.errors import ApiError
 from geo.settings import get_settings
 
@@ -298,6 +299,8 @@ def import_addresses(
     stage, keys, districts, resolved, fills, xy = (
         f"addr_{name}_{tag}" for name in ("stage", "keys", "district", "resolved", "fill", "xy")
     )
+    # Waiting for another import, and a bulk load's index builds, take minutes, not seconds.
+    bulk_statement_timeout(session)
     # Imports are serialised (readers are not blocked); the bulk path takes a stronger lock
     # when it drops the indexes.
     session.execute(text("LOCK TABLE addresses IN SHARE ROW EXCLUSIVE MODE"))

@@ -8,7 +8,9 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
 from alembic import context
+from geo.db import timeout_options
 from geo.migrations import include_object, load_models
+from geo.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None:
@@ -22,6 +24,8 @@ def run_migrations_online() -> None:
         config.get_section(config.config_ini_section, {}),
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
+        # Migrations may rewrite or index whole tables: the bulk bound, not the API's.
+        connect_args={"options": timeout_options(get_settings().bulk_statement_timeout_ms)},
     )
     with connectable.connect() as connection:
         context.configure(

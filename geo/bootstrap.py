@@ -7,7 +7,13 @@ from rich.console import Console
 
 from geo import migrations
 from geo.auth import install_key
-from geo.db import ensure_extensions, get_engine, reset_engines, session_scope
+from geo.db import (
+    bulk_statement_timeout,
+    ensure_extensions,
+    get_engine,
+    reset_engines,
+    session_scope,
+)
 from geo.departments import ensure_platform
 from geo.plugins import load_plugins
 from geo.settings import Settings, get_settings
@@ -46,6 +52,7 @@ def load_samples() -> None:
             if get_state(session, marker):
                 continue
             console.print(f"Loading sample data for [bold]{plugin.name}[/bold]...")
+            bulk_statement_timeout(session)
             plugin.load_sample(session)
             set_state(session, marker, True)
 

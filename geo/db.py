@@ -15,7 +15,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import Depends
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from geo.settings import Settings, get_settings
@@ -43,14 +43,46 @@ def database_url(settings: Settings | None = None) -> str:
     return EmbeddedCluster(settings.pg_dir).url()
 
 
+def timeout_options(timeout_ms: int, options: str | None = None) -> str:
+    """libpq ``options`` giving every statement of a connection ``timeout_ms`` at most, after
+    the ``options`` the URL already has (kept, not replaced).
+
+    Set at connection start rather than by SET, it holds for every transaction the pool ever
+    runs on the connection, including the ones nobody remembered to bound; a cancelled
+    statement is a 503 (geo.errors). Bulk work raises it for its own transaction only
+    (:func:`bulk_statement_timeout`).
+    """
+    return " ".join(filter(None, [options, f"-c statement_timeout={int(timeout_ms)}"]))
+
+
+def bulk_statement_timeout(session: Session | Connection) -> None:
+    """Let this transaction's statements run up to ``GEO_BULK_STATEMENT_TIMEOUT_MS`` (an hour).
+
+    For the work that legitimately outlasts a request's bound: an upload's COPY (open while
+    the file is parsed) and index builds, address imports, sample loads. SET LOCAL, so it ends
+    with the transaction and the pooled connection is back to the API's bound afterwards.
+    """
+    timeout_ms = get_settings().bulk_statement_timeout_ms
+    session.execute(
+        text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(int(timeout_ms))}
+    )
+
+
 def _make_engine(url: str, settings: Settings) -> Engine:
+    parsed = make_url(normalize_url(url))
+    options = parsed.query.get("options")
     return create_engine(
-        normalize_url(url),
+        parsed,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size * 2,
         pool_pre_ping=True,
         json_serializer=lambda obj: orjson.dumps(obj).decode(),
         json_deserializer=orjson.loads,
+        connect_args={
+            "options": timeout_options(
+                settings.statement_timeout_ms, options if isinstance(options, str) else None
+            )
+        },
     )
 
 
@@ -94,6 +126,15 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def bulk_session_scope() -> Iterator[Session]:
+    """:func:`session_scope` under the bulk statement timeout, for console commands that load
+    whole files (areas, grids)."""
+    with session_scope() as session:
+        bulk_statement_timeout(session)
+        yield session
 
 
 def get_session() -> Iterator[Session]:

@@ -13,7 +13,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg.errors import QueryCanceled
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geo.settings import get_settings
 
 
 class ApiError(Exception):
@@ -97,6 +101,29 @@ def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str, list[d
     return "InvalidParameterValue", f"{where}: {first['problem']}", details
 
 
+# Long enough that clients do not pile retries onto a database that is already struggling,
+# short enough for someone waiting at a map.
+RETRY_AFTER_SECONDS = 10
+
+
+def statement_timeout_response() -> JSONResponse:
+    """503 for a statement PostgreSQL cancelled: the request asked for more work than one
+    statement may take (GEO_STATEMENT_TIMEOUT_MS), or the database is too busy to do it now.
+    Not a 500: nothing is broken, and the client can narrow the request or come back."""
+    timeout_ms = get_settings().statement_timeout_ms
+    return JSONResponse(
+        error_body(
+            "StatementTimeout",
+            f"the database cancelled this request's query after the {timeout_ms} ms it may "
+            "take (GEO_STATEMENT_TIMEOUT_MS); ask for less (a smaller area, fewer layers, a "
+            "filter) or retry later",
+            {"timeout_ms": timeout_ms, "setting": "GEO_STATEMENT_TIMEOUT_MS"},
+        ),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     """Route every failure, including the framework's own, to the one JSON error shape."""
 
@@ -112,6 +139,15 @@ def install_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         code, message, details = _describe_validation(list(exc.errors()))
         return JSONResponse(error_body(code, message, details), status_code=400)
+
+    @app.exception_handler(QueryCanceled)
+    @app.exception_handler(DBAPIError)
+    async def _cancelled(_: Request, exc: Exception) -> JSONResponse:
+        # Only a statement PostgreSQL cancelled (statement_timeout, GEO_STATEMENT_TIMEOUT_MS)
+        # is the client's to retry; any other database error stays a 500.
+        if not isinstance(getattr(exc, "orig", exc), QueryCanceled):
+            raise exc
+        return statement_timeout_response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024**2, validation_alias="GEO_MAX_BODY_BYTES")
     max_features: int = Field(default=5_000_000, validation_alias="GEO_MAX_FEATURES")
     max_json_depth: int = Field(default=32, validation_alias="GEO_MAX_JSON_DEPTH")
+    max_filter_bytes: int = Field(
+        default=16_384,
+        validation_alias="GEO_MAX_FILTER_BYTES",
+        description="largest CQL2 filter (text or JSON) accepted; see layers/cql.py",
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000,
+        gt=0,
+        validation_alias="GEO_STATEMENT_TIMEOUT_MS",
+        description="statement_timeout of every API connection; a cancelled query is a 503",
+    )
+    bulk_statement_timeout_ms: int = Field(
+        default=3_600_000,
+        gt=0,
+        validation_alias="GEO_BULK_STATEMENT_TIMEOUT_MS",
+        description="statement_timeout of uploads, address imports, sample loads, migrations",
+    )
     max_items_limit: int = Field(default=10_000, validation_alias="GEO_MAX_ITEMS_LIMIT")
     pool_size: int = Field(default=10, validation_alias="GEO_POOL_SIZE")
     # Rate limits (geo.ratelimit): each class is "ANONYMOUS[,KEYED]" in the `limits` package's

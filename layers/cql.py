@@ -10,6 +10,7 @@ which is what makes injection attempts in property names or patterns plain 400s 
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ import shapely
 
 from geo import crs
 from geo.errors import ApiError
+from geo.nesting import check_json_depth
 from geo.settings import get_settings
 from layers.ingest.values import ValueProblem, coerce
 from layers.schema import json_depth, quote_ident
@@ -55,29 +57,126 @@ def invalid(message: str, details: Any = None) -> ApiError:
 
 
 def parse(text: str, lang: str | None) -> Any:
-    """CQL2 text or JSON to the CQL2-JSON tree."""
+    """CQL2 text or JSON to the CQL2-JSON tree.
+
+    The ``cql2`` library is native code that recurses without a depth limit (about 1,900
+    nested brackets, 4 KB, overflow its stack: a segmentation fault that kills the worker) and
+    backtracks exponentially in brackets on text that fails to parse, holding the GIL all the
+    while. So every filter is bounded before it reaches it: its size (GEO_MAX_FILTER_BYTES),
+    its nesting (GEO_MAX_JSON_DEPTH; for text a linear pre-scan, for JSON the parsed document)
+    and, for text, the parser's worst-case work (:func:`text_nesting`).
+    """
     lang = lang or ("cql2-json" if text.lstrip().startswith("{") else "cql2-text")
     if lang not in LANGS:
         raise ApiError(
             400, "InvalidParameterValue", f"filter-lang must be one of {', '.join(LANGS)}"
         )
-    limit = get_settings().max_json_depth
+    settings = get_settings()
+    limit = settings.max_json_depth
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > settings.max_filter_bytes:
+        raise invalid(
+            f"filter is {size} bytes, more than {settings.max_filter_bytes} (GEO_MAX_FILTER_BYTES)",
+            {"limit": settings.max_filter_bytes, "setting": "GEO_MAX_FILTER_BYTES"},
+        )
     try:
         if lang == "cql2-json":
             try:
                 raw = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
                 raise invalid(f"filter is not valid JSON: {exc}") from exc
-            if json_depth(raw, limit) > limit:
-                raise invalid(f"filter nested deeper than {limit} levels")
+            check_json_depth(raw, "filter", "InvalidFilter")
             tree = cql2.parse_json(text).to_json()
         else:
+            _check_text(text, limit, settings.max_filter_bytes)
             tree = cql2.parse_text(text).to_json()
     except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
         raise invalid(f"filter is not valid {lang}: {str(exc).splitlines()[0]}") from exc
     if json_depth(tree, limit) > limit:
-        raise invalid(f"filter nested deeper than {limit} levels")
+        raise invalid(
+            f"filter nested deeper than {limit} levels (GEO_MAX_JSON_DEPTH)",
+            {"limit": limit, "setting": "GEO_MAX_JSON_DEPTH"},
+        )
     return tree
+
+
+# Text up to GEO_MAX_FILTER_BYTES long may sit this many brackets deep; each level deeper halves
+# what it may hold. The parser may try every bracket's alternatives again when something inside
+# fails, so text k brackets deep costs up to 2**k times its length (measured: 16 KB at depth 6
+# takes 0.25 s, at depth 12 21 s); this keeps the worst case near 0.05 s.
+FULL_SIZE_DEPTH = 3
+# Operators that nest the parsed expression one level deeper each time they follow one another
+# (NOT NOT NOT ..., - - - 1, 1+1+1...): the library recurses on them as on brackets.
+_CHAIN_SYMBOLS = frozenset("+-*/%^")
+_CHAIN_WORDS = frozenset({"not", "div"})
+# Where such a chain ends: a comparison, a list separator or a boolean connective.
+_BREAK_SYMBOLS = frozenset(",=<>!")
+_BREAK_WORDS = frozenset({"and", "or", "like", "between", "in", "is"})
+# Quoted strings (with '' or "" escapes, possibly unterminated), words, single symbols.
+_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|\w+|\S")
+
+
+class TextNesting:
+    """What :func:`text_nesting` measured: the deepest nesting (brackets plus operator chains),
+    the deepest bracket, and the parser's worst-case work (each character weighs 2**brackets
+    around it)."""
+
+    def __init__(self, depth: int, brackets: int, work: int) -> None:
+        self.depth = depth
+        self.brackets = brackets
+        self.work = work
+
+
+def text_nesting(text: str, max_depth: int, max_work: int) -> TextNesting:
+    """One linear pass over CQL2 text, without parsing it, stopping once it is deeper than
+    ``max_depth`` (work stops counting beyond ``max_work``).
+
+    Brackets inside quoted strings and identifiers do not count.
+    """
+    level = chain = brackets = deepest = deepest_brackets = work = end = 0
+    enclosing: list[int] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if work <= max_work:
+            work += (match.end() - end) << brackets
+        end = match.end()
+        if token in ("(", "["):
+            enclosing.append(level)
+            level += chain + 1
+            chain = 0
+            brackets += 1
+            deepest_brackets = max(deepest_brackets, brackets)
+        elif token in (")", "]"):
+            if enclosing:
+                level = enclosing.pop()
+                brackets -= 1
+            chain = 0
+        elif token in _CHAIN_SYMBOLS or token.lower() in _CHAIN_WORDS:
+            chain += 1
+        elif token in _BREAK_SYMBOLS or token.lower() in _BREAK_WORDS:
+            chain = 0
+        deepest = max(deepest, level + chain)
+        if deepest > max_depth:
+            break
+    return TextNesting(deepest, deepest_brackets, work)
+
+
+def _check_text(text: str, max_depth: int, max_bytes: int) -> None:
+    max_work = max_bytes << FULL_SIZE_DEPTH
+    found = text_nesting(text, max_depth, max_work)
+    if found.depth > max_depth:
+        raise invalid(
+            f"filter nested deeper than {max_depth} levels (GEO_MAX_JSON_DEPTH)",
+            {"limit": max_depth, "setting": "GEO_MAX_JSON_DEPTH"},
+        )
+    if found.work > max_work:
+        raise invalid(
+            f"filter too complex to parse: {found.brackets} brackets deep; text more than "
+            f"{FULL_SIZE_DEPTH} brackets deep may hold at most {max_bytes} bytes "
+            "(GEO_MAX_FILTER_BYTES) halved for each level beyond; send large geometries as "
+            "cql2-json",
+            {"limit": max_bytes, "setting": "GEO_MAX_FILTER_BYTES", "brackets": found.brackets},
+        )
 
 
 def dwithin_sql(column: str, geometry_sql: str, dx: str, dy: str, metres: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geo.errors import ApiError
+from geo.nesting import json_depth as json_depth  # re-exported: the layer modules' name for it
 from layers.sources import PROPERTY_TYPES
 
 GEOMETRY_TYPES = (
@@ -125,25 +126,6 @@ def specs_of(stored: list[dict[str, Any]]) -> list[PropertySpec]:
     return [
         PropertySpec(p["name"], p["type"], bool(p.get("required")), p.get("title")) for p in stored
     ]
-
-
-def json_depth(value: Any, limit: int) -> int:
-    """Nesting depth of a parsed JSON value, stopping as soon as it exceeds ``limit``."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return deepest
 
 
 def queryable_schema(kind: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import weakref
 
 from psycopg_pool import AsyncConnectionPool
 
-from geo.db import read_engine
+from geo.db import read_engine, timeout_options
+from geo.settings import get_settings
 from tiles.settings import tile_settings
 
 CONNECTION_KWARGS = {
@@ -29,6 +30,15 @@ _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncConn
 _pools = weakref.WeakKeyDictionary()
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
 _locks = weakref.WeakKeyDictionary()
+
+
+def _connection_kwargs() -> dict[str, object]:
+    """CONNECTION_KWARGS plus the API's statement_timeout (GEO_STATEMENT_TIMEOUT_MS): a tile
+    is a read like any other, and a runaway one must not hold a pool connection forever."""
+    options = timeout_options(
+        get_settings().statement_timeout_ms, str(CONNECTION_KWARGS["options"])
+    )
+    return {**CONNECTION_KWARGS, "options": options}
 
 
 def _conninfo() -> str:
@@ -51,7 +61,7 @@ async def tile_pool() -> AsyncConnectionPool:
                 conninfo,
                 min_size=1,
                 max_size=tile_settings().pool_size,
-                kwargs=CONNECTION_KWARGS,
+                kwargs=_connection_kwargs(),
                 open=False,
                 name="tiles",
             )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from geo import audit, crs, versions
 from geo.auth import Principal
+from geo.db import bulk_statement_timeout
 from geo.errors import ApiError
 from geo.settings import get_settings
 from layers import catalogue
@@ -119,7 +120,11 @@ def upload(
     opts: UploadOptions,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Load ``path`` into layer ``layer_id``; the report, or an ApiError with nothing written."""
+    """Load ``path`` into layer ``layer_id``; the report, or an ApiError with nothing written.
+
+    The COPY stays open while the whole file is parsed, and index builds follow: this
+    transaction gets the bulk statement timeout, not the API's."""
+    bulk_statement_timeout(session)
     with cyclic_gc_paused():
         return _upload(session, who, layer_id, path, filename, opts, progress)
 

@@ -177,7 +177,7 @@ def _identify_sources(
     session: Session, who: Principal, requested: list[str] | None
 ) -> list[LayerSource]:
     if requested:
-        return catalogue.readable_sources(session, who, requested)
+        return catalogue.readable_sources(session, who, identify.requested_layers(requested))
     return catalogue.all_readable_sources(session, who)
 
 

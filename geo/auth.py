@@ -66,6 +66,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# Digests of the keys this process has found valid. geo.ratelimit gives a presented key its own
+# (higher) limit only once it is in here: made-up keys cannot buy fresh limits, and the limiter
+# needs no database to tell. A revoked key stays until restart; it still gets its 401 each time.
+verified_key_hashes: set[str] = set()
+
+
 def key_prefix(key: str) -> str:
     """What is stored of a key besides its hash (see KEY_PREFIX_LEN)."""
     return key[:KEY_PREFIX_LEN]
@@ -148,6 +154,7 @@ def principal(request: Request) -> Principal:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     api_key, department = found
+    verified_key_hashes.add(api_key.key_hash)
     return Principal(department.code, api_key.role, api_key.prefix, client)
 
 

@@ -7,8 +7,10 @@ tests/test_geocoder.py: geocoding must never scan the address table.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import psycopg
@@ -356,7 +358,6 @@ def similar(
 # anything else (8-10, 12A) once, when first seen.
 _SPELLING_CACHE = 200_000
 _WARM_NUMBERS = 9999
-_spelled: dict[tuple[str, str], str | None] = {}
 # Road and compound names come from the parser's dictionary, which is read from the library:
 # they already are the library's spelling. The numbers are what needs address_standard.
 NUMBER_ELEMENTS: Final = ("house_number", "building", "unit", "room")
@@ -368,39 +369,64 @@ _WARM_SQL: Final = """
 SELECT k, CAST(n AS text), address_standard(k, CAST(n AS text))
 FROM unnest(CAST(:k AS text[])) AS k, generate_series(1, :n) AS n
 """
+Spellings = Mapping[tuple[str, str], str | None]
 
 
-def _spell(session: Session, wanted: set[tuple[str, str]]) -> None:
-    """Make sure `_spelled` holds every (element, value) of `wanted`."""
-    if not _spelled:
-        rows = session.execute(
-            text(_WARM_SQL), {"k": list(NUMBER_ELEMENTS), "n": _WARM_NUMBERS}
-        ).tuples()
-        _spelled.update(((k, v), s) for k, v, s in rows)
-    missing = {w for w in wanted if w not in _spelled}
-    if not missing:
-        return
-    if len(_spelled) + len(missing) > _SPELLING_CACHE:
-        _spelled.clear()  # start afresh (rare: only unusual values are added after warming)
-        missing = wanted
-    kinds, values = zip(*sorted(missing), strict=True)
-    rows = session.execute(text(_SPELL_SQL), {"k": list(kinds), "v": list(values)}).tuples()
-    _spelled.update(((k, v), s) for k, v, s in rows)
+class _SpellingCache:
+    """The spellings asked for so far. Request threads (and a batch's chunks) read it while
+    another thread adds to it, so a published mapping is never changed: new spellings go into a
+    copy that replaces it whole, under a lock that only writers take. A reader keeps the mapping
+    it was handed, which holds everything it asked for, even if the cache starts afresh."""
+
+    def __init__(self) -> None:
+        self.known: Spellings = MappingProxyType({})
+        self.lock = threading.Lock()
+
+    def spell(self, session: Session, wanted: set[tuple[str, str]]) -> Spellings:
+        """A mapping holding every (element, value) of `wanted`."""
+        known = self.known
+        if known and not any(w not in known for w in wanted):
+            return known
+        with self.lock:
+            known = self.known
+            updated = dict(known)
+            if not updated:
+                rows = session.execute(
+                    text(_WARM_SQL), {"k": list(NUMBER_ELEMENTS), "n": _WARM_NUMBERS}
+                ).tuples()
+                updated.update(((k, v), s) for k, v, s in rows)
+            missing = {w for w in wanted if w not in updated}
+            if len(updated) + len(missing) > _SPELLING_CACHE:
+                # start afresh (rare: only unusual values are added after warming)
+                updated, missing = {}, set(wanted)
+            if missing:
+                kinds, values = zip(*sorted(missing), strict=True)
+                rows = session.execute(
+                    text(_SPELL_SQL), {"k": list(kinds), "v": list(values)}
+                ).tuples()
+                updated.update(((k, v), s) for k, v, s in rows)
+            self.known = MappingProxyType(updated)
+            return self.known
+
+
+_spellings = _SpellingCache()
 
 
 def standardise(session: Session, texts: Sequence[dict[str, str | None]]) -> list[dict[str, str]]:
     """The parsed elements of many texts in the library's spelling: names as they are, numbers
     through address_standard (the SQL function the importer and the lifecycle edits use too):
     32 -> 32号, 1 -> 1号楼..."""
-    _spell(session, {(c, v) for t in texts for c in NUMBER_ELEMENTS if (v := t.get(c)) is not None})
+    spelled = _spellings.spell(
+        session, {(c, v) for t in texts for c in NUMBER_ELEMENTS if (v := t.get(c)) is not None}
+    )
     out = []
     for t in texts:
-        spelled = {
-            c: _spelled[(c, v)] if c in NUMBER_ELEMENTS else v
+        found = {
+            c: spelled[(c, v)] if c in NUMBER_ELEMENTS else v
             for c in STREET_ELEMENTS
             if (v := t.get(c)) is not None
         }
-        out.append({c: v for c, v in spelled.items() if v is not None})
+        out.append({c: v for c, v in found.items() if v is not None})
     return out
 
 

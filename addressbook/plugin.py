@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from addressbook import models  # noqa: F401  - registers the tables with the shared metadata
 from addressbook.cli import COMMANDS
+from addressbook.collections import collections
 from addressbook.routers import addresses, areas, imports
 from addressbook.sample import load_sample
 from geo.plugins import Plugin
@@ -14,4 +15,5 @@ plugin = Plugin(
     routers=(imports.router, addresses.router, areas.router),
     commands=COMMANDS,
     load_sample=load_sample,
+    collections=collections,
 )

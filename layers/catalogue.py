@@ -5,9 +5,10 @@ ones by the owning department and the departments named, ``private`` ones by the
 platform admins read everything. A layer the caller may not read does not exist for them: every
 lookup answers 404, never 403, so ids of other departments' private layers leak nothing.
 
-The address library's datasets (addresses, districts, subdistricts, communities, grids) are
-listed here too, as public read-only *system* collections, so overlay, identify, statistics,
-tiles and OGC clients treat them like any layer.
+Other packages' datasets (the address library's addresses, districts, subdistricts,
+communities, grids) are listed here too, as public read-only *system* collections, so overlay,
+identify, statistics, tiles and OGC clients treat them like any layer. Each package registers its
+own (geo.plugins.Plugin.collections); this module names none of their tables.
 """
 
 from __future__ import annotations
@@ -24,80 +25,24 @@ from sqlalchemy.orm import Session
 from geo import audit, versions
 from geo.auth import Principal
 from geo.errors import ApiError
+from geo.plugins import system_collections
+from geo.sources import LayerSource
 from layers import storage
 from layers.models import ACCESS_LEVELS, Layer
 from layers.schema import PropertySpec, check_geometry_type, specs_of
-from layers.sources import LayerSource
 
 ID_RE = re.compile(r"[a-z][a-z0-9_]{1,49}")  # fullmatch: "$" also matches before "\n"
 
 
-def _area_source(id_: str, title: str, level: str) -> LayerSource:
-    return LayerSource(
-        id=id_,
-        title=title,
-        table="public.admin_areas",
-        geometry_type="MultiPolygon",
-        properties={
-            "code": "string",
-            "name": "string",
-            "level": "string",
-            "parent_code": "string",
-            "kind": "string",
-        },
-        where=f"level = '{level}' AND valid_to IS NULL",
-        version_key="admin_areas",
-        description=f"{title} (address library, read-only)",
-        keywords=("admin area", level),
-    )
-
-
-SYSTEM_SOURCES: dict[str, LayerSource] = {
-    s.id: s
-    for s in (
-        LayerSource(
-            id="addresses",
-            title="标准地址 Standard addresses",
-            table="public.addresses",
-            geometry_type="Point",
-            properties={
-                "code": "string",
-                "full_address": "string",
-                "district_code": "string",
-                "subdistrict_code": "string",
-                "community_code": "string",
-                "grid_code": "string",
-                "road": "string",
-                "house_number": "string",
-                "compound": "string",
-                "building": "string",
-                "unit": "string",
-                "room": "string",
-            },
-            where="status = 'active'",
-            version_key="addresses",
-            description="The city's standard address library (read-only)",
-            keywords=("address",),
-        ),
-        _area_source("districts", "区 Districts", "district"),
-        _area_source("subdistricts", "街道/镇 Subdistricts and towns", "subdistrict"),
-        _area_source("communities", "社区/村 Communities and villages", "community"),
-        LayerSource(
-            id="grids",
-            title="网格 Management grids",
-            table="public.grids",
-            geometry_type="MultiPolygon",
-            properties={"code": "string", "name": "string", "community_code": "string"},
-            version_key="grids",
-            description="Grid-management cells (read-only)",
-            keywords=("grid",),
-        ),
-    )
-}
-
-
 def version_key(layer_id: str) -> str:
-    return f"layer:{layer_id}"
+    """The geo.versions name of a collection: a system collection's own, ``layer:<id>`` else."""
+    system = system_collections().get(layer_id)
+    return system.version_key if system else f"layer:{layer_id}"
+
+
+def is_system(layer_id: str) -> bool:
+    """A collection another package registered (read-only here), not a department layer."""
+    return layer_id in system_collections()
 
 
 # -- access rules -------------------------------------------------------------------------------
@@ -135,12 +80,8 @@ def readable_layer(session: Session, who: Principal, layer_id: str) -> Layer:
 def writable_layer(session: Session, who: Principal, layer_id: str, lock: bool = False) -> Layer:
     """The layer, if the caller may change it: 404 when they cannot even see it, 403 when they
     can see it but it is not theirs to change (or their key is a viewer key)."""
-    if layer_id in SYSTEM_SOURCES:
-        raise ApiError(
-            405,
-            "ReadOnlyCollection",
-            f"{layer_id!r} is a read-only collection of the address library",
-        )
+    if is_system(layer_id):
+        raise ApiError(405, "ReadOnlyCollection", f"{layer_id!r} is a read-only system collection")
     if lock:
         layer = session.scalars(
             select(Layer).where(Layer.id == layer_id).with_for_update()
@@ -202,7 +143,7 @@ def readable_sources(session: Session, who: Principal, ids: Sequence[str]) -> li
     """Sources for ``ids`` in the order given; 404 for any id the caller may not read."""
     found: list[LayerSource] = []
     for layer_id in ids:
-        system = SYSTEM_SOURCES.get(layer_id)
+        system = system_collections().get(layer_id)
         found.append(system if system else source_of(readable_layer(session, who, layer_id)))
     return _with_versions(session, found)
 
@@ -213,7 +154,7 @@ def readable_source(session: Session, who: Principal, layer_id: str) -> LayerSou
 
 def all_readable_sources(session: Session, who: Principal) -> list[LayerSource]:
     """Every collection the caller may read: system collections first, then layers by id."""
-    found = [*SYSTEM_SOURCES.values(), *(source_of(x) for x in readable_layers(session, who))]
+    found = [*system_collections().values(), *(source_of(x) for x in readable_layers(session, who))]
     return _with_versions(session, found)
 
 
@@ -241,7 +182,7 @@ def check_id(layer_id: str) -> str:
             "starting with a letter",
             {"collection": layer_id},
         )
-    if layer_id in SYSTEM_SOURCES:
+    if is_system(layer_id):
         raise ApiError(409, "Conflict", f"{layer_id!r} is the id of a system collection")
     return layer_id
 
@@ -256,6 +197,16 @@ def check_access(access: str, shared_with: Sequence[str]) -> tuple[str, list[str
     if access != "shared" and shared_with:
         raise ApiError(
             400, "InvalidParameterValue", "shared_with is only meaningful with access=shared"
+        )
+    # Department codes have at most 64 characters (geo.models); a longer one names nobody and
+    # would not fit the catalogue's column.
+    too_long = [code for code in shared_with if len(code) > 64]
+    if too_long:
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            "shared_with: department codes have at most 64 characters",
+            {"too_long": too_long[:5]},
         )
     return access, sorted(set(shared_with))
 
@@ -327,16 +278,20 @@ def set_properties(session: Session, layer: Layer, properties: list[PropertySpec
 
 def update_layer(session: Session, who: Principal, layer_id: str, changes: dict[str, Any]) -> Layer:
     """Metadata and access changes by the owner (or an admin). The schema and geometry type are
-    the table's shape and change through uploads, not here."""
+    the table's shape and change through uploads, not here.
+
+    A null clears a member, as in a JSON merge patch: the title falls back to the id (as when
+    the layer was registered without one), keywords and shared_with become empty."""
     layer = writable_layer(session, who, layer_id, lock=True)
     access = changes.get("access", layer.access)
     shared = changes.get("shared_with", layer.shared_with if access == "shared" else [])
-    layer.access, layer.shared_with = check_access(access, shared)
-    for name in ("title", "description"):
-        if name in changes:
-            setattr(layer, name, changes[name])
+    layer.access, layer.shared_with = check_access(access, shared or [])
+    if "title" in changes:
+        layer.title = changes["title"] or layer.id
+    if "description" in changes:
+        layer.description = changes["description"]
     if "keywords" in changes:
-        layer.keywords = list(changes["keywords"])
+        layer.keywords = list(changes["keywords"] or [])
     if "key_property" in changes:
         key = changes["key_property"]
         if key is not None and key not in {p["name"] for p in layer.properties}:

@@ -22,9 +22,9 @@ from geo import crs
 from geo.errors import ApiError
 from geo.nesting import check_json_depth
 from geo.settings import get_settings
+from geo.sources import LayerSource
 from layers.ingest.values import ValueProblem, coerce
 from layers.schema import json_depth, quote_ident
-from layers.sources import LayerSource
 from layers.storage import SRID
 
 GEOMETRY_NAMES = ("geometry", "geom")

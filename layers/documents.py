@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from geo import crs
 from geo.settings import get_settings
+from geo.sources import LayerSource
 from layers import features
 from layers.models import Layer
 from layers.schema import geometry_schema, queryable_schema
-from layers.sources import LayerSource
 
 ITEM_TYPE = "feature"
 

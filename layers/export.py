@@ -17,9 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import crs
+from geo.sources import LayerSource
 from layers.features import to_crs
 from layers.schema import quote_ident
-from layers.sources import LayerSource
 
 SLICE = 50_000
 _NUMPY = {"integer": "int64", "number": "float64", "boolean": "bool"}

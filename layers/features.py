@@ -26,9 +26,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from geo import crs
+from geo.sources import LayerSource
 from layers.cql import CompiledFilter
 from layers.schema import quote_ident
-from layers.sources import LayerSource
 from layers.storage import SAME_AS_STORAGE
 
 DECIMALS = 8  # ~1 mm in degrees

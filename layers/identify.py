@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import ApiError
+from geo.sources import LayerSource
 from layers.cql import degree_margins, dwithin_sql
 from layers.features import properties_json, to_crs
 from layers.schema import quote_ident
-from layers.sources import LayerSource
 
 MAX_RADIUS_M = 5_000.0
 # Collections one request may name (after repeats are dropped). Each is one more sub-query of

@@ -22,10 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import ApiError
+from geo.sources import LayerSource
 from layers.cql import CompiledFilter, degree_margins, dwithin_sql
 from layers.features import to_crs
 from layers.schema import quote_ident
-from layers.sources import LayerSource
 
 PREDICATES = ("intersects", "within", "contains", "dwithin")
 # The largest distance join: beyond this a "nearby" join is a city-wide cross product.

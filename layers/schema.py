@@ -13,7 +13,7 @@ from typing import Any
 
 from geo.errors import ApiError
 from geo.nesting import json_depth as json_depth  # re-exported: the layer modules' name for it
-from layers.sources import PROPERTY_TYPES
+from geo.sources import PROPERTY_TYPES
 
 GEOMETRY_TYPES = (
     "Point",

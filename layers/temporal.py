@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from geo.errors import ApiError
+from geo.sources import LayerSource
 from layers.cql import CompiledFilter, Compiler
-from layers.sources import LayerSource
 
 TEMPORAL = ("date", "datetime")
 OPEN = ("", "..")

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from geo.db import get_engine, session_scope
+from geo.sources import LayerSource
 from geo.versions import bump, versions
-from layers.sources import LayerSource
 from tests.tiles_fixtures import (
     AREAS,
     CENTRE,

@@ -12,7 +12,7 @@ import mapbox_vector_tile
 import morecantile
 from sqlalchemy import text
 
-from layers.sources import LayerSource
+from geo.sources import LayerSource
 from tiles.tms import Tile
 
 SCHEMA = "tiles_test"

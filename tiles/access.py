@@ -27,29 +27,22 @@ from starlette.concurrency import run_in_threadpool
 
 from geo.auth import Principal
 from geo.db import session_scope
-from layers.catalogue import SYSTEM_SOURCES, audit_read, readable_sources, version_key
-from layers.sources import LayerSource
+from geo.sources import LayerSource
+from geo.versions import versions_async
+from layers.catalogue import audit_read, readable_sources, version_key
 from tiles.pool import tile_pool
 
-# The table is geo.versions' (DataVersion); read here with psycopg because this is the hot path.
-VERSIONS_SQL = "SELECT name, version FROM data_versions WHERE name = ANY(%s)"
 REMEMBERED = 4096
 
 AccessKey = tuple[str | None, str | None, tuple[str, ...], tuple[int, ...]]
 
 
-def _version_key(layer_id: str) -> str:
-    system = SYSTEM_SOURCES.get(layer_id)
-    return system.version_key if system else version_key(layer_id)
-
-
 async def current_versions(ids: Sequence[str]) -> tuple[int, ...]:
-    keys = [_version_key(i) for i in ids]
+    keys = [version_key(i) for i in ids]
     pool = await tile_pool()
     async with pool.connection() as conn:
-        cursor = await conn.execute(VERSIONS_SQL, (keys,), prepare=True)
-        found: dict[str, int] = dict(await cursor.fetchall())
-    return tuple(int(found.get(k, 0)) for k in keys)
+        found = await versions_async(conn, keys)
+    return tuple(found[k] for k in keys)
 
 
 def _catalogue_lookup(who: Principal, ids: Sequence[str]) -> list[LayerSource]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from layers.sources import LayerSource
+from geo.sources import LayerSource
 from tiles.cache import DiskCache, MemoryCache, TileCache, TileKey
 from tiles.pool import tile_pool
 from tiles.settings import tile_settings

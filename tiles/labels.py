@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import orjson
 from psycopg import sql
 
-from layers.sources import LayerSource
+from geo.sources import LayerSource
 from tiles.pool import tile_pool
 from tiles.settings import tile_settings
 

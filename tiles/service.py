@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from geo.auth import Principal, principal
 from geo.errors import ApiError
+from geo.sources import LayerSource
 from layers.catalogue import readable_sources
-from layers.sources import LayerSource
 from tiles import tokens
 from tiles.access import access_cache
 from tiles.engine import tile_engine

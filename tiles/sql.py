@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from psycopg import sql
 from psycopg.types.numeric import Float8, Int4
 
-from layers.sources import LayerSource
+from geo.sources import LayerSource
 from tiles.tms import Tile, tile_size_m
 
 EXTENT = 4096

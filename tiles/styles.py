@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import Request
 
-from layers.sources import LayerSource
+from geo.sources import LayerSource
 from tiles.labels import labelled
 from tiles.tilejson import Bounds
 from tiles.tms import MAX_ZOOM, MIN_ZOOM

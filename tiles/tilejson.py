@@ -10,7 +10,7 @@ from fastapi import Request
 from psycopg import AsyncConnection
 
 from geo.settings import get_settings
-from layers.sources import LayerSource
+from geo.sources import LayerSource
 from tiles.pool import tile_pool
 from tiles.tms import MAX_ZOOM, MIN_ZOOM
 from tiles.urls import layer_list, tiles_template

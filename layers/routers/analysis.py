@@ -18,11 +18,11 @@ from geo.errors import ApiError
 from geo.inputs import BIGINT_MAX
 from geo.routing import api_router
 from geo.settings import get_settings
+from geo.sources import LayerSource
 from layers import catalogue, identify, overlay
 from layers.cql import Compiler, parse
 from layers.http import GEOJSON, content_crs, json_body, model
 from layers.ingest import geometry
-from layers.sources import LayerSource
 
 router = api_router(tags=["analysis"])
 AREA_LEVELS = {

@@ -19,6 +19,7 @@ from geo.db import DbSession
 from geo.errors import ApiError
 from geo.routing import ALWAYS_ALLOWED, api_router
 from geo.settings import get_settings
+from geo.sources import PROPERTY_TYPES, LayerSource
 from layers import catalogue, documents, editing, features, html, temporal
 from layers.cql import CompiledFilter, Compiler, parse
 from layers.http import (
@@ -34,7 +35,6 @@ from layers.http import (
 )
 from layers.models import ACCESS_LEVELS
 from layers.schema import GEOMETRY_TYPES, parse_properties
-from layers.sources import PROPERTY_TYPES, LayerSource
 
 router = api_router(tags=["collections"])
 editor = require("editor")
@@ -85,7 +85,7 @@ def _collection_doc(
 ) -> dict[str, Any]:
     layer = (
         None
-        if source.id in catalogue.SYSTEM_SOURCES
+        if catalogue.is_system(source.id)
         else catalogue.readable_layer(session, who, source.id)
     )
     return documents.collection(session, base_url(request), source, layer)

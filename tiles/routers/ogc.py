@@ -12,7 +12,7 @@ from fastapi import Depends, Request, Response
 from geo.auth import Principal
 from geo.errors import ApiError
 from geo.routing import api_router
-from layers.sources import LayerSource
+from geo.sources import LayerSource
 from tiles import service
 from tiles.access import access_cache
 from tiles.engine import tile_engine

@@ -1,8 +1,11 @@
-"""What the rest of the service needs to know to read a layer's table.
+"""What the rest of the service needs to know to read a collection's table.
 
-A :class:`LayerSource` describes one readable collection: a department's layer, or one of the
-address library's datasets (addresses, admin areas, grids), which count as layers too. Tiles,
-overlay and identify are written against this description, never against the catalogue's tables.
+A :class:`LayerSource` describes one readable collection: a department's layer, or a dataset
+another package owns (the address library's addresses, admin areas, grids), which counts as a
+layer too. Tiles, overlay, identify and features are written against this description, never
+against the tables themselves. It lives in the core because it is the contract between the
+package that owns a table (and registers it, geo.plugins.Plugin.collections) and the packages
+that read it.
 """
 
 from __future__ import annotations

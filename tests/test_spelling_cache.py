@@ -27,11 +27,13 @@ def test_threads_spell_while_the_cache_starts_afresh(
             with session_scope() as session:
                 for n in range(20):
                     values = [str(100_000 * (worker + 1) + 1000 * n + k) for k in range(1000)]
-                    texts = [{"house_number": v, "room": v} for v in values]
+                    texts: list[dict[str, str | None]] = [
+                        {"house_number": v, "room": v} for v in values
+                    ]
                     found = matching.standardise(session, texts)
                     assert [f["house_number"] for f in found] == [f"{v}号" for v in values]
                     assert [f["room"] for f in found] == [f"{v}室" for v in values]
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             failures.append(exc)
 
     threads = [threading.Thread(target=spell, args=(w,)) for w in range(4)]

@@ -117,11 +117,14 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from geo.redact import uvicorn_log_config
+    from geo.utf8_targets import PROTOCOL
 
     settings = get_settings()
     uvicorn.run(
         "geo.app:create_app",
         factory=True,
+        # Raw UTF-8 in a request line (curl's `?q=天津市...`) is served, not a parser's 400.
+        http=PROTOCOL,
         host=host or settings.host,
         port=port or settings.port,
         workers=workers or settings.workers,

@@ -1,0 +1,77 @@
+"""Raw UTF-8 in a request line is served by `geo serve` (geo/utf8_targets.py).
+
+The documented examples (`curl -s 'localhost:8000/addresses/geocode?q=天津市河西区友谊路32号'`)
+send the query's UTF-8 bytes as typed; uvicorn's parsers answered them with a plain-text 400.
+These tests drive a real server process with a real curl and with raw sockets.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+
+from geo.utf8_targets import encode_high_bytes
+from tests.live_server import LiveServer, live_server
+
+TEXT = "天津市河西区友谊路32号"
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str) -> Iterator[LiveServer]:
+    with live_server() as srv:
+        yield srv
+
+
+def test_encode_high_bytes_only_touches_non_ascii() -> None:
+    line = "GET /a?q=友谊&b=%20 HTTP/1.1".encode()
+    assert encode_high_bytes(line) == b"GET /a?q=%E5%8F%8B%E8%B0%8A&b=%20 HTTP/1.1"
+    assert encode_high_bytes(b"GET /health HTTP/1.1") == b"GET /health HTTP/1.1"
+
+
+def test_curl_with_raw_utf8_query(server: LiveServer) -> None:
+    """curl sends the query's bytes unencoded (checked: the parser used to refuse them)."""
+    target = f"{server.base.removeprefix('http://')}/addresses/parse?q={TEXT}"
+    done = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", target], capture_output=True, check=True
+    )
+    body, _, status = done.stdout.rpartition(b"\n")
+    assert status == b"200", done.stdout
+    assert orjson.loads(body)["q"] == TEXT
+
+
+def _exchange(sock: socket.socket) -> bytes:
+    """Read one response with a Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.split(b"\r\n", 1)[0] + b"\n" + body
+
+
+def test_keep_alive_and_split_request_lines(server: LiveServer) -> None:
+    """Several requests on one connection; a request line cut inside a UTF-8 character; an
+    ASCII request after a UTF-8 one. Each is a 200 with the text decoded."""
+    url = urlsplit(server.base)
+    assert url.hostname and url.port
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        line = f"GET /addresses/parse?q={TEXT} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        for pieces in ([line], [line[:27], line[27:40], line[40:]], [line]):
+            for piece in pieces:
+                sock.sendall(piece)
+            status, _, body = _exchange(sock).partition(b"\n")
+            assert status == b"HTTP/1.1 200 OK", body
+            assert orjson.loads(body)["q"] == TEXT
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _exchange(sock).startswith(b"HTTP/1.1 200 OK")

@@ -26,19 +26,9 @@ from numpy.dtypes import StringDType
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-COLUMNS = (
-    "lon",
-    "lat",
-    "district",
-    "subdistrict",
-    "community",
-    "road",
-    "house_number",
-    "compound",
-    "building",
-    "unit",
-    "room",
-)
+from addressbook.models import ELEMENTS
+
+COLUMNS = ("lon", "lat", "district", "subdistrict", "community", *ELEMENTS)
 # Tianjin-flavoured name parts: the old concession streets (和平, 河西) are mostly 道.
 ROAD_STEMS = [
     "友谊",

@@ -36,7 +36,8 @@ from sqlalchemy.orm import Session
 
 from addressbook import gazetteer, matching, scoring
 from addressbook.gazetteer import Library
-from addressbook.matching import ANCHORS, STREET_ELEMENTS, Aggregate, AreaFilter, Probe, Row
+from addressbook.matching import ANCHORS, Aggregate, AreaFilter, Probe, Row
+from addressbook.models import ELEMENTS
 from addressbook.parser import Level, ParsedAddress, parse
 from addressbook.spelling import Correction, Option, apply, corrections, unexplained
 from geo.errors import ApiError
@@ -250,7 +251,7 @@ def _standardise(
     """The readings with what they ask for: admin areas as codes, elements in the library's
     spelling (for the whole batch in one go)."""
     spelled = matching.standardise(
-        session, [{c: getattr(r.parsed, c) for c in STREET_ELEMENTS} for _, r in readings]
+        session, [{c: getattr(r.parsed, c) for c in ELEMENTS} for _, r in readings]
     )
     areas: dict[tuple[str | None, ...], dict[str, tuple[str, ...]]] = {}
     out = []
@@ -344,12 +345,12 @@ def _names(library: Library, elements: dict[str, str | None]) -> dict[str, str |
         out[level] = area.name if area else None
         out[f"{level}_code"] = code
     out["grid_code"] = elements.get("grid_code")
-    out.update({c: elements.get(c) for c in STREET_ELEMENTS})
+    out.update({c: elements.get(c) for c in ELEMENTS})
     return out
 
 
 def _row_level(row: Row) -> Level:
-    deepest = [c for c in STREET_ELEMENTS if getattr(row, c) is not None]
+    deepest = [c for c in ELEMENTS if getattr(row, c) is not None]
     return Level[deepest[-1].upper()] if deepest else Level.DISTRICT
 
 
@@ -582,7 +583,7 @@ def _fallback(
 def _needs_similarity(job: Understood, drafts: Sequence[_Draft]) -> bool:
     """Step 5, for a text that found nothing down to a road: unless it holds nothing but admin
     areas (their centroid is the answer, and their trigrams are in every address there)."""
-    beyond_areas = any(getattr(job.parsed, c) for c in STREET_ELEMENTS) or job.parsed.unparsed
+    beyond_areas = any(getattr(job.parsed, c) for c in ELEMENTS) or job.parsed.unparsed
     return bool(beyond_areas) and not any(d.level >= Level.ROAD for d in drafts)
 
 
@@ -606,7 +607,7 @@ def _finish(
                 matching.Place(
                     _area_name(library, d.elements.get("district_code")),
                     _area_name(library, d.elements.get("subdistrict_code")),
-                    {c: d.elements.get(c) for c in STREET_ELEMENTS},
+                    {c: d.elements.get(c) for c in ELEMENTS},
                     d.lon,
                     d.lat,
                 )

@@ -18,12 +18,12 @@ from typing import IO, Any
 
 import orjson
 
+from addressbook.models import ELEMENTS
 from geo.errors import ApiError
 
 CHUNK = 8 << 20
 ADMIN_COLUMNS = ("district", "subdistrict", "community", "grid")
-ELEMENT_COLUMNS = ("road", "house_number", "compound", "building", "unit", "room")
-KNOWN_COLUMNS = (*ADMIN_COLUMNS, *ELEMENT_COLUMNS, "lon", "lat", "code", "aliases")
+KNOWN_COLUMNS = (*ADMIN_COLUMNS, *ELEMENTS, "lon", "lat", "code", "aliases")
 REQUIRED = ("district", "lon", "lat")
 ONE_OF = ("road", "compound")
 

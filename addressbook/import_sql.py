@@ -15,14 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
 from geo.settings import get_settings
 
 NUMBER = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
-# Maximum lengths of the stored columns (models.Address), checked before an insert could fail.
-LIMITS = {"road": 100, "compound": 100, "house_number": 20, "building": 20, "unit": 20, "room": 20}
 # The suffix address_standard gives a bare number of each element.
 STANDARD = {"house_number": "号", "building": "号楼", "unit": "单元", "room": "室"}
-ELEMENTS = ("road", "house_number", "compound", "building", "unit", "room")
 
 
 def create_keys(session: Session, keys: str) -> None:
@@ -180,7 +178,7 @@ def resolve(
     )
     too_long = "\n".join(
         f"WHEN length(q.{k}) > {n} THEN '{k} is longer than {n} characters'"
-        for k, n in LIMITS.items()
+        for k, n in ELEMENT_WIDTHS.items()
     )
     session.execute(
         text(

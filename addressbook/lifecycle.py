@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from addressbook import gazetteer, names
-from addressbook.matching import STREET_ELEMENTS
+from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
 from addressbook.reverse import to_storage
 from geo import audit, departments, versions
 from geo.auth import Principal
@@ -31,15 +31,6 @@ from geo.crs import STORAGE_CRS, transform_xy
 from geo.errors import ApiError, not_found
 
 AREA_FIELDS: Final = ("district", "subdistrict", "community")
-# Stored column widths (models.Address), checked before the database could complain.
-_WIDTHS: Final = {
-    "road": 100,
-    "house_number": 20,
-    "compound": 100,
-    "building": 20,
-    "unit": 20,
-    "room": 20,
-}
 _ETAG: Final = re.compile(r'(?:W/)?"?([0-9]+)"?')  # fullmatch: "$" also matches before "\n"
 
 _RECORD_SQL: Final = """
@@ -62,7 +53,7 @@ _ELEMENT_KEYS: Final = (
     "community",
     "community_code",
     "grid_code",
-    *STREET_ELEMENTS,
+    *ELEMENTS,
 )
 
 # Standard spelling, areas by location where not given (each inside the district), grid by
@@ -244,7 +235,7 @@ def _prepare(session: Session, fields: Mapping[str, Any], lon: float, lat: float
     if community:
         community = _area_code(session, "community", str(community), subdistrict or district)
     params = {
-        **{c: fields.get(c) for c in STREET_ELEMENTS},
+        **{c: fields.get(c) for c in ELEMENTS},
         "x": lon,
         "y": lat,
         "district": district,
@@ -252,10 +243,10 @@ def _prepare(session: Session, fields: Mapping[str, Any], lon: float, lat: float
         "community": community or None,
     }
     row = session.execute(text(_PREPARE_SQL), params).tuples().one()
-    elements = dict(zip(STREET_ELEMENTS, row[:6], strict=True))
+    elements = dict(zip(ELEMENTS, row[:6], strict=True))
     if not elements["road"] and not elements["compound"]:
         raise _invalid("road", "an address needs a road or a compound")
-    for name, width in _WIDTHS.items():
+    for name, width in ELEMENT_WIDTHS.items():
         value = elements[name]
         if value is not None and len(value) > width:
             raise _invalid(name, f"{value!r} is longer than {width} characters")
@@ -266,7 +257,7 @@ def _same_elements(session: Session, prepared: Prepared, other_than: int | None)
     """An active address with the same district and elements (ix_addresses_structured /
     ix_addresses_compound): a second one would make the library ambiguous."""
     conditions = ["a.district_code = :district_code", "a.status = 'active'"]
-    for name in STREET_ELEMENTS:
+    for name in ELEMENTS:
         value = prepared.elements[name]
         conditions.append(f"a.{name} = :{name}" if value is not None else f"a.{name} IS NULL")
     if other_than is not None:
@@ -409,7 +400,7 @@ def _current(session: Session, address_id: int) -> dict[str, Any]:
             text(
                 f"""
             SELECT a.id, a.version, a.status, a.district_code, a.subdistrict_code,
-                   a.community_code, {", ".join(f"a.{c}" for c in STREET_ELEMENTS)},
+                   a.community_code, {", ".join(f"a.{c}" for c in ELEMENTS)},
                    ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat
             FROM addresses a WHERE a.id = :id FOR UPDATE
             """
@@ -451,7 +442,7 @@ def update(
         "district": current["district_code"],
         "subdistrict": None if moved else current["subdistrict_code"],
         "community": None if moved else current["community_code"],
-        **({} if replace else {c: current[c] for c in STREET_ELEMENTS}),
+        **({} if replace else {c: current[c] for c in ELEMENTS}),
         **changes,
     }
     prepared = _prepare(session, fields, lon, lat)
@@ -543,8 +534,8 @@ def rename_road(
     require_authority(session, who)
     district_code = _area_code(session, "district", district, None)
     old, new = old.strip(), new.strip()
-    if not new or len(new) > _WIDTHS["road"]:
-        raise _invalid("new", f"the new name must have 1 to {_WIDTHS['road']} characters")
+    if not new or len(new) > ELEMENT_WIDTHS["road"]:
+        raise _invalid("new", f"the new name must have 1 to {ELEMENT_WIDTHS['road']} characters")
     if new == old:
         raise _invalid("new", "the new name is the old one")
     clash = session.execute(

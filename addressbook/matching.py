@@ -18,13 +18,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from addressbook.models import ELEMENTS
+
 # The two ways into an address: road + house number, or compound; each lists its elements from
 # the shallowest, as they stand in the indexes ix_addresses_structured / ix_addresses_compound.
 ANCHORS: Final = {
     "road": ("road", "house_number", "building", "unit", "room"),
     "compound": ("compound", "building", "unit", "room"),
 }
-STREET_ELEMENTS: Final = ("road", "house_number", "compound", "building", "unit", "room")
 PER_PROBE: Final = 5  # rows one probe may return (more means the text was not specific)
 AGGREGATE_ROWS: Final = 1000  # rows averaged for the centroid of a house, building or unit
 SIMILAR_ROWS: Final = 5
@@ -68,7 +69,7 @@ class Row:
             "subdistrict_code": self.subdistrict_code,
             "community_code": self.community_code,
             "grid_code": self.grid_code,
-            **{key: getattr(self, key) for key in STREET_ELEMENTS},
+            **{key: getattr(self, key) for key in ELEMENTS},
         }
 
 
@@ -192,8 +193,8 @@ def relaxed(
     this level, if there is one."""
     columns = ANCHORS[anchor]
     fixed = {c: values[i] for i, c in enumerate(columns[: depth + 1]) if values[i] is not None}
-    level = max(STREET_ELEMENTS.index(c) for c in fixed)
-    free = [c for c in STREET_ELEMENTS[:level] if c not in fixed]
+    level = max(ELEMENTS.index(c) for c in fixed)
+    free = [c for c in ELEMENTS[:level] if c not in fixed]
     where = " AND ".join(["a.district_code = ANY(:districts)", *(f"a.{c} = :{c}" for c in fixed)])
     exact_where = " AND ".join(
         [*(f"e.{c} = :{c}" for c in fixed), *(f"e.{c} IS NULL" for c in columns[depth + 1 :])]
@@ -201,7 +202,7 @@ def relaxed(
     modes = "".join(f", mode() WITHIN GROUP (ORDER BY m.{c}) AS {c}" for c in free)
     form = ", ".join(
         f"CAST(:{c} AS text)" if c in fixed else f"g.{c}" if c in free else "NULL"
-        for c in STREET_ELEMENTS
+        for c in ELEMENTS
     )
     sql = f"""
         WITH m AS (  -- one range of ix_addresses_structured / ix_addresses_compound
@@ -226,7 +227,7 @@ def relaxed(
     out = []
     for row in session.execute(text(sql), params).tuples():
         found = {**dict(zip(free, row[8:], strict=True)), **fixed}
-        elements = {c: found.get(c) for c in STREET_ELEMENTS}
+        elements = {c: found.get(c) for c in ELEMENTS}
         out.append(Aggregate(row[0], row[1], row[2], elements, *row[3:8]))
     return out
 
@@ -423,7 +424,7 @@ def standardise(session: Session, texts: Sequence[dict[str, str | None]]) -> lis
     for t in texts:
         found = {
             c: spelled[(c, v)] if c in NUMBER_ELEMENTS else v
-            for c in STREET_ELEMENTS
+            for c in ELEMENTS
             if (v := t.get(c)) is not None
         }
         out.append({c: v for c, v in found.items() if v is not None})
@@ -447,12 +448,12 @@ def describe_places(
     """For each place, its standard form (address_full_form, as for stored addresses) and
     whether its point lies in the `area=` polygon (true without an area, or for an area that has
     no polygon)."""
-    columns = ("district", "subdistrict", *STREET_ELEMENTS)
+    columns = ("district", "subdistrict", *ELEMENTS)
     arrays = ", ".join(f"CAST(:{c} AS text[])" for c in columns)
     params: dict[str, Any] = {
         "district": [p.district for p in places],
         "subdistrict": [p.subdistrict for p in places],
-        **{c: [p.elements.get(c) for p in places] for c in STREET_ELEMENTS},
+        **{c: [p.elements.get(c) for p in places] for c in ELEMENTS},
         "x": [p.lon for p in places],
         "y": [p.lat for p in places],
         "area_code": area.code if area else None,

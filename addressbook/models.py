@@ -8,8 +8,10 @@ name. Addresses keep the admin codes of their district, subdistrict, community a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final, cast
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -33,6 +35,10 @@ SRID = 4490
 # Levels of the hierarchy, shallow to deep; match levels reported by the geocoder use the same
 # names (DESIGN.md: district ... room).
 AREA_LEVELS = ("province", "city", "district", "subdistrict", "community")
+# The elements of an address below its admin areas, as the standard form writes them (街路巷
+# 门牌号 小区 楼栋 单元 户室): the columns of `addresses`, of an import file, of an edit and of a
+# parse. Declared once here; the importer, the edits, the geocoder and the scorer read it.
+ELEMENTS: Final = ("road", "house_number", "compound", "building", "unit", "room")
 
 
 class AdminArea(Base):
@@ -142,6 +148,13 @@ class Address(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+# The widths of the element columns, read from the table itself: imports and edits check them
+# to name the element that is too long, before the database could only say that some value is.
+ELEMENT_WIDTHS: Final[Mapping[str, int]] = MappingProxyType(
+    {name: int(cast(String, Address.__table__.c[name].type).length or 0) for name in ELEMENTS}
+)
 
 
 class AddressAlias(Base):

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from addressbook.models import ELEMENTS
 from addressbook.parser import Level
 
 CONFIDENT: Final = 0.8
@@ -52,7 +53,6 @@ AMBIGUITY_MARGIN: Final = 0.05
 SIMILARITY_CAP: Final = 0.7
 
 ADMIN_ELEMENTS: Final = ("district", "subdistrict", "community")
-STREET_ELEMENTS: Final = ("road", "house_number", "compound", "building", "unit", "room")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def judge(wanted: Wanted, found: Mapping[str, str | None]) -> Verdict:
         else:
             verdict.score *= CONFLICT[key]
             verdict.notes.append(f"the {key} differs from the text's")
-    for key in STREET_ELEMENTS:
+    for key in ELEMENTS:
         want = wanted.elements.get(key)
         if want is None:
             continue

@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 
 from addressbook import batch, gazetteer, geocoder, lifecycle, scoring, suggest
 from addressbook.geocoder import Candidate
-from addressbook.matching import STREET_ELEMENTS
+from addressbook.models import ELEMENTS as STREET_ELEMENTS
 from addressbook.parser import parse
 from addressbook.reverse import reverse
 from geo import spool

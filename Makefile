@@ -38,13 +38,18 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-## Refresh the MapLibre GL files the viewer serves (committed under tiles/static/vendor, so
-## neither npm nor a network is needed at run time) after changing its version in package.json
+## Refresh the MapLibre GL files the viewer serves (committed under tiles/static/vendor) and the
+## Swagger UI files of /api.html (geo/static/swagger-ui), so neither npm nor a network is needed
+## at run time, after changing a version in package.json
 vendor:
 	npm ci --no-audit --no-fund --loglevel=error
 	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
 	   node_modules/maplibre-gl/dist/LICENSE.txt tiles/static/vendor/
 	node -p "require('./node_modules/maplibre-gl/package.json').version" > tiles/static/vendor/VERSION
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	   node_modules/swagger-ui-dist/favicon-32x32.png node_modules/swagger-ui-dist/LICENSE \
+	   node_modules/swagger-ui-dist/NOTICE geo/static/swagger-ui/
+	node -p "require('./node_modules/swagger-ui-dist/package.json').version" > geo/static/swagger-ui/VERSION
 
 clean-data:
 	-$(BIN)/geo db stop

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from geo import inputs, spool
+from geo import apidocs, inputs, spool
 from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
 from geo.plugins import load_plugins
@@ -33,7 +33,7 @@ def create_app() -> FastAPI:
         title="Tianjin spatial address and GIS service",
         version="0.1.0",
         openapi_url="/api",
-        docs_url="/api.html",
+        docs_url=None,  # geo.apidocs serves /api.html from vendored files, not a CDN
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -42,6 +42,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     for module in (landing, crs, departments, department_settings, audit):
         app.include_router(module.router)
+    apidocs.install(app)
     for plugin in load_plugins():
         for router in plugin.routers:
             app.include_router(router)

@@ -20,6 +20,11 @@ CORE_CONFORMANCE = (
 )
 
 
+def _oas_version(request: Request) -> str:
+    """Major.minor of the OpenAPI document `/api` serves ("3.1.0" -> "3.1")."""
+    return ".".join(request.app.openapi_version.split(".")[:2])
+
+
 @router.get("/", summary="Landing page")
 def landing(request: Request) -> dict[str, Any]:
     base = str(request.base_url).rstrip("/")
@@ -38,7 +43,8 @@ def landing(request: Request) -> dict[str, Any]:
             },
             {
                 "rel": "service-desc",
-                "type": "application/vnd.oai.openapi+json;version=3.0",
+                # The version FastAPI writes (3.1), not OGC API Common's example (3.0).
+                "type": f"application/vnd.oai.openapi+json;version={_oas_version(request)}",
                 "title": "OpenAPI definition",
                 "href": f"{base}/api",
             },

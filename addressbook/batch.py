@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 
 from addressbook.geocoder import Candidate, geocode_many
+from geo import http
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.db import session_scope
 from geo.errors import ApiError
@@ -156,11 +157,9 @@ class JsonItem:
 
 def parse_json(body: bytes) -> list[JsonItem]:
     """`{"addresses": [...]}` or a bare list; items are strings or objects with an `address`
-    (or `text`, `q`) string and anything else (an `id`), which comes back unchanged."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "MalformedJSON", f"request body is not valid JSON: {exc}") from exc
+    (or `text`, `q`) string and anything else (an `id`), which comes back unchanged. The body
+    goes through the service's one JSON parser (geo.http: depth limit, NUL refused)."""
+    document = http.parse_json(body)
     items = document.get("addresses") if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise ApiError(

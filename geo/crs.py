@@ -30,7 +30,6 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import gcj02
 from geo.errors import ApiError
-from geo.nesting import check_json_depth
 
 __all__ = [
     "DEFAULT_CRS",
@@ -272,14 +271,12 @@ def transform_geojson(obj: Any, src: str, dst: str) -> dict[str, Any]:
 
     Anything that is not well-formed GeoJSON is an ``ApiError(400, "InvalidGeoJSON")`` whose
     message names the offending member, e.g. ``features[3].geometry.coordinates[0][2]``.
-    Deeply nested members the walk does not check (a feature's properties) are refused after
-    it: they are copied as they are, and orjson could not write them back (it stops at 255
-    levels: a 500).
+    Members the walk does not check (a feature's properties) are copied as they are: a body
+    comes through geo.http.parse_json, whose depth limit keeps them writable (orjson writes
+    only 255 levels).
     """
     fn = partial(_transform_columns, resolve(src), resolve(dst))
-    out = _map_geojson(obj, fn)
-    check_json_depth(obj, "request body")
-    return out
+    return _map_geojson(obj, fn)
 
 
 def _map_coordinates(obj: Any, fn: CoordFn) -> Any:

@@ -8,6 +8,10 @@ filters) lists them with ``openapi_extra={"x-free-query": True}``.
 The same routes also keep every declared int or float parameter (query or path) within what
 the database and PROJ can take (geo.inputs): an offset of 2^70 or a longitude of nan is a 400
 on every route, present or future, without each one having to remember it.
+
+And a route that declares a pydantic body has that body parsed by the service's one JSON parser
+(geo.http.parse_json: depth limit, NUL refused) rather than by FastAPI's ``json.loads``, which
+knows no depth limit (deep nesting was a RecursionError, a 500).
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from geo import inputs
 from geo.errors import ApiError
+from geo.http import json_body
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 # Accepted everywhere: `f` picks the output format, `key` authenticates map clients that cannot
 # send headers.
@@ -109,9 +116,36 @@ def check_numbers(request: Request, params: list[NumberParam]) -> None:
                 continue
 
 
+def _json_content(request: Request) -> bool:
+    """Whether FastAPI would read this body as JSON: no content type, or application/json or
+    application/*+json."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return (
+        not kind
+        or kind == "application/json"
+        or (kind.startswith("application/") and kind.endswith("+json"))
+    )
+
+
+def _parsed_json_body(handler: Handler) -> Handler:
+    """Parse a JSON body with geo.http before FastAPI validates it against the route's model.
+
+    FastAPI reads bodies through Starlette's ``Request.json()``, which returns the document it
+    keeps in ``Request._json`` when present; storing ours there is the hook Starlette offers."""
+
+    async def parsing_handler(request: Request) -> Response:
+        if _json_content(request) and await request.body():
+            request._json = await json_body(request)
+        return await handler(request)
+
+    return parsing_handler
+
+
 class StrictQueryRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        if self.body_field is not None and not isinstance(self.body_field.field_info, params.Form):
+            handler = _parsed_json_body(handler)
         numbers = numeric_params(self.dependant)
         if (self.openapi_extra or {}).get("x-free-query"):
             if not numbers:

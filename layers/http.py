@@ -1,67 +1,19 @@
-"""Request and response plumbing the layer routes share: JSON bodies, formats, bbox and crs
-parameters, links, conditional requests."""
+"""Request and response plumbing the layer routes share: formats, bbox and crs parameters,
+links. JSON bodies (geo.http) and preconditions (geo.preconditions) are the core's."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-import orjson
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 from numpy.typing import NDArray
-from pydantic import BaseModel, ValidationError
 
-from geo import crs, inputs
+from geo import crs
 from geo.errors import ApiError
-from geo.settings import get_settings
-from layers.schema import json_depth
 
 GEOJSON = "application/geo+json"
 Floats = NDArray[np.float64]
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_json(raw: bytes, what: str = "request body") -> Any:
-    """orjson (no NaN, bounded recursion) plus the service's own nesting limit."""
-    if not raw.strip():
-        raise ApiError(400, "MalformedJSON", f"{what} is empty")
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "MalformedJSON", f"{what} is not valid JSON: {exc}") from exc
-    limit = get_settings().max_json_depth
-    if json_depth(value, limit) > limit:
-        raise ApiError(
-            400, "TooDeep", f"{what} is nested deeper than {limit} levels (GEO_MAX_JSON_DEPTH)"
-        )
-    # PostgreSQL cannot store NUL; JSON reaching here outside a request body (the upload's
-    # multipart `metadata`) has not passed the body watch of geo.inputs.
-    inputs.reject_nul(raw, value, what)
-    return value
-
-
-async def json_body(request: Request) -> Any:
-    """Dependency: the request's JSON body (bounded by geo.http's body limit), parsed.
-
-    A large document is parsed and depth-checked in the thread pool: walking a few MB of
-    coordinates on the event loop would stall every other request of the worker."""
-    raw = await request.body()
-    if len(raw) > 256 * 1024:
-        return await run_in_threadpool(parse_json, raw)
-    return parse_json(raw)
-
-
-def model(cls: type[M], value: Any) -> M:
-    try:
-        return cls.model_validate(value)
-    except ValidationError as exc:
-        errors = exc.errors()
-        details = [{"location": [str(p) for p in e["loc"]], "problem": e["msg"]} for e in errors]
-        where = ".".join(details[0]["location"]) or "body"
-        raise ApiError(
-            400, "InvalidParameterValue", f"{where}: {details[0]['problem']}", details
-        ) from exc
 
 
 def wants(request: Request, allowed: tuple[str, ...] = ("json", "html")) -> str:

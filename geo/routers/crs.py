@@ -13,7 +13,7 @@ from fastapi import Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo import crs
-from geo.errors import ApiError
+from geo.http import json_body
 from geo.routing import api_router
 
 router = api_router(tags=["crs"])
@@ -51,7 +51,7 @@ async def transform(
     """Coordinates always travel x = lon/easting, y = lat/northing, as in every GeoJSON file."""
     crs.resolve(src)
     target = crs.resolve(dst)
-    body = _parse_json(await request.body())
+    body = await json_body(request)
     # Big collections take CPU time; keep the event loop free for other requests meanwhile.
     result = await run_in_threadpool(crs.transform_geojson, body, src, dst)
     return Response(
@@ -59,16 +59,3 @@ async def transform(
         media_type="application/geo+json",
         headers={"Content-Crs": f"<{target.uri}>"},
     )
-
-
-def _parse_json(raw: bytes) -> Any:
-    """Parse here rather than through a pydantic model, so that GeoJSON errors name the member.
-
-    orjson also refuses NaN/Infinity literals and caps nesting depth, which json.loads does not.
-    """
-    if not raw.strip():
-        raise ApiError(400, "MalformedJSON", "request body is empty; send a GeoJSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "MalformedJSON", f"request body is not valid JSON: {exc}") from exc

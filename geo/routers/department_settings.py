@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 from geo import audit, departments
 from geo.auth import Principal, require_platform_admin
 from geo.db import get_session
-from geo.errors import ApiError
+from geo.http import json_body
 from geo.routing import api_router
 
 router = api_router(prefix="/departments", tags=["departments"])
@@ -31,11 +30,7 @@ class DepartmentPatch(BaseModel):
 
 async def department_patch(request: Request) -> DepartmentPatch:
     """Dependency: the JSON body, read and checked before the (sync) handler runs."""
-    raw = await request.body()
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "MalformedJSON", f"request body is not valid JSON: {exc}") from exc
+    value = await json_body(request)
     try:
         return DepartmentPatch.model_validate(value)
     except ValidationError as exc:

@@ -15,13 +15,14 @@ from geo import crs as geo_crs
 from geo.auth import Principal, principal
 from geo.db import DbSession
 from geo.errors import ApiError
+from geo.http import json_body, model
 from geo.inputs import BIGINT_MAX
 from geo.routing import api_router
 from geo.settings import get_settings
 from geo.sources import LayerSource
 from layers import catalogue, identify, overlay
 from layers.cql import Compiler, parse
-from layers.http import GEOJSON, content_crs, json_body, model
+from layers.http import GEOJSON, content_crs
 from layers.ingest import geometry
 
 router = api_router(tags=["analysis"])

@@ -17,6 +17,7 @@ from geo import crs, inputs
 from geo.auth import Principal, principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
+from geo.http import json_body, model
 from geo.routing import ALWAYS_ALLOWED, api_router
 from geo.settings import get_settings
 from geo.sources import PROPERTY_TYPES, LayerSource
@@ -27,8 +28,6 @@ from layers.http import (
     base_url,
     content_crs,
     etag,
-    json_body,
-    model,
     parse_bbox,
     self_url,
     wants,

@@ -18,9 +18,10 @@ from geo import crs
 from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
+from geo.http import json_body
 from geo.routing import api_router
 from layers import catalogue, editing, features
-from layers.http import GEOJSON, base_url, etag, if_match, json_body
+from layers.http import GEOJSON, base_url, etag, if_match
 from layers.models import Layer
 from layers.routers.collections import _fid
 

@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
+from geo.http import model, parse_json
 from geo.routing import api_router
 from geo.settings import get_settings
 from geo.spool import new_folder
-from layers.http import model, parse_json
 from layers.ingest.limits import spool
 from layers.ingest.pipeline import UploadOptions, upload
 from layers.routers.collections import LayerPatch, PropertyIn

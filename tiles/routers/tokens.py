@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from geo.auth import Principal, require
 from geo.db import get_session
+from geo.http import json_body, model
 from geo.routing import api_router
-from layers.http import json_body, model
 from tiles import service
 
 router = api_router(tags=["tiles"])

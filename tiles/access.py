@@ -20,9 +20,9 @@ access change reaches tile requests once the replica has replayed it (replicatio
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
+from cachetools import LRUCache
 from starlette.concurrency import run_in_threadpool
 
 from geo.auth import Principal
@@ -56,9 +56,11 @@ def _audit(who: Principal, sources: Sequence[LayerSource], how: str) -> None:
 
 
 class AccessCache:
+    """The catalogue's answers, the `size` most recently used kept (a cachetools LRUCache,
+    which is not thread-safe: every access holds the lock)."""
+
     def __init__(self, size: int = REMEMBERED) -> None:
-        self.size = size
-        self._entries: OrderedDict[AccessKey, list[LayerSource]] = OrderedDict()
+        self._entries: LRUCache[AccessKey, list[LayerSource]] = LRUCache(size)
         self._lock = threading.Lock()
 
     async def readable(
@@ -71,8 +73,6 @@ class AccessCache:
         key: AccessKey = (who.department, who.role, tuple(ids), versions)
         with self._lock:
             sources = self._entries.get(key)
-            if sources is not None:
-                self._entries.move_to_end(key)
         if sources is None:
             sources = await run_in_threadpool(_catalogue_lookup, who, ids)
             # Store only an answer made at the versions we keyed it by (an edit may have landed
@@ -80,8 +80,6 @@ class AccessCache:
             if tuple(s.version for s in sources) == versions:
                 with self._lock:
                     self._entries[key] = sources
-                    while len(self._entries) > self.size:
-                        self._entries.popitem(last=False)
         if read_as and not all(s.public for s in sources):
             await run_in_threadpool(_audit, who, sources, read_as)
         return sources

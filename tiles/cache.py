@@ -17,13 +17,18 @@ import re
 import shutil
 import tempfile
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+
+from cachetools import LRUCache
 
 # Bookkeeping per entry (key, dict slot), so a cache full of empty tiles still has a bound.
 ENTRY_OVERHEAD = 200
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")  # fullmatch: "$" also matches before "\n"
+
+
+def _entry_size(data: bytes) -> int:
+    return len(data) + ENTRY_OVERHEAD
 
 
 @dataclass(frozen=True)
@@ -37,34 +42,31 @@ class TileKey:
 
 
 class MemoryCache:
-    """Least recently used entries go first once the byte budget is reached."""
+    """Least recently used entries go first once the byte budget is reached.
+
+    cachetools' LRUCache sized by bytes (`getsizeof`); it is not thread-safe, and even a `get`
+    reorders it, so every access holds the lock (tiles are cached from the event loop and from
+    the thread pool alike)."""
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
-        self.used = 0
-        self._entries: OrderedDict[TileKey, bytes] = OrderedDict()
+        self._entries: LRUCache[TileKey, bytes] = LRUCache(budget_bytes, getsizeof=_entry_size)
         self._lock = threading.Lock()
+
+    @property
+    def used(self) -> int:
+        """Bytes held, entries' bookkeeping included."""
+        return int(self._entries.currsize)
 
     def get(self, key: TileKey) -> bytes | None:
         with self._lock:
-            data = self._entries.get(key)
-            if data is not None:
-                self._entries.move_to_end(key)
-            return data
+            return self._entries.get(key)
 
     def put(self, key: TileKey, data: bytes) -> None:
-        size = len(data) + ENTRY_OVERHEAD
-        if size > self.budget:
-            return
+        if _entry_size(data) > self.budget:
+            return  # LRUCache would raise: a tile larger than the whole budget is not kept
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.used -= len(old) + ENTRY_OVERHEAD
             self._entries[key] = data
-            self.used += size
-            while self.used > self.budget:
-                _, evicted = self._entries.popitem(last=False)
-                self.used -= len(evicted) + ENTRY_OVERHEAD
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,7 +74,6 @@ class MemoryCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self.used = 0
 
 
 class DiskCache:

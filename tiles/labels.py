@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import orjson
+from cachetools import LRUCache
 from psycopg import sql
 
 from geo.sources import LayerSource
@@ -58,10 +58,11 @@ def etag(sources: Sequence[LayerSource]) -> str:
 
 
 class LabelDocuments:
-    """GeoJSON label documents, rendered once per (layers, versions)."""
+    """GeoJSON label documents, rendered once per (layers, versions); the most recently used
+    ones kept (a cachetools LRUCache, not thread-safe: every access holds the lock)."""
 
     def __init__(self) -> None:
-        self._documents: OrderedDict[str, bytes] = OrderedDict()
+        self._documents: LRUCache[str, bytes] = LRUCache(_DOCUMENTS_KEPT)
         self._lock = threading.Lock()
 
     async def get(self, sources: Sequence[LayerSource]) -> bytes:
@@ -72,8 +73,6 @@ class LabelDocuments:
             document = await self._render(labelled(sources))
             with self._lock:
                 self._documents[key] = document
-                while len(self._documents) > _DOCUMENTS_KEPT:
-                    self._documents.popitem(last=False)
         return document
 
     @staticmethod

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from geo import apidocs, inputs, spool
+from geo import apidocs, inputs, logs, spool
 from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
 from geo.plugins import load_plugins
@@ -49,4 +49,5 @@ def create_app() -> FastAPI:
         if plugin.setup_app:
             plugin.setup_app(app)
     install_rate_limits(app, get_settings())  # last, so outermost: a refusal costs nothing else
+    logs.install(app)  # outside even that: refused requests are logged and timed too
     return app

@@ -155,7 +155,9 @@ def principal(request: Request) -> Principal:
         )
     api_key, department = found
     verified_key_hashes.add(api_key.key_hash)
-    return Principal(department.code, api_key.role, api_key.prefix, client)
+    who = Principal(department.code, api_key.role, api_key.prefix, client)
+    request.state.principal = who  # the request's log line (geo.logs) names it
+    return who
 
 
 def require(role: str) -> Callable[[Principal], Principal]:

@@ -116,7 +116,7 @@ def migrate() -> None:
 def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
-    from geo.redact import uvicorn_log_config
+    from geo.logs import log_config
     from geo.utf8_targets import PROTOCOL
 
     settings = get_settings()
@@ -130,8 +130,10 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers=workers or settings.workers,
         proxy_headers=True,
         log_level="info",
-        # The access log prints query strings; `?key=` and `?token=` values are redacted.
-        log_config=uvicorn_log_config(),
+        # geo.logs writes one line per request (route, caller, request id, credentials
+        # redacted); uvicorn's access log would be a second one.
+        access_log=False,
+        log_config=log_config(settings),
     )
 
 

@@ -158,3 +158,17 @@ def install_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+
+def internal_error(request_id: str) -> JSONResponse:
+    """500 for a failure nobody foresaw (a bug): the one error shape still, with the request
+    id the client can quote and under which the log holds the traceback (geo.logs). The
+    exception's own text stays out: it may name tables, files or values."""
+    return JSONResponse(
+        error_body(
+            "InternalError",
+            "an unexpected error occurred; the service's log has the details under this request id",
+            {"request_id": request_id},
+        ),
+        status_code=500,
+    )

@@ -6,13 +6,12 @@ each such request wrote a working credential into the log, readable by anyone wh
 or their backups. The filter rewrites the values of those parameters (whatever their case or
 percent-encoding, which the query parser would undo) before any handler formats the record.
 
-`geo serve` installs it on uvicorn's handlers through `uvicorn_log_config()`, a dictConfig that
-uvicorn applies in every worker process it starts.
+`geo serve` installs it on its one log handler (geo.logs.log_config, a dictConfig that uvicorn
+applies in every worker process it starts), so every line is covered, whoever logs it.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from typing import Any
@@ -60,17 +59,3 @@ class RedactSecrets(logging.Filter):
         elif isinstance(record.args, dict):
             record.args = {k: _redact_value(v) for k, v in record.args.items()}
         return True
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging configuration with RedactSecrets on each of its handlers.
-
-    On the handlers rather than the loggers: a logger's filters see only records logged on
-    that logger itself, not those its children propagate."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_secrets"] = {"()": f"{__name__}.RedactSecrets"}
-    for handler in config["handlers"].values():
-        handler.setdefault("filters", []).append("redact_secrets")
-    return config

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +60,17 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias="GEO_BULK_STATEMENT_TIMEOUT_MS",
         description="statement_timeout of uploads, address imports, sample loads, migrations",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        validation_alias="GEO_LOG_FORMAT",
+        description="text: one human-readable line per record; json: one JSON object per line",
+    )
+    slow_query_ms: int = Field(
+        default=1000,
+        ge=0,
+        validation_alias="GEO_SLOW_QUERY_MS",
+        description="statements slower than this are logged as warnings; 0 logs every one",
     )
     max_items_limit: int = Field(default=10_000, validation_alias="GEO_MAX_ITEMS_LIMIT")
     pool_size: int = Field(default=10, validation_alias="GEO_POOL_SIZE")

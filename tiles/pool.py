@@ -16,6 +16,7 @@ import weakref
 from psycopg_pool import AsyncConnectionPool
 
 from geo.db import read_engine, timeout_options
+from geo.logs import TimedAsyncCursor
 from geo.settings import get_settings
 from tiles.settings import tile_settings
 
@@ -25,6 +26,8 @@ CONNECTION_KWARGS = {
     # Parallel workers are new processes: each pays PROJ's set-up on its first ST_Transform
     # (about 100 ms), several times a typical tile's whole cost.
     "options": "-c max_parallel_workers_per_gather=0",
+    # Slow statements are logged like SQLAlchemy's (GEO_SLOW_QUERY_MS); the pool has no events.
+    "cursor_factory": TimedAsyncCursor,
 }
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncConnectionPool]]
 _pools = weakref.WeakKeyDictionary()

@@ -65,7 +65,9 @@ async def caller(request: Request, token: str | None = TOKEN_QUERY) -> Principal
         claims = tokens.verify(token)
         claims.check_scope(requested_layers(request))
         request.state.link_token = token
-        return claims.principal(client)
+        who = claims.principal(client)
+        request.state.principal = who  # for the request's log line (geo.logs)
+        return who
     if not header and not keyed:
         return Principal(None, None, None, client)
     who = await run_in_threadpool(principal, request)

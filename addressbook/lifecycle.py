@@ -8,13 +8,13 @@ uses (address_standard, address_full_form, address_code), so an address typed in
 same address imported from a file look exactly alike. The code is assigned once, at creation,
 and is the address's identity: later edits keep it.
 
-Updates need `If-Match` with the version the client read (the ETag of GET /addresses/{id}): a
-428 without it, a 412 when someone else changed the address in between.
+Every change to an existing address (update, replace, retire) needs `If-Match` with the version
+the client read (the ETag of GET /addresses/{id}): a 428 without it, a 412 when someone else
+changed the address in between (geo.preconditions, the rule of every ETag of the service).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -29,9 +29,9 @@ from geo import audit, departments, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, transform_xy
 from geo.errors import ApiError, not_found
+from geo.preconditions import check_if_match
 
 AREA_FIELDS: Final = ("district", "subdistrict", "community")
-_ETAG: Final = re.compile(r'(?:W/)?"?([0-9]+)"?')  # fullmatch: "$" also matches before "\n"
 
 _RECORD_SQL: Final = """
 SELECT a.id, a.code, a.status, a.successor_id, a.version, a.full_address AS standard,
@@ -193,10 +193,6 @@ def history(session: Session, address_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
 # --- checks --------------------------------------------------------------------------------------
 
 
@@ -281,37 +277,6 @@ def _check_unique(session: Session, prepared: Prepared, other_than: int | None) 
             "DuplicateAddress",
             f"address {clash} already is {prepared.full_address}",
             {"existing_id": int(clash), "standard": prepared.full_address},
-        )
-
-
-def check_version(current: int, if_match: str | None, required: bool = True) -> None:
-    """If-Match against the stored version: 428 when required and missing, 412 when stale."""
-    if if_match is None or not if_match.strip():
-        if required:
-            raise ApiError(
-                428,
-                "PreconditionRequired",
-                f"send If-Match with the version you edit (the ETag of GET; now {etag(current)})",
-                {"version": current},
-            )
-        return
-    tags = [t.strip() for t in if_match.split(",")]
-    if "*" in tags:
-        return
-    versions_sent = [int(m.group(1)) for t in tags if (m := _ETAG.fullmatch(t))]
-    if not versions_sent:
-        raise ApiError(
-            400,
-            "InvalidParameterValue",
-            f"If-Match {if_match!r} is not an ETag of this service (like {etag(current)})",
-        )
-    if current not in versions_sent:
-        raise ApiError(
-            412,
-            "PreconditionFailed",
-            f"the address changed since you read it: it is at version {current}, "
-            f"you sent {if_match}; GET it again and redo the edit",
-            {"version": current},
         )
 
 
@@ -428,7 +393,7 @@ def update(
     ones cleared). The subdistrict and community follow the location unless given."""
     require_authority(session, who)
     current = _current(session, address_id)
-    check_version(current["version"], if_match)
+    check_if_match(if_match, current["version"], required=True, what=f"address {address_id}")
     if current["status"] != "active":
         raise ApiError(409, "Retired", f"address {address_id} is retired; it cannot be edited")
     if "lon" in changes or "lat" in changes:
@@ -490,7 +455,7 @@ def retire(
     geocoder answers texts naming the old one with the successor."""
     require_authority(session, who)
     current = _current(session, address_id)
-    check_version(current["version"], if_match, required=False)
+    check_if_match(if_match, current["version"], required=True, what=f"address {address_id}")
     if current["status"] != "active":
         raise ApiError(409, "Retired", f"address {address_id} is already retired")
     if successor_id is not None:

@@ -11,7 +11,9 @@ on every route, present or future, without each one having to remember it.
 
 And a route that declares a pydantic body has that body parsed by the service's one JSON parser
 (geo.http.parse_json: depth limit, NUL refused) rather than by FastAPI's ``json.loads``, which
-knows no depth limit (deep nesting was a RecursionError, a 500).
+knows no depth limit (deep nesting was a RecursionError, a 500). Every GET answers
+``If-None-Match`` by geo.preconditions' rule: a read sends its ETag, the route turns it into a
+304 when the client has it already.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fastapi import APIRouter, Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from geo import inputs
+from geo import inputs, preconditions
 from geo.errors import ApiError
 from geo.http import json_body
 
@@ -141,11 +143,24 @@ def _parsed_json_body(handler: Handler) -> Handler:
     return parsing_handler
 
 
+def _conditional_get(handler: Handler) -> Handler:
+    """If-None-Match on a read (geo.preconditions): refused before the work when malformed,
+    a 304 after it when the answer's ETag is one the client has."""
+
+    async def conditional_handler(request: Request) -> Response:
+        preconditions.check_if_none_match(request)
+        return preconditions.conditional(request, await handler(request))
+
+    return conditional_handler
+
+
 class StrictQueryRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         if self.body_field is not None and not isinstance(self.body_field.field_info, params.Form):
             handler = _parsed_json_body(handler)
+        if "GET" in self.methods:
+            handler = _conditional_get(handler)
         numbers = numeric_params(self.dependant)
         if (self.openapi_extra or {}).get("x-free-query"):
             if not numbers:

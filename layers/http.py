@@ -109,23 +109,3 @@ def _finite(v: float) -> bool:
 
 def content_crs(target: str) -> dict[str, str]:
     return {"Content-Crs": f"<{crs.resolve(target).uri}>"}
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def if_match(request: Request, current: int) -> None:
-    """Optimistic locking (Part 4): a stale If-Match is a 412 naming the current version."""
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
-        return
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    if etag(current) not in tags:
-        raise ApiError(
-            412,
-            "PreconditionFailed",
-            f"the feature changed: If-Match {header} but the current version is {etag(current)}",
-            {"current": etag(current)},
-            headers={"ETag": etag(current)},
-        )

@@ -193,6 +193,18 @@ def test_update_needs_the_current_version(client: TestClient, dept: Dept, room: 
     assert [v["data"]["room"] for v in history] == ["502室", "601室", "601室"]
 
 
+def test_reads_answer_if_none_match(client: TestClient, dept: Dept, room: Stored) -> None:
+    """The rule of every ETag of the service (geo.preconditions), on an address."""
+    made = create(client, dept, new_address(room, house_number="8011"))
+    url = f"/addresses/{made['id']}"
+    cached = client.get(url, headers={"If-None-Match": '"1"'})
+    assert cached.status_code == 304 and cached.headers["etag"] == '"1"'
+    assert client.get(url, headers={"If-None-Match": '"2"'}).status_code == 200
+    assert client.get(url, headers={"If-None-Match": "1"}).status_code == 400
+    unquoted = client.patch(url, json={"room": "701"}, headers={**dept.editor, "If-Match": "1"})
+    assert unquoted.status_code == 400 and unquoted.json()["code"] == "InvalidParameterValue"
+
+
 def test_put_replaces_every_field(client: TestClient, dept: Dept, room: Stored) -> None:
     made = create(client, dept, new_address(room, house_number="8004"))
     body = new_address(
@@ -220,23 +232,20 @@ def test_retired_addresses_lead_to_their_successor(
     old = create(client, dept, new_address(room, house_number="8006"))
     new = create(client, dept, new_address(room, house_number="8008"))
     url = f"/addresses/{old['id']}/retire"
-    assert (
-        client.post(url, json={"successor_id": old["id"]}, headers=dept.editor).status_code == 400
-    )
-    assert (
-        client.post(url, json={"successor_id": 999999999}, headers=dept.editor).status_code == 400
-    )
+    at = {1: {**dept.editor, "If-Match": '"1"'}, 2: {**dept.editor, "If-Match": '"2"'}}
+    assert client.post(url, json={"successor_id": old["id"]}, headers=at[1]).status_code == 400
+    assert client.post(url, json={"successor_id": 999999999}, headers=at[1]).status_code == 400
+    missing = client.post(url, json={"successor_id": new["id"]}, headers=dept.editor)
+    assert missing.status_code == 428 and missing.json()["code"] == "PreconditionRequired"
     assert (
         client.post(
             url, json={"successor_id": new["id"]}, headers={**dept.editor, "If-Match": '"5"'}
         )
     ).status_code == 412
-    response = client.post(url, json={"successor_id": new["id"]}, headers=dept.editor)
+    response = client.post(url, json={"successor_id": new["id"]}, headers=at[1])
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "retired" and response.json()["successor_id"] == new["id"]
-    assert (
-        client.post(url, json={"successor_id": new["id"]}, headers=dept.editor).status_code == 409
-    )
+    assert client.post(url, json={"successor_id": new["id"]}, headers=at[2]).status_code == 409
     with session_scope() as session:
         best = geocode(session, old["standard"])[0]
     assert best.address_id == new["id"] and best.replaces == old["id"]

@@ -15,6 +15,7 @@ from fastapi import Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from geo import preconditions
 from geo.auth import Principal, principal
 from geo.errors import ApiError
 from geo.sources import LayerSource
@@ -130,15 +131,6 @@ def parse_layer_ids(raw: str) -> list[str]:
     return ids
 
 
-def etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    candidates = {c.strip().removeprefix("W/") for c in header.split(",")}
-    return etag in candidates
-
-
 def cache_control(sources: Sequence[LayerSource]) -> str:
     """Public data may sit in browsers and CDNs for max-age, then revalidate by ETag (a 304
     costs one version lookup); anything with a non-public layer never lands in a shared cache."""
@@ -155,7 +147,7 @@ async def tile_response(
     plans = await engine.plan(sources)
     etag = engine.etag(plans, tile)
     headers = {"ETag": etag, "Cache-Control": cache_control(sources)}
-    if etag_matches(request.headers.get("if-none-match"), etag):
+    if preconditions.not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     data = await engine.render(plans, tile)
     if not data:

@@ -24,7 +24,7 @@ from addressbook.geocoder import Candidate
 from addressbook.models import ELEMENTS as STREET_ELEMENTS
 from addressbook.parser import parse
 from addressbook.reverse import reverse
-from geo import spool
+from geo import preconditions, spool
 from geo.auth import Principal, principal, require
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.db import DbSession, session_scope
@@ -291,7 +291,7 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 def _answer(session: Session, response: Response, address_id: int, crs: str) -> dict[str, Any]:
     out = lifecycle.record(session, address_id, resolve(crs).id)
-    response.headers["ETag"] = lifecycle.etag(out["version"])
+    response.headers["ETag"] = preconditions.etag(out["version"])
     return out
 
 

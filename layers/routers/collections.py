@@ -18,6 +18,7 @@ from geo.auth import Principal, principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
 from geo.http import json_body, model
+from geo.preconditions import etag
 from geo.routing import ALWAYS_ALLOWED, api_router
 from geo.settings import get_settings
 from geo.sources import PROPERTY_TYPES, LayerSource
@@ -27,7 +28,6 @@ from layers.http import (
     GEOJSON,
     base_url,
     content_crs,
-    etag,
     parse_bbox,
     self_url,
     wants,

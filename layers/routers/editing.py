@@ -1,8 +1,8 @@
 """OGC API - Features Part 4: create, replace, update (JSON merge patch) and delete features.
 
-The input CRS comes from the ``Content-Crs`` header (CRS84 when absent). ``If-Match`` is honoured:
-with a stale ETag the write is refused with 412; without one the write goes through (clients
-that never read ETags still work), and every response carries the new ETag.
+The input CRS comes from the ``Content-Crs`` header (CRS84 when absent). ``If-Match`` is honoured
+(geo.preconditions): with a stale ETag the write is refused with 412; without one the write goes
+through (clients that never read ETags still work), and every response carries the new ETag.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
 from geo.http import json_body
+from geo.preconditions import check_if_match, etag
 from geo.routing import api_router
 from layers import catalogue, editing, features
-from layers.http import GEOJSON, base_url, etag, if_match
+from layers.http import GEOJSON, base_url
 from layers.models import Layer
 from layers.routers.collections import _fid
 
@@ -38,6 +39,13 @@ _FEATURE_BODY = {
 def _input_crs(request: Request) -> str:
     header = request.headers.get("content-crs")
     return crs.resolve(header.strip().strip("<>")).id if header else crs.DEFAULT_CRS
+
+
+def _if_match(request: Request, fid: int) -> Callable[[int], None]:
+    """The check of the request's If-Match against the feature's version, run under the row
+    lock: honoured, not required (Part 4; geo.preconditions)."""
+    header = request.headers.get("if-match")
+    return partial(check_if_match, header, required=False, what=f"feature {fid}")
 
 
 def _feature_response(
@@ -69,7 +77,7 @@ def _edit_item(
     """PUT and PATCH: ``write`` (editing.replace or editing.patch), then the feature as written."""
     layer = catalogue.writable_layer(session, who, collection_id)
     fid = _fid(feature_id)
-    write(session, who, layer, fid, body, _input_crs(request), partial(if_match, request))
+    write(session, who, layer, fid, body, _input_crs(request), _if_match(request, fid))
     return _feature_response(session, request, layer, fid, 200)
 
 
@@ -139,5 +147,6 @@ def delete_item(
     who: Principal = Depends(editor),
 ) -> Response:
     layer = catalogue.writable_layer(session, who, collection_id)
-    editing.delete(session, who, layer, _fid(feature_id), partial(if_match, request))
+    fid = _fid(feature_id)
+    editing.delete(session, who, layer, fid, _if_match(request, fid))
     return Response(status_code=204)

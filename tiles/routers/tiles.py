@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Depends, Request, Response
 
+from geo import preconditions
 from geo.auth import Principal
 from geo.routing import api_router
 from tiles import labels, service
@@ -56,7 +57,7 @@ async def get_labels(
 ) -> Response:
     sources = await access_cache.readable(who, service.parse_layer_ids(layers), read_as="labels")
     headers = {"ETag": labels.etag(sources), "Cache-Control": service.cache_control(sources)}
-    if service.etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+    if preconditions.not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     body = await labels.label_documents.get(sources)
     return Response(body, media_type="application/geo+json", headers=headers)

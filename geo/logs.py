@@ -134,7 +134,10 @@ def _log_request(
         "client": client[0] if client else None,
         "path": _target(scope),
     }
-    level = logging.ERROR if failure or (status or 0) >= 500 else logging.INFO
+    # A bug is an error; other 5xx (a statement timeout's 503) are the service struggling.
+    level = logging.WARNING if (status or 0) >= 500 else logging.INFO
+    if failure:
+        level = logging.ERROR
     request_log.log(
         level,
         "%s %s %s %.1fms dept=%s key=%s client=%s path=%s",
@@ -151,13 +154,20 @@ def _log_request(
     )
 
 
-def _excerpt(statement: str) -> str:
-    return " ".join(statement.split())[:STATEMENT_EXCERPT]
+def _excerpt(statement: Query) -> str:
+    if isinstance(statement, bytes):
+        text = statement.decode(errors="replace")
+    elif isinstance(statement, sql.Composable):
+        text = statement.as_string(None)
+    else:
+        text = str(statement)
+    return " ".join(text.split())[:STATEMENT_EXCERPT]
 
 
-def note_statement(statement: str, seconds: float) -> None:
+def note_statement(statement: Query, seconds: float) -> None:
     """Warn when a statement took longer than GEO_SLOW_QUERY_MS. `statement` is the SQL text
-    only: its bound values (keys' hashes, people's addresses) never reach the log."""
+    only: its bound values (keys' hashes, people's addresses) never reach the log. Rendered
+    only when it is logged: most statements are fast."""
     ms = seconds * 1000
     if ms >= get_settings().slow_query_ms:
         excerpt = _excerpt(statement)
@@ -202,17 +212,8 @@ class TimedAsyncCursor(AsyncCursor[Row]):
         try:
             await super().execute(query, *args, **kwargs)
         finally:
-            note_statement(self._text(query), time.perf_counter() - started)
+            note_statement(query, time.perf_counter() - started)
         return self
-
-    def _text(self, query: Query) -> str:
-        if isinstance(query, str):
-            return query
-        if isinstance(query, bytes | bytearray | memoryview):
-            return bytes(query).decode(errors="replace")
-        if isinstance(query, sql.Composable):
-            return query.as_string(self)
-        return str(query)
 
 
 def install(app: FastAPI) -> None:

@@ -63,6 +63,8 @@ def _incoming_id(scope: Scope) -> str | None:
 
 def _printable(text: str) -> str:
     """`text` with anything unprintable escaped: a logged path can never start a new line."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 

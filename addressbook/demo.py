@@ -1,7 +1,8 @@
 """Plausible generated addresses and grids for demos, samples and benchmarks.
 
 Real district, subdistrict and community names and (derived) polygons from the admin areas;
-synthetic roads and compounds laid out inside each community: roads cross the community, house
+synthetic roads and compounds laid out inside each community (the first roads of the central
+districts and Binhai take real main road names, MAIN_ROADS): roads cross the community, house
 numbers increase along each road (odd on one side, even on the other), each house number fronts a
 compound whose buildings stand in rows behind it, every building has units and rooms
 (floor * 100 + n). Villages get house numbers along their roads and nothing deeper.
@@ -101,6 +102,19 @@ ROAD_STEMS = [
     "白堤",
 ]
 ROAD_DIRECTIONS = ("", "东", "西", "南", "北", "中")
+# Real main roads, from public maps, given to the first roads laid out in each district before
+# any generated name, so that the sample answers the addresses people try first
+# (天津市河西区友谊路...). Only their names are real: each lies in one community, numbered like
+# the generated roads.
+MAIN_ROADS = {
+    "和平区": ("南京路", "解放北路", "和平路", "滨江道", "大沽北路", "成都道", "营口道"),
+    "河西区": ("友谊路", "解放南路", "大沽南路", "黑牛城道", "围堤道", "紫金山路", "马场道"),
+    "南开区": ("卫津路", "鞍山西道", "复康路", "白堤路", "黄河道", "长江道", "红旗路"),
+    "河东区": ("十一经路", "津塘路", "卫国道", "六纬路", "新开路", "华昌大街"),
+    "河北区": ("中山路", "金纬路", "狮子林大街", "建国道", "昆纬路", "金钟河大街"),
+    "红桥区": ("西青道", "芥园道", "咸阳北路", "光荣道"),
+    "滨海新区": ("第二大街", "黄海路", "迎宾大道"),
+}
 CORE_SUFFIXES = ("道", "路", "里", "胡同", "大街")
 OUTER_SUFFIXES = ("路", "大街", "街", "道", "里")
 VILLAGE_LANES = (
@@ -297,6 +311,9 @@ def _district_names(
         if kind == "road":
             suffixes = CORE_SUFFIXES if district in CORE_DISTRICTS else OUTER_SUFFIXES
             pool = _name_pool(rng, tuple(ROAD_STEMS), ROAD_DIRECTIONS, suffixes)
+            main = MAIN_ROADS.get(district, ())
+            # Drawn before filtering, so every later draw of the generator stays the same.
+            pool = np.concatenate([np.array(main, dtype=object), pool[~np.isin(pool, main)]])
         else:
             stems = tuple(COMPOUND_STEMS)
             pool = _name_pool(rng, stems, stems, COMPOUND_SUFFIXES)

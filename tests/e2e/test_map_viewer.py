@@ -44,6 +44,7 @@ ADDRESS_TEXT = "和平区测图路8号"
 OUTLINE = (0x4A, 0x3F, 0x8C)  # tiles.styles: the districts' outline colour
 BACKGROUND = (0xF6, 0xF4, 0xEE)
 
+
 @pytest.fixture(scope="module")
 def districts(database_url: str) -> Iterator[None]:
     """The 16 district outlines of the bundled data, moved from GCJ-02 into the storage CRS as

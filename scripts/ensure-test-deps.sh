@@ -2,7 +2,8 @@
 # Debian packages the end-to-end tests need: GDAL's command-line clients (ogrinfo, ogr2ogr);
 # Chromium, its WebDriver and a CJK font for the /map viewer test; wrk for `make bench`;
 # redis-server for the shared rate limit store test (tests/test_ratelimit.py);
-# npm, then the root package.json's packages (MapLibre's style validator) for the style tests.
+# npm, then the root package.json's packages (MapLibre's style validator) for the style tests;
+# curl for the documentation's examples (tests/test_docs_examples.py) and test_utf8_targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -13,6 +14,7 @@ fc-list 2>/dev/null | grep -qi "WenQuanYi Zen Hei" || missing+=(fonts-wqy-zenhei
 command -v wrk >/dev/null || missing+=(wrk)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v npm >/dev/null || missing+=(npm)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing ${missing[*]}: install them (apt-get install ${missing[*]})" >&2

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from addressbook.areas import geometry_json
 from geo.auth import Principal, principal
-from geo.crs import STORAGE_CRS, resolve, transform_xy
+from geo.crs import resolve
 from geo.errors import ApiError
-from geo.settings import get_settings
+from geo.extent import city_point
 
 # One probe of idx_grids_geom (GiST): the && test on the index, then the exact point-in-polygon.
 GRID_AT_SQL = """
@@ -36,22 +36,6 @@ LEFT JOIN admin_areas s ON s.code = c.parent_code AND s.valid_to IS NULL
 LEFT JOIN admin_areas d ON d.code = s.parent_code AND d.valid_to IS NULL
 WHERE g.code = :code
 """
-
-
-def point_in_storage(lon: float, lat: float, crs: str) -> tuple[float, float]:
-    """A query point in EPSG:4490, rejected with a 400 when outside the city's extent."""
-    x, y = transform_xy([lon], [lat], resolve(crs).id, STORAGE_CRS)
-    px, py = float(x[0]), float(y[0])
-    minx, miny, maxx, maxy = get_settings().extent
-    if not (minx <= px <= maxx and miny <= py <= maxy):
-        raise ApiError(
-            400,
-            "OutsideExtent",
-            f"point ({lon}, {lat}) in {resolve(crs).id} is outside the city extent "
-            f"{minx},{miny},{maxx},{maxy} (swapped lon/lat or wrong crs?)",
-            {"lon": lon, "lat": lat, "extent": [minx, miny, maxx, maxy]},
-        )
-    return px, py
 
 
 # The grid worker's contact details, shown to keyed callers only.
@@ -88,7 +72,7 @@ def grid_at(
     session: Session, lon: float, lat: float, crs: str = "CRS84", staff: bool = False
 ) -> dict[str, Any]:
     """The grid containing the point, or a 404 that says so (the point may be in no grid)."""
-    x, y = point_in_storage(lon, lat, crs)
+    x, y = city_point(lon, lat, crs)
     code = session.execute(text(GRID_AT_SQL), {"x": x, "y": y}).scalar()
     if code is None:
         raise ApiError(

@@ -18,9 +18,9 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook.importer import raw_connection
 from geo import versions
 from geo.crs import STORAGE_CRS, transform
+from geo.db import raw_connection
 from geo.errors import ApiError
 from geo.settings import get_settings
 

@@ -50,7 +50,7 @@ from addressbook.lifecycle import require_authority
 from geo import audit, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, resolve, transform_xy
-from geo.db import bulk_statement_timeout
+from geo.db import bulk_statement_timeout, raw_connection
 from geo.errors import ApiError
 from geo.settings import get_settings
 
@@ -91,11 +91,6 @@ class ImportReport:
             "seconds": round(self.seconds, 2),
             "steps": {k: round(v, 2) for k, v in self.steps.items()},
         }
-
-
-def raw_connection(session: Session) -> psycopg.Connection[Any]:
-    """The psycopg connection under the session, for COPY (same transaction)."""
-    return session.connection().connection.dbapi_connection  # type: ignore[return-value]
 
 
 class _Steps:

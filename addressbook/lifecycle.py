@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 
 from addressbook import gazetteer, names
 from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
-from addressbook.reverse import to_storage
 from geo import audit, departments, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, transform_xy
 from geo.errors import ApiError, not_found
+from geo.extent import city_point
 from geo.preconditions import check_if_match
 
 AREA_FIELDS: Final = ("district", "subdistrict", "community")
@@ -334,7 +334,7 @@ def _changed(session: Session) -> None:
 def create(session: Session, who: Principal, fields: Mapping[str, Any], crs: str) -> int:
     """A new address from its elements and location (`lon`, `lat` in `crs`); returns its id."""
     require_authority(session, who)
-    lon, lat = to_storage(float(fields["lon"]), float(fields["lat"]), crs)
+    lon, lat = city_point(float(fields["lon"]), float(fields["lat"]), crs)
     prepared = _prepare(session, fields, lon, lat)
     _check_unique(session, prepared, None)
     address_id = session.execute(
@@ -399,7 +399,7 @@ def update(
     if "lon" in changes or "lat" in changes:
         if "lon" not in changes or "lat" not in changes:
             raise _invalid("lon", "a new location needs both lon and lat")
-        lon, lat = to_storage(float(changes["lon"]), float(changes["lat"]), crs)
+        lon, lat = city_point(float(changes["lon"]), float(changes["lat"]), crs)
     else:
         lon, lat = current["lon"], current["lat"]
     moved = replace or (lon, lat) != (current["lon"], current["lat"]) or "district" in changes

@@ -9,13 +9,14 @@ touched; an admin area import recomputes the area names.
 from __future__ import annotations
 
 from functools import cache, lru_cache
-from typing import Any, cast
+from typing import Any
 
-import psycopg
 from pypinyin import Style, lazy_pinyin
 from pypinyin import pinyin as pinyin_of
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from geo.db import raw_connection
 
 AREA_KINDS = ("district", "subdistrict", "community")
 STREET_KINDS = ("road", "compound")
@@ -54,7 +55,7 @@ def _upsert(session: Session, table: str) -> None:
     spelled = [(n, *pinyin(n)) for n in new_names]
     session.execute(text("CREATE TEMP TABLE _pinyin (name text, pinyin text, initials text)"))
     if spelled:  # COPY: a bulk import brings tens of thousands of new names
-        raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+        raw = raw_connection(session)
         with raw.cursor() as cursor, cursor.copy("COPY _pinyin FROM STDIN") as copy:
             for row in spelled:
                 copy.write_row(row)

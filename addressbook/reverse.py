@@ -16,9 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from addressbook.grids import without_staff
-from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.errors import ApiError
-from geo.settings import get_settings
+from geo.extent import city_point
 
 MAX_RADIUS: Final = 10_000.0  # metres
 
@@ -66,24 +65,6 @@ class Reverse:
     grid: dict[str, Any] | None
 
 
-def to_storage(x: float, y: float, crs: str) -> tuple[float, float]:
-    """The point in EPSG:4490, or a 400 when it lies outside the city's extent (the usual sign
-    of swapped axes or a wrong `crs`)."""
-    lon, lat = transform_xy([x], [y], resolve(crs).id, STORAGE_CRS)
-    lon_, lat_ = float(lon[0]), float(lat[0])
-    minx, miny, maxx, maxy = get_settings().extent
-    if not (minx <= lon_ <= maxx and miny <= lat_ <= maxy):
-        raise ApiError(
-            400,
-            "OutsideExtent",
-            f"the point ({x}, {y}) in {resolve(crs).id} is {lon_:.6f}, {lat_:.6f} in "
-            f"EPSG:4490, outside the city's extent {minx},{miny},{maxx},{maxy} "
-            "(swapped lon/lat or the wrong crs?)",
-            {"point": [x, y], "crs": resolve(crs).id, "extent": [minx, miny, maxx, maxy]},
-        )
-    return lon_, lat_
-
-
 def reverse(
     session: Session,
     x: float,
@@ -102,7 +83,7 @@ def reverse(
             f"radius must be more than 0 and at most {MAX_RADIUS:g} metres, not {radius:g}",
             {"radius": radius},
         )
-    lon, lat = to_storage(x, y, crs)
+    lon, lat = city_point(x, y, crs)
     nearest, areas, grid = (
         session.execute(text(_SQL), {"x": lon, "y": lat, "radius": radius}).tuples().one()
     )

@@ -11,9 +11,10 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import orjson
+import psycopg
 from fastapi import Depends
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -176,3 +177,9 @@ def server_info(engine: Engine | None = None) -> dict[str, str]:
             text("SELECT current_setting('server_version'), postgis_lib_version()")
         ).one()
     return {"postgresql": row[0].split()[0], "postgis": row[1]}
+
+
+def raw_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under the session, in the session's own transaction: for what
+    SQLAlchemy does not offer (COPY), without leaving the transaction the session is in."""
+    return cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)

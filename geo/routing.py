@@ -159,7 +159,7 @@ class StrictQueryRoute(APIRoute):
         handler = super().get_route_handler()
         if self.body_field is not None and not isinstance(self.body_field.field_info, params.Form):
             handler = _parsed_json_body(handler)
-        if "GET" in self.methods:
+        if "GET" in (self.methods or ()):
             handler = _conditional_get(handler)
         numbers = numeric_params(self.dependant)
         if (self.openapi_extra or {}).get("x-free-query"):

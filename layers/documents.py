@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from geo import crs
+from geo.extent import estimated_extent
 from geo.settings import get_settings
 from geo.sources import LayerSource
-from layers import features
 from layers.models import Layer
 from layers.schema import geometry_schema, queryable_schema
 
@@ -25,7 +25,9 @@ def collection(
     session: Session, base: str, source: LayerSource, layer: Layer | None
 ) -> dict[str, Any]:
     href = f"{base}/collections/{source.id}"
-    bbox = features.extent(session, source) or list(get_settings().extent)
+    bbox = list(
+        estimated_extent(session, source.table, source.geometry_column) or get_settings().extent
+    )
     doc: dict[str, Any] = {
         "id": source.id,
         "title": source.title,

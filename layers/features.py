@@ -22,7 +22,6 @@ import numpy as np
 import orjson
 import shapely
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from geo import crs
@@ -192,23 +191,3 @@ def csv_rows(
         wkt = shapely.to_wkt(geoms, rounding_precision=-1).tolist()
         for row, shape in zip(chunk, wkt, strict=True):
             yield [*row[:-1], shape]
-
-
-def extent(session: Session, source: LayerSource) -> list[float] | None:
-    """The collection's bbox from planner statistics (no table scan), None when unknown."""
-    schema, _, table = source.table.partition(".")
-    # A table never analysed makes PostGIS raise; a savepoint keeps the request's transaction.
-    savepoint = session.begin_nested()
-    try:
-        row = session.execute(
-            text(
-                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-                "FROM (SELECT ST_EstimatedExtent(:s, :t, :c) AS e) x"
-            ),
-            {"s": schema.strip('"'), "t": table.strip('"'), "c": source.geometry_column},
-        ).one()
-        savepoint.commit()
-    except DBAPIError:
-        savepoint.rollback()
-        return None
-    return None if row[0] is None else [float(v) for v in row]

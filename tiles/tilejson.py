@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from fastapi import Request
-from psycopg import AsyncConnection
 
+from geo.extent import Bounds, estimated_extent_async
 from geo.settings import get_settings
 from geo.sources import LayerSource
 from tiles.pool import tile_pool
@@ -24,26 +23,6 @@ FIELD_TYPES = {
     "date": "String",
     "datetime": "String",
 }
-Bounds = tuple[float, float, float, float]
-
-# The planner's estimate of a table's extent: instant on any table size (ST_Extent would read
-# every row of a 2-million-row layer). Null until the table has been ANALYZEd.
-_ESTIMATED_EXTENT = (
-    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
-    "SELECT ST_EstimatedExtent(n.nspname, c.relname, %s) AS e FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)) AS x"
-)
-
-
-async def _estimated_bounds(conn: AsyncConnection[Any], source: LayerSource) -> Bounds | None:
-    try:
-        cursor = await conn.execute(_ESTIMATED_EXTENT, (source.geometry_column, source.table))
-        row = await cursor.fetchone()
-    except psycopg.Error:  # PostGIS raises on tables it has no statistics for
-        return None
-    if row is None or row[0] is None:
-        return None
-    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
 
 async def layers_bounds(sources: Sequence[LayerSource]) -> Bounds:
@@ -54,7 +33,7 @@ async def layers_bounds(sources: Sequence[LayerSource]) -> Bounds:
     pool = await tile_pool()
     async with pool.connection() as conn:
         for source in sources:
-            bounds = await _estimated_bounds(conn, source)
+            bounds = await estimated_extent_async(conn, source.table, source.geometry_column)
             if bounds is not None:
                 found.append(bounds)
     if not found:

@@ -15,12 +15,8 @@ from typing import Any
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.orm import Session
 
+from geo.db import raw_connection
 from layers.schema import quote_ident
-
-
-def raw_connection(session: Session) -> Any:
-    """The psycopg connection under the session, in the session's own transaction."""
-    return session.connection().connection.driver_connection
 
 
 class CopyStream:

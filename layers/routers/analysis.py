@@ -15,6 +15,7 @@ from geo import crs as geo_crs
 from geo.auth import Principal, principal
 from geo.db import DbSession
 from geo.errors import ApiError
+from geo.extent import city_point
 from geo.http import json_body, model
 from geo.inputs import BIGINT_MAX
 from geo.routing import api_router
@@ -126,15 +127,7 @@ def identify_route(
     who: Principal = Depends(principal),
 ) -> Response:
     target = geo_crs.resolve(crs).id
-    xs, ys = geo_crs.transform_xy([lon], [lat], target, geo_crs.STORAGE_CRS)
-    x, y = float(xs[0]), float(ys[0])
-    minx, miny, maxx, maxy = get_settings().extent
-    if not (minx <= x <= maxx and miny <= y <= maxy):
-        raise ApiError(
-            400,
-            "OutsideExtent",
-            f"point ({x:.6f}, {y:.6f}) in EPSG:4490 is outside the city extent; lat/lon swapped?",
-        )
+    x, y = city_point(lon, lat, target)
     requested = [s for s in layers.split(",") if s] if layers else None
     sources = _identify_sources(session, who, requested)
     found = identify.identify(session, sources, x, y, radius, limit, target)

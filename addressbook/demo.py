@@ -1,11 +1,11 @@
 """Plausible generated addresses and grids for demos, samples and benchmarks.
 
 Real district, subdistrict and community names and (derived) polygons from the admin areas;
-synthetic roads and compounds laid out inside each community (the first roads of the central
-districts and Binhai take real main road names, MAIN_ROADS): roads cross the community, house
-numbers increase along each road (odd on one side, even on the other), each house number fronts a
-compound whose buildings stand in rows behind it, every building has units and rooms
-(floor * 100 + n). Villages get house numbers along their roads and nothing deeper.
+synthetic roads and compounds laid out inside each community (in `make run`'s sample the first
+roads of the central districts and Binhai take real main road names, MAIN_ROADS): roads cross
+the community, house numbers increase along each road (odd on one side, even on the other), each
+house number fronts a compound whose buildings stand in rows behind it, every building has units
+and rooms (floor * 100 + n). Villages get house numbers along their roads and nothing deeper.
 
 Everything is vectorised over the whole city with numpy and shapely, so three million addresses
 take seconds, and everything comes from one seeded generator: the same seed over the same admin
@@ -15,7 +15,7 @@ areas gives the same file, byte for byte.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -102,11 +102,12 @@ ROAD_STEMS = [
     "白堤",
 ]
 ROAD_DIRECTIONS = ("", "东", "西", "南", "北", "中")
-# Real main roads, from public maps, given to the first roads laid out in each district before
-# any generated name, so that the sample answers the addresses people try first
-# (天津市河西区友谊路...). Only their names are real: each lies in one community, numbered like
-# the generated roads.
-MAIN_ROADS = {
+# Real main roads, from public maps. `make run`'s sample (addressbook.sample) gives them to the
+# first roads laid out in each district before any generated name, so that it answers the
+# addresses people try first (天津市河西区友谊路...). Only their names are real: each lies in one
+# community, numbered like the generated roads. Other demos (tests, benchmarks) leave them out:
+# small batches of different seeds would all start with the same road and collide.
+MAIN_ROADS: Mapping[str, tuple[str, ...]] = {
     "和平区": ("南京路", "解放北路", "和平路", "滨江道", "大沽北路", "成都道", "营口道"),
     "河西区": ("友谊路", "解放南路", "大沽南路", "黑牛城道", "围堤道", "紫金山路", "马场道"),
     "南开区": ("卫津路", "鞍山西道", "复康路", "白堤路", "黄河道", "长江道", "红旗路"),
@@ -302,16 +303,21 @@ def _name_pool(rng: np.random.Generator, stems: tuple[str, ...], middles, suffix
 
 
 def _district_names(
-    rng: np.random.Generator, districts: np.ndarray, slots: np.ndarray, kind: str
+    rng: np.random.Generator,
+    districts: np.ndarray,
+    slots: np.ndarray,
+    kind: str,
+    main_roads: Mapping[str, tuple[str, ...]] | None = None,
 ) -> np.ndarray:
-    """A name for each slot, unique within its district while the district's pool lasts."""
+    """A name for each slot, unique within its district while the district's pool lasts; the
+    district's `main_roads` (roads only) take its first slots."""
     names = np.empty(len(slots), dtype=object)
     for district in sorted(set(districts.tolist())):
         mask = districts == district
         if kind == "road":
             suffixes = CORE_SUFFIXES if district in CORE_DISTRICTS else OUTER_SUFFIXES
             pool = _name_pool(rng, tuple(ROAD_STEMS), ROAD_DIRECTIONS, suffixes)
-            main = MAIN_ROADS.get(district, ())
+            main = (main_roads or {}).get(district, ())
             # Drawn before filtering, so every later draw of the generator stays the same.
             pool = np.concatenate([np.array(main, dtype=object), pool[~np.isin(pool, main)]])
         else:
@@ -391,8 +397,14 @@ def _road_segments(areas: Communities, road_comm: np.ndarray, road_index: np.nda
     return start[:, 0], start[:, 1]
 
 
-def generate(areas: Communities, count: int, seed: int) -> pd.DataFrame:
-    """`count` addresses as a frame of building-level rows plus room counts (see :func:`rows`)."""
+def generate(
+    areas: Communities,
+    count: int,
+    seed: int,
+    main_roads: Mapping[str, tuple[str, ...]] | None = None,
+) -> pd.DataFrame:
+    """`count` addresses as a frame of building-level rows plus room counts (see :func:`rows`);
+    `main_roads` (MAIN_ROADS for the sample) name the first roads of their districts."""
     rng = np.random.default_rng(seed)
     plan = _plan(rng, areas, count)
     comm = np.repeat(np.arange(len(areas)), plan.count)
@@ -418,11 +430,15 @@ def generate(areas: Communities, count: int, seed: int) -> pd.DataFrame:
             "room": room,
         }
     )
-    return _locate(rng, areas, plan, frame)
+    return _locate(rng, areas, plan, frame, main_roads)
 
 
 def _locate(
-    rng: np.random.Generator, areas: Communities, plan: Plan, frame: pd.DataFrame
+    rng: np.random.Generator,
+    areas: Communities,
+    plan: Plan,
+    frame: pd.DataFrame,
+    main_roads: Mapping[str, tuple[str, ...]] | None,
 ) -> pd.DataFrame:
     # Roads: one row per (community, road) that has addresses.
     road_key = frame["comm"].to_numpy() * 16 + frame["road"].to_numpy()  # roads <= 12
@@ -433,7 +449,11 @@ def _locate(
     town = ~areas.village[road_comm]
     road_names = np.empty(len(road_ids), dtype=object)
     road_names[town] = _district_names(
-        rng, district_of_road[town], _rank_within_district(district_of_road[town]), "road"
+        rng,
+        district_of_road[town],
+        _rank_within_district(district_of_road[town]),
+        "road",
+        main_roads,
     )
     # Village lanes are named after the village: 季家庄东街, 季家庄后街...
     stems = np.array([n.removesuffix("村") for n in areas.name[road_comm[~town]]], dtype=object)
@@ -508,10 +528,16 @@ def _join(*parts: np.ndarray | str) -> np.ndarray:
     return np.asarray(out)
 
 
-def csv_chunks(areas: Communities, count: int, seed: int, chunk: int = 250_000) -> Iterator[bytes]:
+def csv_chunks(
+    areas: Communities,
+    count: int,
+    seed: int,
+    chunk: int = 250_000,
+    main_roads: Mapping[str, tuple[str, ...]] | None = None,
+) -> Iterator[bytes]:
     """The import CSV (header first), in chunks of encoded lines. Rows of one building are
     consecutive and share its point, so the building part of each line is formatted once."""
-    frame = generate(areas, count, seed)
+    frame = generate(areas, count, seed, main_roads)
     yield (",".join(COLUMNS) + "\n").encode()
     if not len(frame):
         return
@@ -554,11 +580,17 @@ def csv_chunks(areas: Communities, count: int, seed: int, chunk: int = 250_000) 
         yield ("\n".join(part) + "\n").encode()
 
 
-def write_csv(out: IO[bytes] | Path, areas: Communities, count: int, seed: int) -> int:
+def write_csv(
+    out: IO[bytes] | Path,
+    areas: Communities,
+    count: int,
+    seed: int,
+    main_roads: Mapping[str, tuple[str, ...]] | None = None,
+) -> int:
     if isinstance(out, Path):
         with out.open("wb") as handle:
-            return write_csv(handle, areas, count, seed)
-    for chunk in csv_chunks(areas, count, seed):
+            return write_csv(handle, areas, count, seed, main_roads)
+    for chunk in csv_chunks(areas, count, seed, main_roads=main_roads):
         out.write(chunk)
     return count
 

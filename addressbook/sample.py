@@ -25,6 +25,7 @@ def load_sample(session: Session, count: int = SAMPLE_ADDRESSES) -> None:
     communities = demo.load_communities(session)
     save_grids(session, demo.generate_grids(communities, SAMPLE_SEED), demo.GRID_SOURCE)
     data = io.BytesIO()
-    demo.write_csv(data, communities, count, SAMPLE_SEED)
+    # Real main road names first (河西区友谊路...): the README's examples geocode them.
+    demo.write_csv(data, communities, count, SAMPLE_SEED, main_roads=demo.MAIN_ROADS)
     data.seek(0)
     import_addresses(session, data, "sample-addresses.csv", SAMPLE)

@@ -47,9 +47,10 @@ def test_points_fall_inside_their_district_and_community(communities) -> None:
                 text(
                     "SELECT c.level, c.name, coalesce(s.name, ''), coalesce(d.name, ''), "
                     "ST_AsBinary(c.geom) "
-                    "FROM admin_areas c LEFT JOIN admin_areas s ON s.code = c.parent_code "
-                    "AND s.valid_to IS NULL LEFT JOIN admin_areas d ON d.code = s.parent_code "
-                    "AND d.valid_to IS NULL WHERE c.valid_to IS NULL AND c.geom IS NOT NULL "
+                    "FROM current_admin_areas c "
+                    "LEFT JOIN current_admin_areas s ON s.code = c.parent_code "
+                    "LEFT JOIN current_admin_areas d ON d.code = s.parent_code "
+                    "WHERE c.geom IS NOT NULL "
                     "AND c.level IN ('district', 'community')"
                 )
             ).tuples()
@@ -118,3 +119,18 @@ def test_grid_codes_follow_their_community(communities) -> None:
     again = demo.generate_grids(some, seed=2)
     assert grids["code"].tolist() == again["code"].tolist()
     assert grids["staff_name"].tolist() == again["staff_name"].tolist()
+
+
+def test_main_roads_name_the_first_roads_and_change_nothing_else(communities) -> None:
+    """`make run`'s sample gives the real main roads (MAIN_ROADS) to the first roads of their
+    districts, so the README's 天津市河西区友谊路31号 exists; every other value is the same as
+    without them (the generator draws nothing more)."""
+    plain = demo.generate(communities, 20000, 1)
+    sample = demo.generate(communities, 20000, 1, demo.MAIN_ROADS)
+    assert plain.drop(columns="road_name").equals(sample.drop(columns="road_name"))
+    district = communities.district[sample["comm"].to_numpy()]
+    roads = set(zip(district, sample["road_name"], strict=True))
+    for name, mains in demo.MAIN_ROADS.items():
+        assert {(name, road) for road in mains} <= roads, name
+    changed = (plain["road_name"] != sample["road_name"]).to_numpy()
+    assert np.isin(district[changed], list(demo.MAIN_ROADS)).all()

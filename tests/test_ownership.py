@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from geo import plugins
+from geo.sources import LayerSource
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("geo", "addressbook", "layers", "tiles")
 
@@ -170,3 +173,29 @@ def test_prose_ids_and_urls_are_not_sql(code: str) -> None:
         "reader": {"reader/x.py": code + '\n__tablename__ = "reader_own"'},
     }
     assert violations(sources) == []
+
+
+def test_the_address_library_registers_its_collections() -> None:
+    registered = plugins.system_collections()
+    assert list(registered) == ["addresses", "districts", "subdistricts", "communities", "grids"]
+    assert registered["districts"].where == "level = 'district' AND valid_to IS NULL"
+    # Personal data never becomes a collection property (README: grids).
+    assert not {"staff_name", "staff_phone"} & set(registered["grids"].properties)
+
+
+def test_two_packages_claiming_one_collection_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offered() -> list[LayerSource]:
+        return [LayerSource(id="roads", title="roads", table="t", geometry_type="LineString")]
+
+    claims = (
+        plugins.Plugin(name="one", collections=offered),
+        plugins.Plugin(name="two", collections=offered),
+    )
+    monkeypatch.setattr(plugins, "load_plugins", lambda: claims)
+    plugins.system_collections.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="'roads' is registered twice"):
+            plugins.system_collections()
+    finally:
+        monkeypatch.undo()
+        plugins.system_collections.cache_clear()

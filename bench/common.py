@@ -21,6 +21,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from geo.db import libpq_url
 from geo.embedded import EmbeddedCluster, free_port
 
 console = Console()
@@ -38,7 +39,7 @@ class BenchContext:
 
     @property
     def psycopg_url(self) -> str:
-        return self.url.replace("postgresql+psycopg://", "postgresql://")
+        return libpq_url(self.url)
 
     def env(self) -> dict[str, str]:
         # Rate limits off: benchmarks send far more from one address than any limit allows

@@ -16,7 +16,7 @@ from typing import Annotated, Any, cast
 import orjson
 import psycopg
 from fastapi import Depends
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from geo.settings import Settings, get_settings
@@ -32,6 +32,13 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def libpq_url(url: str | URL) -> str:
+    """A SQLAlchemy URL as libpq takes it (psycopg.connect, psycopg pools): the driver name
+    dropped, the password kept."""
+    text_url = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    return text_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def database_url(settings: Settings | None = None) -> str:

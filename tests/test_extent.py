@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from geo.db import session_scope
+from geo.db import libpq_url, session_scope
 from geo.errors import ApiError
 from geo.extent import city_point, estimated_extent, estimated_extent_async
 
@@ -70,7 +70,7 @@ def test_estimated_extent_in_a_session(probe: str) -> None:
 
 def test_estimated_extent_on_an_async_connection(probe: str, database_url: str) -> None:
     async def read() -> tuple[object, object]:
-        url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        url = libpq_url(database_url)
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             await conn.execute(f"ANALYZE {probe}")
             found = await estimated_extent_async(conn, probe, "geom")

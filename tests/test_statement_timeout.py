@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geo.auth import Principal
-from geo.db import bulk_statement_timeout, get_engine, session_scope
+from geo.db import bulk_statement_timeout, get_engine, libpq_url, session_scope
 from geo.errors import RETRY_AFTER_SECONDS
 from geo.settings import get_settings
 from layers import catalogue
@@ -85,7 +85,7 @@ def test_a_cancelled_statement_is_a_503_and_bulk_work_outlasts_the_bound(
     z, x, y = _tile(117.205, 39.105, 14)
     with (
         live_server(env={"GEO_STATEMENT_TIMEOUT_MS": str(TIMEOUT_MS)}) as srv,
-        psycopg.connect(database_url.replace("+psycopg", "", 1)) as locker,
+        psycopg.connect(libpq_url(database_url)) as locker,
         ThreadPoolExecutor(2) as pool,
     ):
         base = srv.base

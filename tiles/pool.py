@@ -15,7 +15,7 @@ import weakref
 
 from psycopg_pool import AsyncConnectionPool
 
-from geo.db import read_engine, timeout_options
+from geo.db import libpq_url, read_engine, timeout_options
 from geo.logs import TimedAsyncCursor
 from geo.settings import get_settings
 from tiles.settings import tile_settings
@@ -45,8 +45,7 @@ def _connection_kwargs() -> dict[str, object]:
 
 
 def _conninfo() -> str:
-    url = read_engine().url.render_as_string(hide_password=False)
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+    return libpq_url(read_engine().url)
 
 
 async def tile_pool() -> AsyncConnectionPool:

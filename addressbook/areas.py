@@ -60,8 +60,7 @@ def get_area(
         _row(r)
         for r in session.execute(
             text(
-                f"SELECT {_FIELDS} FROM admin_areas WHERE parent_code = :code "
-                "AND valid_to IS NULL ORDER BY code"
+                f"SELECT {_FIELDS} FROM current_admin_areas WHERE parent_code = :code ORDER BY code"
             ),
             {"code": code},
         )
@@ -111,7 +110,8 @@ def list_areas(
             "InvalidParameterValue",
             f"level must be one of {', '.join(AREA_LEVELS)}, not {level!r}",
         )
-    where = ["true"] if include_retired else ["valid_to IS NULL"]
+    table = "admin_areas" if include_retired else "current_admin_areas"
+    where = ["true"]
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if level:
         where.append("level = :level")
@@ -126,11 +126,11 @@ def list_areas(
         params["prefix"] = q + "%"
     condition = " AND ".join(where)
     total = session.execute(
-        text(f"SELECT count(*) FROM admin_areas WHERE {condition}"), params
+        text(f"SELECT count(*) FROM {table} WHERE {condition}"), params
     ).scalar_one()
     rows = session.execute(
         text(
-            f"SELECT {_FIELDS} FROM admin_areas WHERE {condition} "
+            f"SELECT {_FIELDS} FROM {table} WHERE {condition} "
             "ORDER BY code, valid_from LIMIT :limit OFFSET :offset"
         ),
         params,

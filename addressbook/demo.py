@@ -268,10 +268,10 @@ def load_communities(session: Session) -> Communities:
         text(
             """
             SELECT c.code, c.name, d.name, s.name, c.kind, c.urban_rural, ST_AsBinary(c.geom)
-            FROM admin_areas c
-            JOIN admin_areas s ON s.code = c.parent_code AND s.valid_to IS NULL
-            JOIN admin_areas d ON d.code = s.parent_code AND d.valid_to IS NULL
-            WHERE c.level = 'community' AND c.valid_to IS NULL AND c.geom IS NOT NULL
+            FROM current_admin_areas c
+            JOIN current_admin_areas s ON s.code = c.parent_code
+            JOIN current_admin_areas d ON d.code = s.parent_code
+            WHERE c.level = 'community' AND c.geom IS NOT NULL
             ORDER BY c.code
             """
         )

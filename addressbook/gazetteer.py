@@ -22,6 +22,7 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from addressbook.area_resolver import AreaKeys
 from addressbook.names import load_name_lists
 from addressbook.parser import Gazetteer
 from addressbook.spelling import Corrector
@@ -66,13 +67,45 @@ class Library:
     gazetteer: Gazetteer
     corrector: Corrector
     areas: Mapping[str, Area]
-    _area_names: Mapping[tuple[str, str], tuple[str, ...]]
+    keys: AreaKeys
     _streets: Mapping[tuple[str, str], tuple[Street, ...]]
     _by_name: Mapping[str, tuple[Street, ...]]
 
     def area_codes(self, level: str, name: str | None) -> tuple[str, ...]:
-        """Codes of the current areas of `level` called `name` (usually one)."""
-        return self._area_names.get((level, name), ()) if name else ()
+        """Codes of the current areas of `level` that `name` stands for anywhere (usually one;
+        a superseded name stands for its successor)."""
+        return tuple(r.code for r in self.keys.resolve(level, name, None))
+
+    def named_areas(
+        self, district: str | None, subdistrict: str | None, community: str | None
+    ) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """The codes the admin names of a text stand for, each inside the one above it, by the
+        rule imports and edits follow (area_resolver), and the notes of superseded names. A
+        subdistrict or community named by an earlier name takes the district along: the text's
+        红桥区双环村街道 is 北辰区双环邨街道 today."""
+        keys = self.keys
+        districts = [r.code for r in keys.resolve("district", district, ("",))]
+        subdistricts = keys.resolve("subdistrict", subdistrict, districts or None)
+        if subdistricts:
+            communities = keys.resolve("community", community, [r.code for r in subdistricts])
+        elif districts:
+            communities = [
+                r
+                for r in keys.resolve("community", community, None)
+                if r.district_code in districts
+            ] or keys.resolve("community_in_district", community, districts)
+        else:
+            communities = keys.resolve("community", community, None)
+        found = [*subdistricts, *communities]
+        notes = tuple(dict.fromkeys(r.note for r in found if r.note))
+        if notes and districts:
+            districts = [r.district_code for r in found if r.district_code]
+        areas = {
+            "district": tuple(dict.fromkeys(districts)),
+            "subdistrict": tuple(r.code for r in subdistricts),
+            "community": tuple(r.code for r in communities),
+        }
+        return {level: codes for level, codes in areas.items() if codes}, notes
 
     def streets(self, kind: str, name: str | None) -> tuple[Street, ...]:
         """The districts' entries of a road or compound name, heaviest first."""
@@ -90,16 +123,9 @@ def _load_areas(session: Session) -> dict[str, Area]:
     rows = session.execute(
         text(
             """
-            SELECT a.code, a.name, a.level, a.parent_code,
-                   CASE a.level WHEN 'district' THEN a.code
-                                WHEN 'subdistrict' THEN a.parent_code
-                                ELSE s.parent_code END,
-                   ST_X(a.centroid), ST_Y(a.centroid)
-            FROM admin_areas a
-            LEFT JOIN admin_areas s
-                   ON a.level = 'community' AND s.code = a.parent_code AND s.valid_to IS NULL
-            WHERE a.valid_to IS NULL AND a.level IN ('district', 'subdistrict', 'community')
-            ORDER BY a.code
+            SELECT code, name, level, parent_code, district_code,
+                   ST_X(centroid), ST_Y(centroid)
+            FROM current_admin_area_tree ORDER BY code
             """
         )
     ).tuples()
@@ -124,11 +150,9 @@ def _load_streets(session: Session) -> dict[tuple[str, str], tuple[Street, ...]]
 
 def build(session: Session, seen: tuple[int, ...] = ()) -> Library:
     """A fresh snapshot; `seen` are the data versions read before reading the names."""
-    gazetteer = Gazetteer.build(**load_name_lists(session))
+    keys = AreaKeys.load(session)
+    gazetteer = Gazetteer.build(**load_name_lists(session, keys))
     areas = _load_areas(session)
-    area_names: dict[tuple[str, str], list[str]] = {}
-    for area in areas.values():
-        area_names.setdefault((area.level, area.name), []).append(area.code)
     streets = _load_streets(session)
     by_name: dict[str, tuple[Street, ...]] = {}
     for (_, name), found in streets.items():
@@ -138,7 +162,7 @@ def build(session: Session, seen: tuple[int, ...] = ()) -> Library:
         gazetteer=gazetteer,
         corrector=Corrector(name for _, name in streets),
         areas=MappingProxyType(areas),
-        _area_names=MappingProxyType({k: tuple(v) for k, v in area_names.items()}),
+        keys=keys,
         _streets=MappingProxyType(streets),
         _by_name=MappingProxyType(by_name),
     )

@@ -174,7 +174,7 @@ def without_unknown_words(reading: Understood, library: Library) -> Understood |
 
 def _centre(parsed: ParsedAddress, library: Library) -> tuple[float, float] | None:
     """The centroid of the deepest admin area the text names, if it has one."""
-    areas = _areas(parsed, library)
+    areas, _ = library.named_areas(parsed.district, parsed.subdistrict, parsed.community)
     for level in ("community", "subdistrict", "district"):
         for code in areas.get(level, ()):
             area = library.areas[code]
@@ -227,24 +227,6 @@ def _swapped(template: ParsedAddress, slot: str, option: Option, normalized: str
     return replace(template, normalized=normalized, compound=name)
 
 
-def _areas(parsed: ParsedAddress, library: Library) -> dict[str, tuple[str, ...]]:
-    """Codes the admin names of the text may stand for, each inside the one above it."""
-    districts = library.area_codes("district", parsed.district)
-    subdistricts = tuple(
-        code
-        for code in library.area_codes("subdistrict", parsed.subdistrict)
-        if not districts or library.areas[code].district_code in districts
-    )
-    communities = tuple(
-        code
-        for code in library.area_codes("community", parsed.community)
-        if (not subdistricts or library.areas[code].parent_code in subdistricts)
-        and (not districts or library.areas[code].district_code in districts)
-    )
-    found = {"district": districts, "subdistrict": subdistricts, "community": communities}
-    return {key: codes for key, codes in found.items() if codes}
-
-
 def _standardise(
     session: Session, library: Library, readings: Sequence[tuple[int, Understood]]
 ) -> list[tuple[int, Understood]]:
@@ -253,13 +235,14 @@ def _standardise(
     spelled = matching.standardise(
         session, [{c: getattr(r.parsed, c) for c in ELEMENTS} for _, r in readings]
     )
-    areas: dict[tuple[str | None, ...], dict[str, tuple[str, ...]]] = {}
+    areas: dict[tuple[str | None, ...], tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {}
     out = []
     for (i, r), elements in zip(readings, spelled, strict=True):
         named = (r.parsed.district, r.parsed.subdistrict, r.parsed.community)
         if named not in areas:  # the readings of one text mostly name the same areas
-            areas[named] = _areas(r.parsed, library)
-        out.append((i, replace(r, wanted=scoring.Wanted(areas[named], elements))))
+            areas[named] = library.named_areas(*named)
+        codes, notes = areas[named]
+        out.append((i, replace(r, wanted=scoring.Wanted(codes, elements, notes))))
     return out
 
 
@@ -376,7 +359,7 @@ def _judged(
     job: Understood, elements: dict[str, str | None], notes: Iterable[str]
 ) -> scoring.Verdict:
     verdict = scoring.judge(job.wanted, elements)
-    verdict.notes[:0] = list(notes)
+    verdict.notes[:0] = [*job.wanted.notes, *notes]
     for fix in job.fixes:
         verdict.score *= scoring.CORRECTED
         verdict.notes.append(f"read {fix.typed} as {fix.name}")

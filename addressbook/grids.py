@@ -31,9 +31,9 @@ SELECT g.code, g.name, g.community_code, g.staff_name, g.staff_phone, g.source,
        c.name AS community, c.parent_code AS subdistrict_code, s.name AS subdistrict,
        s.parent_code AS district_code, d.name AS district
 FROM grids g
-LEFT JOIN admin_areas c ON c.code = g.community_code AND c.valid_to IS NULL
-LEFT JOIN admin_areas s ON s.code = c.parent_code AND s.valid_to IS NULL
-LEFT JOIN admin_areas d ON d.code = s.parent_code AND d.valid_to IS NULL
+LEFT JOIN current_admin_areas c ON c.code = g.community_code
+LEFT JOIN current_admin_areas s ON s.code = c.parent_code
+LEFT JOIN current_admin_areas d ON d.code = s.parent_code
 WHERE g.code = :code
 """
 

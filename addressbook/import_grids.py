@@ -108,8 +108,8 @@ def save_grids(session: Session, grids: pd.DataFrame, source: str) -> dict[str, 
         text(
             """
             UPDATE _grids g SET community_code = (
-                SELECT a.code FROM admin_areas a
-                WHERE a.level = 'community' AND a.valid_to IS NULL
+                SELECT a.code FROM current_admin_areas a
+                WHERE a.level = 'community'
                   AND ST_Intersects(a.geom, ST_PointOnSurface(ST_GeomFromWKB(g.geom, 4490)))
                 LIMIT 1)
             WHERE g.community_code IS NULL

@@ -23,40 +23,6 @@ NUMBER = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 STANDARD = {"house_number": "号", "building": "号楼", "unit": "单元", "room": "室"}
 
 
-def create_keys(session: Session, keys: str) -> None:
-    """Every way a file may name a current area, scoped so that names only need to be unique
-    within their district (subdistricts) or subdistrict (communities)."""
-    session.execute(
-        text(
-            f"""
-            CREATE UNLOGGED TABLE {keys} AS
-            WITH cur AS (SELECT * FROM admin_areas WHERE valid_to IS NULL),
-            com AS (SELECT c.*, s.parent_code AS district FROM cur c
-                    JOIN cur s ON s.code = c.parent_code WHERE c.level = 'community'),
-            keyed AS (
-                SELECT 'district' AS level, '' AS scope, k AS key, code
-                FROM cur, unnest(ARRAY[name, code, left(code, 6)]) k WHERE level = 'district'
-                UNION ALL
-                SELECT 'subdistrict', parent_code, k, code
-                FROM cur, unnest(ARRAY[name, official_name, code, left(code, 9)]) k
-                WHERE level = 'subdistrict'
-                UNION ALL
-                SELECT 'community', parent_code, k, code
-                FROM com, unnest(ARRAY[name, official_name, code]) k
-                UNION ALL
-                -- without a subdistrict, a community name must be unique in its district
-                SELECT 'community_in_district', district, k, min(code)
-                FROM com, unnest(ARRAY[name, official_name, code]) k
-                GROUP BY district, k HAVING count(DISTINCT code) = 1
-            )
-            SELECT DISTINCT ON (level, scope, key) level, scope::text, key::text, code::text
-            FROM keyed WHERE key IS NOT NULL ORDER BY level, scope, key, code
-            """
-        )
-    )
-    session.execute(text(f"ANALYZE {keys}"))
-
-
 def _coordinates(columns: list[str], xy: str | None) -> tuple[str, str, str]:
     """The expressions of a staging row's x and y (numbers, or NULL), and the join bringing
     the converted ones when the file's CRS needed converting."""
@@ -97,8 +63,8 @@ def districts_by_location(
             CREATE UNLOGGED TABLE {out} AS
             SELECT s.line, p.code FROM {stage} s {join}
             CROSS JOIN LATERAL (
-                SELECT a.code FROM admin_areas a
-                WHERE a.level = 'district' AND a.valid_to IS NULL
+                SELECT a.code FROM current_admin_areas a
+                WHERE a.level = 'district'
                   AND ST_Intersects(a.geom, ST_SetSRID(ST_MakePoint({x}, {y}), 4490))
                 ORDER BY a.code LIMIT 1) p
             WHERE {blank} AND {x} IS NOT NULL AND {y} IS NOT NULL
@@ -132,33 +98,38 @@ def resolve(
     names = ("district", "subdistrict", "community", "grid", "code", "aliases", *ELEMENTS)
     lon = "s.lon" if "lon" in columns else "NULL::text"
     lat = "s.lat" if "lat" in columns else "NULL::text"
-    district = "coalesce(d.key_code, df.code)" if located else "d.key_code"
-    subdistrict = "sd.key_code" if "subdistrict" in columns else "NULL::text"
-    community = "coalesce(c1.key_code, c2.key_code)" if "community" in columns else "NULL::text"
+    named = "coalesce(d.code, df.code)" if located else "d.code"
+    subdistrict = "sd.code" if "subdistrict" in columns else "NULL::text"
+    community = "coalesce(c1.code, c2.code)" if "community" in columns else "NULL::text"
     grid = "g.code::text" if "grid" in columns else "NULL::text"
+    # The district the deepest named area lies in today: the named one, unless a historical
+    # name led to an area that has moved to another district since.
+    district = "coalesce({}{})".format(
+        "c1.district_code, c2.district_code, " if "community" in columns else "",
+        f"sd.district_code, {named}" if "subdistrict" in columns else named,
+    )
+    notes: list[str] = []
+
+    def keyed(level: str, alias: str, scope: str, value: str) -> str:
+        """A left join of the resolver's keys (area_resolver.KEYS) of one level."""
+        notes.append(f"{alias}.note")
+        return (
+            f"LEFT JOIN (SELECT scope, key, code, district_code, note FROM {keys} "
+            f"WHERE level = '{level}') {alias} ON {alias}.scope = {scope} "
+            f"AND {alias}.key = {_value(value, columns)}"
+        )
+
     joins = [
-        f"LEFT JOIN (SELECT key, code AS key_code FROM {keys} WHERE level = 'district') d "
-        f"ON d.key = {_value('district', columns)}",
+        keyed("district", "d", "''", "district"),
         f"LEFT JOIN {located} df ON df.line = s.line" if located else "",
     ]
     if "subdistrict" in columns:
-        joins.append(
-            f"LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys} "
-            f"WHERE level = 'subdistrict') sd "
-            f"ON sd.scope = {district} AND sd.key = {_value('subdistrict', columns)}"
-        )
+        joins.append(keyed("subdistrict", "sd", named, "subdistrict"))
     if "community" in columns:
-        joins.append(
-            f"LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys} "
-            f"WHERE level = 'community') c1 "
-            f"ON c1.scope = {subdistrict} AND c1.key = {_value('community', columns)}"
-        )
+        joins.append(keyed("community", "c1", subdistrict, "community"))
         # without a subdistrict, a community name must be unique in its district
         joins.append(
-            f"LEFT JOIN (SELECT scope, key, code AS key_code FROM {keys} "
-            f"WHERE level = 'community_in_district') c2 "
-            f"ON c2.scope = {district} AND c2.key = {_value('community', columns)} "
-            f"AND {subdistrict} IS NULL"
+            keyed("community_in_district", "c2", named, "community") + f" AND {subdistrict} IS NULL"
         )
     if "grid" in columns:
         joins.append(f"LEFT JOIN grids g ON g.code = {_value('grid', columns)}")
@@ -174,6 +145,12 @@ def resolve(
             f"{subdistrict} AS subdistrict_code",
             f"{community} AS community_code",
             f"{grid} AS grid_code",
+            # why a key led nowhere (a superseded area without successor), for the problem
+            "d.note AS district_note",
+            f"{'sd.note' if 'subdistrict' in columns else 'NULL'} AS subdistrict_note",
+            f"{'coalesce(c1.note, c2.note)' if 'community' in columns else 'NULL'}"
+            " AS community_note",
+            f"nullif(concat_ws('; ', {', '.join(notes)}), '') AS note",
         ]
     )
     too_long = "\n".join(
@@ -186,6 +163,7 @@ def resolve(
             CREATE UNLOGGED TABLE {out} AS
             SELECT q.line, q.district_code, q.subdistrict_code, q.community_code, q.grid_code,
                    q.road, q.house_number, q.compound, q.building, q.unit, q.room, q.aliases,
+                   q.note,
                    CASE
                      WHEN q.x IS NULL OR q.y IS NULL THEN CASE
                        WHEN q.lon LIKE 'not a Point%' THEN 'geometry is ' || q.lon
@@ -199,12 +177,15 @@ def resolve(
                                    round(q.x::numeric, 6), round(q.y::numeric, 6))
                      WHEN q.district IS NOT NULL AND q.district_code IS NULL
                        THEN format('unknown district %L', q.district)
+                            || coalesce(': ' || q.district_note, '')
                      WHEN q.district_code IS NULL THEN 'no district given and the point is in none'
                      WHEN q.subdistrict IS NOT NULL AND q.subdistrict_code IS NULL
                        THEN format('unknown subdistrict %L in %s', q.subdistrict,
                                    coalesce(q.district, q.district_code))
+                            || coalesce(': ' || q.subdistrict_note, '')
                      WHEN q.community IS NOT NULL AND q.community_code IS NULL
                        THEN format('unknown community %L', q.community)
+                            || coalesce(': ' || q.community_note, '')
                      WHEN q.grid IS NOT NULL AND q.grid_code IS NULL
                        THEN format('unknown grid %L', q.grid)
                      WHEN q.road IS NULL AND q.compound IS NULL THEN 'missing road and compound'
@@ -250,8 +231,8 @@ POINT_PROBES = {
     "community": """
         SELECT r.line, p.code FROM {rows} r
         CROSS JOIN LATERAL (
-            SELECT a.code FROM admin_areas a
-            WHERE a.level = 'community' AND a.valid_to IS NULL AND ST_Intersects(a.geom, r.pt)
+            SELECT a.code FROM current_admin_areas a
+            WHERE a.level = 'community' AND ST_Intersects(a.geom, r.pt)
               AND (r.subdistrict_code IS NULL OR a.parent_code = r.subdistrict_code)
             ORDER BY a.code LIMIT 1) p
         WHERE r.problem IS NULL AND r.community_code IS NULL
@@ -259,8 +240,8 @@ POINT_PROBES = {
     "subdistrict": """
         SELECT r.line, p.code FROM {rows} r
         CROSS JOIN LATERAL (
-            SELECT a.code FROM admin_areas a
-            WHERE a.level = 'subdistrict' AND a.valid_to IS NULL AND ST_Intersects(a.geom, r.pt)
+            SELECT a.code FROM current_admin_areas a
+            WHERE a.level = 'subdistrict' AND ST_Intersects(a.geom, r.pt)
               AND left(a.code, 6) = left(r.district_code, 6)
             ORDER BY a.code LIMIT 1) p
         WHERE r.subdistrict_code IS NULL
@@ -275,16 +256,16 @@ POINT_PROBES = {
 }
 POLYGON_PROBES = {
     "community": """
-        SELECT r.line, a.code FROM admin_areas a
+        SELECT r.line, a.code FROM current_admin_areas a
         JOIN {rows} r ON r.pt && ST_Envelope(a.geom) AND _ST_Intersects(a.geom, r.pt)
-        WHERE a.level = 'community' AND a.valid_to IS NULL AND a.geom IS NOT NULL
+        WHERE a.level = 'community' AND a.geom IS NOT NULL
           AND r.problem IS NULL AND r.community_code IS NULL
           AND (r.subdistrict_code IS NULL OR r.subdistrict_code = a.parent_code)
     """,
     "subdistrict": """
-        SELECT r.line, a.code FROM admin_areas a
+        SELECT r.line, a.code FROM current_admin_areas a
         JOIN {rows} r ON r.pt && ST_Envelope(a.geom) AND _ST_Intersects(a.geom, r.pt)
-        WHERE a.level = 'subdistrict' AND a.valid_to IS NULL AND a.geom IS NOT NULL
+        WHERE a.level = 'subdistrict' AND a.geom IS NOT NULL
           AND r.subdistrict_code IS NULL AND left(r.district_code, 6) = left(a.code, 6)
     """,
     "grid": """
@@ -356,8 +337,8 @@ def locate(session: Session, resolved: str, fills: str) -> Located:
             SELECT count(*) FILTER (WHERE community_code IS NULL),
                    count(*) FILTER (WHERE community_code IS NULL AND subdistrict_code IS NULL),
                    count(*) FILTER (WHERE grid_code IS NULL),
-                   (SELECT count(*) FROM admin_areas WHERE level = 'community'),
-                   (SELECT count(*) FROM admin_areas WHERE level = 'subdistrict'),
+                   (SELECT count(*) FROM current_admin_areas WHERE level = 'community'),
+                   (SELECT count(*) FROM current_admin_areas WHERE level = 'subdistrict'),
                    (SELECT count(*) FROM grids),
                    count(*) FILTER (WHERE subdistrict_code IS NULL)
             FROM {resolved} WHERE problem IS NULL
@@ -386,8 +367,7 @@ def located(resolved: str, fills: str, found: Located) -> str:
     grid = "coalesce(r.grid_code, fg.code)" if filled["grid"] else "r.grid_code"
     joins = [
         f"LEFT JOIN {fills}_c fc ON fc.line = r.line" if filled["community"] else "",
-        f"LEFT JOIN admin_areas cp ON cp.code = {community} AND cp.level = 'community' "
-        "AND cp.valid_to IS NULL"
+        f"LEFT JOIN current_admin_areas cp ON cp.code = {community} AND cp.level = 'community'"
         if found.orphans
         else "",
         f"LEFT JOIN {fills}_s fs ON fs.line = r.line" if filled["subdistrict"] else "",
@@ -422,8 +402,8 @@ _COLUMNS = (
     "room",
 )
 _WITH_NAMES = """
-    JOIN admin_areas d ON d.code = f.district_code AND d.valid_to IS NULL
-    LEFT JOIN admin_areas s ON s.code = f.subdistrict_code AND s.valid_to IS NULL
+    JOIN current_admin_areas d ON d.code = f.district_code
+    LEFT JOIN current_admin_areas s ON s.code = f.subdistrict_code
 """
 
 

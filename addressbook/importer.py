@@ -3,10 +3,12 @@
 The file is streamed into an UNLOGGED staging table with COPY (no row ever becomes a Python
 object), then a few statements do everything else over the whole set (addressbook.import_sql):
 find the district of rows that name none by location, clean and standardise the elements,
-resolve district / subdistrict / community names or codes to codes (hash joins against a small
-key table), give every bad row its reason, fill missing community, subdistrict and grid by
-location (GiST), build the standard full form and the stable code, update the known codes and
-insert the new ones with a history row each. Any bad row means nothing is written unless
+resolve district / subdistrict / community names or codes to codes (hash joins against the keys
+of addressbook.area_resolver, the rule single edits and the geocoder follow too; a name of an
+earlier division set resolves to its successor, with a note in the report), give every bad row
+its reason, fill missing community, subdistrict and grid by location (GiST), build the standard
+full form and the stable code, update the known codes and insert the new ones with a history row
+each. Any bad row means nothing is written unless
 ``skip_invalid``; the caller's transaction holds it all. Imports are serialised by a table lock
 that readers do not wait for; a bulk load (more rows than the table holds, over 100,000) drops
 the indexes and keys of ``addresses`` (and of address_history, when it holds fewer rows than the
@@ -44,7 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from addressbook import import_sql, names
+from addressbook import area_resolver, import_sql, names
 from addressbook.import_source import KNOWN_COLUMNS, Source, open_source
 from addressbook.lifecycle import require_authority
 from geo import audit, versions
@@ -72,6 +74,9 @@ class ImportReport:
     skipped: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
+    # Good rows that named an area by a superseded name or code (area_resolver): what it is now.
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    note_count: int = 0
     filled: dict[str, int] = field(default_factory=dict)
     bulk: bool = False
     seconds: float = 0.0
@@ -86,6 +91,8 @@ class ImportReport:
             "skipped": self.skipped,
             "errorCount": self.error_count,
             "errors": self.errors,
+            "noteCount": self.note_count,
+            "notes": self.notes,
             "filledByLocation": self.filled,
             "bulk": self.bulk,
             "seconds": round(self.seconds, 2),
@@ -174,14 +181,27 @@ def _convert(session: Session, stage: str, out: str, crs: str) -> None:
 
 
 def _collect_errors(session: Session, resolved: str, report: ImportReport) -> None:
-    report.rows, report.error_count = session.execute(
-        text(f"SELECT count(*), count(problem) FROM {resolved}")
+    """The bad rows' problems, and the good rows' notes (the first MAX_REPORTED_ERRORS)."""
+    report.rows, report.error_count, report.note_count = session.execute(
+        text(
+            f"SELECT count(*), count(problem), count(note) FILTER (WHERE problem IS NULL) "
+            f"FROM {resolved}"
+        )
     ).one()
     report.errors = [
         {"line": line, "problem": problem}
         for line, problem in session.execute(
             text(
                 f"SELECT line, problem FROM {resolved} WHERE problem IS NOT NULL "
+                f"ORDER BY line LIMIT {MAX_REPORTED_ERRORS}"
+            )
+        ).tuples()
+    ]
+    report.notes = [
+        {"line": line, "note": note}
+        for line, note in session.execute(
+            text(
+                f"SELECT line, note FROM {resolved} WHERE note IS NOT NULL AND problem IS NULL "
                 f"ORDER BY line LIMIT {MAX_REPORTED_ERRORS}"
             )
         ).tuples()
@@ -308,7 +328,7 @@ def import_addresses(
     if converted:
         _convert(session, stage, xy, crs_id)
         steps.done("convert")
-    import_sql.create_keys(session, keys)
+    area_resolver.create_key_table(session, keys)
     xy_table = xy if converted else None
     by_location = import_sql.districts_by_location(session, stage, districts, columns, xy_table)
     import_sql.resolve(
@@ -355,6 +375,6 @@ def import_addresses(
     versions.bump(session, "addresses")
     steps.done("names")
     report.seconds = time.perf_counter() - started
-    summary = {k: v for k, v in report.as_dict().items() if k not in ("errors", "steps")}
+    summary = {k: v for k, v in report.as_dict().items() if k not in ("errors", "notes", "steps")}
     audit.record(session, who, "addresses.import", filename, summary)
     return report

@@ -22,7 +22,8 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook import gazetteer, names
+from addressbook import area_resolver, gazetteer, names
+from addressbook.area_resolver import Gone, Resolved
 from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
 from geo import audit, departments, versions
 from geo.auth import Principal
@@ -40,9 +41,9 @@ SELECT a.id, a.code, a.status, a.successor_id, a.version, a.full_address AS stan
        a.road, a.house_number, a.compound, a.building, a.unit, a.room,
        ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat, a.created_at, a.updated_at, a.updated_by
 FROM addresses a
-LEFT JOIN admin_areas d ON d.code = a.district_code AND d.valid_to IS NULL
-LEFT JOIN admin_areas s ON s.code = a.subdistrict_code AND s.valid_to IS NULL
-LEFT JOIN admin_areas c ON c.code = a.community_code AND c.valid_to IS NULL
+LEFT JOIN current_admin_areas d ON d.code = a.district_code
+LEFT JOIN current_admin_areas s ON s.code = a.subdistrict_code
+LEFT JOIN current_admin_areas c ON c.code = a.community_code
 WHERE a.id = :id
 """
 _ELEMENT_KEYS: Final = (
@@ -69,20 +70,19 @@ WITH v AS (
            ST_SetSRID(ST_MakePoint(:x, :y), 4490) AS pt
 ), c AS (
     SELECT v.*, coalesce(CAST(:community AS text), (
-        SELECT a.code FROM admin_areas a
-        JOIN admin_areas s ON s.code = a.parent_code AND s.valid_to IS NULL
-        WHERE a.level = 'community' AND a.valid_to IS NULL AND ST_Intersects(a.geom, v.pt)
-          AND s.parent_code = :district
+        SELECT a.code FROM current_admin_area_tree a
+        WHERE a.level = 'community' AND ST_Intersects(a.geom, v.pt)
+          AND a.district_code = :district
           AND (CAST(:subdistrict AS text) IS NULL OR a.parent_code = :subdistrict)
         ORDER BY a.code LIMIT 1)) AS community_code
     FROM v
 ), q AS (
     SELECT c.*, coalesce(
         CAST(:subdistrict AS text),
-        (SELECT a.parent_code FROM admin_areas a
-         WHERE a.code = c.community_code AND a.valid_to IS NULL LIMIT 1),
-        (SELECT a.code FROM admin_areas a
-         WHERE a.level = 'subdistrict' AND a.valid_to IS NULL AND a.parent_code = :district
+        (SELECT a.parent_code FROM current_admin_areas a
+         WHERE a.code = c.community_code LIMIT 1),
+        (SELECT a.code FROM current_admin_areas a
+         WHERE a.level = 'subdistrict' AND a.parent_code = :district
            AND ST_Intersects(a.geom, c.pt)
          ORDER BY a.code LIMIT 1)) AS subdistrict_code,
         (SELECT g.code FROM grids g WHERE ST_Intersects(g.geom, c.pt)
@@ -95,8 +95,8 @@ SELECT q.road, q.house_number, q.compound, q.building, q.unit, q.room,
        address_full_form(d.name, s.name, q.road, q.house_number, q.compound, q.building,
                          q.unit, q.room)
 FROM q
-JOIN admin_areas d ON d.code = :district AND d.valid_to IS NULL
-LEFT JOIN admin_areas s ON s.code = q.subdistrict_code AND s.valid_to IS NULL
+JOIN current_admin_areas d ON d.code = :district
+LEFT JOIN current_admin_areas s ON s.code = q.subdistrict_code
 """
 
 
@@ -113,6 +113,8 @@ class Prepared:
     full_address: str
     lon: float
     lat: float
+    # What became of areas named by a superseded name or code (area_resolver), for the audit.
+    notes: tuple[str, ...] = ()
 
     def columns(self) -> dict[str, Any]:
         return {
@@ -196,47 +198,49 @@ def history(session: Session, address_id: int) -> list[dict[str, Any]]:
 # --- checks --------------------------------------------------------------------------------------
 
 
-def _area_code(session: Session, level: str, value: str, parent: str | None) -> str:
-    """A current area of `level` by name, official name or code (inside `parent`); 400 if
+def _area(session: Session, level: str, value: Any, scope: str | None) -> Resolved:
+    """The current area `value` names (area_resolver's rule, the importer's too): a district,
+    a subdistrict inside the district `scope`, a community inside the subdistrict `scope` or
+    (level community_in_district) unique in the district `scope`; a 400 naming the field if
     there is none."""
-    code = session.execute(
-        text(
-            """
-            SELECT code FROM admin_areas
-            WHERE level = :level AND valid_to IS NULL
-              AND (name = :v OR official_name = :v OR code = :v
-                   OR (level = 'district' AND left(code, 6) = :v))
-              AND (CAST(:parent AS text) IS NULL OR parent_code = :parent
-                   OR (level = 'community' AND parent_code IN (
-                       SELECT code FROM admin_areas
-                       WHERE parent_code = :parent AND valid_to IS NULL)))
-            ORDER BY code LIMIT 1
-            """
-        ),
-        {"level": level, "v": value.strip(), "parent": parent},
-    ).scalar()
-    if code is None:
-        where = f" in {parent}" if parent else ""
-        raise _invalid(level, f"unknown {level} {value!r}{where}")
-    return str(code)
+    field = level.removesuffix("_in_district")
+    found = area_resolver.resolve(session, level, str(value), scope)
+    if not isinstance(found, Resolved):
+        where = f" in {scope}" if scope else ""
+        why = f": {found.note}" if isinstance(found, Gone) else ""
+        if level == "community_in_district" and not why:
+            why = " (a name several communities of the district share needs the subdistrict)"
+        raise _invalid(field, f"unknown {field} {str(value).strip()!r}{where}{why}")
+    return found
 
 
 def _prepare(session: Session, fields: Mapping[str, Any], lon: float, lat: float) -> Prepared:
-    """Resolve the admin areas, standardise the elements, place the address, and check it."""
-    district = _area_code(session, "district", str(fields["district"]), None)
-    subdistrict = fields.get("subdistrict")
-    if subdistrict:
-        subdistrict = _area_code(session, "subdistrict", str(subdistrict), district)
-    community = fields.get("community")
-    if community:
-        community = _area_code(session, "community", str(community), subdistrict or district)
+    """Resolve the admin areas, standardise the elements, place the address, and check it. A
+    historical name resolves to the area carrying the place today, and the district follows
+    it; the notes say so."""
+    named = _area(session, "district", fields["district"], None)
+    found = [named]
+    subdistrict = community = None
+    if fields.get("subdistrict"):
+        subdistrict = _area(session, "subdistrict", fields["subdistrict"], named.code)
+        found.append(subdistrict)
+    if fields.get("community"):
+        level, scope = (
+            ("community", subdistrict.code)
+            if subdistrict
+            else ("community_in_district", named.code)
+        )
+        community = _area(session, level, fields["community"], scope)
+        found.append(community)
+    district = found[-1].district_code or named.code
+    notes = tuple(dict.fromkeys(f.note for f in found if f.note))
     params = {
         **{c: fields.get(c) for c in ELEMENTS},
         "x": lon,
         "y": lat,
         "district": district,
-        "subdistrict": subdistrict or None,
-        "community": community or None,
+        "subdistrict": subdistrict.code if subdistrict else None,
+        "community": community.code if community else None,
     }
     row = session.execute(text(_PREPARE_SQL), params).tuples().one()
     elements = dict(zip(ELEMENTS, row[:6], strict=True))
@@ -246,7 +250,11 @@ def _prepare(session: Session, fields: Mapping[str, Any], lon: float, lat: float
         value = elements[name]
         if value is not None and len(value) > width:
             raise _invalid(name, f"{value!r} is longer than {width} characters")
-    return Prepared(district, row[6], row[7], row[8], elements, row[9], row[10], lon, lat)
+    return Prepared(district, row[6], row[7], row[8], elements, row[9], row[10], lon, lat, notes)
+
+
+def _notes(prepared: Prepared) -> dict[str, Any]:
+    return {"notes": list(prepared.notes)} if prepared.notes else {}
 
 
 def _same_elements(session: Session, prepared: Prepared, other_than: int | None) -> int | None:
@@ -353,7 +361,13 @@ def create(session: Session, who: Principal, fields: Mapping[str, Any], crs: str
     ).scalar_one()
     _write_history(session, address_id, "create", who)
     _refresh_names(session, _streets(prepared.district_code, prepared.elements))
-    audit.record(session, who, "address.create", f"address/{address_id}", {"code": prepared.code})
+    audit.record(
+        session,
+        who,
+        "address.create",
+        f"address/{address_id}",
+        {"code": prepared.code, **_notes(prepared)},
+    )
     _changed(session)
     return int(address_id)
 
@@ -439,7 +453,7 @@ def update(
         who,
         "address.update",
         f"address/{address_id}",
-        {"changed": sorted(changes), "replace": replace},
+        {"changed": sorted(changes), "replace": replace, **_notes(prepared)},
     )
     _changed(session)
 
@@ -497,7 +511,7 @@ def rename_road(
     keeping `old` as an alias (address_aliases, read into the parser's dictionary, and
     address_names, for suggestions) so that texts with the old name still find them."""
     require_authority(session, who)
-    district_code = _area_code(session, "district", district, None)
+    district_code = _area(session, "district", district, None).code
     old, new = old.strip(), new.strip()
     if not new or len(new) > ELEMENT_WIDTHS["road"]:
         raise _invalid("new", f"the new name must have 1 to {ELEMENT_WIDTHS['road']} characters")
@@ -532,13 +546,13 @@ def rename_road(
                 UPDATE addresses a SET road = CAST(:new AS text),
                     full_address = address_full_form(
                         d.name,
-                        (SELECT s.name FROM admin_areas s
-                         WHERE s.code = a.subdistrict_code AND s.valid_to IS NULL LIMIT 1),
+                        (SELECT s.name FROM current_admin_areas s
+                         WHERE s.code = a.subdistrict_code LIMIT 1),
                         CAST(:new AS text), a.house_number, a.compound, a.building, a.unit, a.room),
                     version = a.version + 1, updated_at = now(), updated_by = :who
-                FROM admin_areas d
+                FROM current_admin_areas d
                 WHERE a.district_code = :district AND a.road = :old  -- ix_addresses_structured
-                  AND d.code = a.district_code AND d.valid_to IS NULL
+                  AND d.code = a.district_code
                 RETURNING a.id
                 """
             ),

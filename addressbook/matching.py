@@ -201,8 +201,7 @@ def relaxed(
     )
     modes = "".join(f", mode() WITHIN GROUP (ORDER BY m.{c}) AS {c}" for c in free)
     form = ", ".join(
-        f"CAST(:{c} AS text)" if c in fixed else f"g.{c}" if c in free else "NULL"
-        for c in ELEMENTS
+        f"CAST(:{c} AS text)" if c in fixed else f"g.{c}" if c in free else "NULL" for c in ELEMENTS
     )
     sql = f"""
         WITH m AS (  -- one range of ix_addresses_structured / ix_addresses_compound
@@ -219,8 +218,8 @@ def relaxed(
                   AND {exact_where}{_area_sql(area, "e")} LIMIT 1)
                {"".join(f", g.{c}" for c in free)}
         FROM g
-        LEFT JOIN admin_areas d ON d.code = g.district_code AND d.valid_to IS NULL
-        LEFT JOIN admin_areas s ON s.code = g.subdistrict_code AND s.valid_to IS NULL
+        LEFT JOIN current_admin_areas d ON d.code = g.district_code
+        LEFT JOIN current_admin_areas s ON s.code = g.subdistrict_code
         ORDER BY g.n DESC
     """
     params = {"districts": list(districts), **fixed, **_area_params(area)}
@@ -463,8 +462,8 @@ def describe_places(
             f"""
             SELECT address_full_form({", ".join(columns)}),
                    coalesce(ST_Intersects(
-                       (SELECT geom FROM admin_areas
-                        WHERE code = :area_code AND valid_to IS NULL LIMIT 1),
+                       (SELECT geom FROM current_admin_areas
+                        WHERE code = :area_code LIMIT 1),
                        ST_SetSRID(ST_MakePoint(t.x, t.y), 4490)), true)
             FROM unnest({arrays}, CAST(:x AS float8[]), CAST(:y AS float8[]))
                  WITH ORDINALITY AS t({", ".join(columns)}, x, y, n)

@@ -16,6 +16,7 @@ from pypinyin import pinyin as pinyin_of
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from addressbook.area_resolver import AreaKeys
 from geo.db import raw_connection
 
 AREA_KINDS = ("district", "subdistrict", "community")
@@ -94,8 +95,7 @@ def refresh_areas(session: Session) -> None:
         text(
             """
             CREATE TEMP TABLE _names ON COMMIT DROP AS
-            WITH cur AS (SELECT * FROM admin_areas WHERE valid_to IS NULL),
-            counted AS (
+            WITH counted AS (
                 SELECT 'district' AS kind, district_code AS code, count(*) AS n FROM addresses
                 WHERE status = 'active' GROUP BY district_code
                 UNION ALL
@@ -105,14 +105,10 @@ def refresh_areas(session: Session) -> None:
                 SELECT 'community', community_code, count(*) FROM addresses
                 WHERE status = 'active' GROUP BY community_code
             )
-            SELECT a.level AS kind, a.name,
-                   CASE a.level WHEN 'district' THEN a.code
-                                WHEN 'subdistrict' THEN a.parent_code
-                                ELSE s.parent_code END AS district_code,
+            SELECT a.level AS kind, a.name, a.district_code,
                    a.code AS area_code, coalesce(c.n, 0)::int AS weight,
                    ST_X(a.centroid) AS x, ST_Y(a.centroid) AS y
-            FROM cur a
-            LEFT JOIN cur s ON a.level = 'community' AND s.code = a.parent_code
+            FROM current_admin_area_tree a
             LEFT JOIN counted c ON c.kind = a.level AND c.code = a.code
             WHERE a.level = ANY(:k)
             """
@@ -200,8 +196,10 @@ def refresh_streets(session: Session, touched: str | None) -> None:
         session.execute(text("ANALYZE address_names"))
 
 
-def load_name_lists(session: Session) -> dict[str, Any]:
-    """Everything the parser's dictionary needs, by name (not code), current areas only.
+def load_name_lists(session: Session, keys: AreaKeys) -> dict[str, Any]:
+    """Everything the parser's dictionary needs, by name (not code): the current areas, and
+    the subdistrict and community names of earlier division sets (`keys`, the area resolver's),
+    which the geocoder resolves to their successors.
 
     - districts: [name]
     - subdistricts: [(name, district)]
@@ -210,26 +208,13 @@ def load_name_lists(session: Session) -> dict[str, Any]:
     - aliases: {alias: (canonical, kind)}, including the statistical table's committee names
       (花园路社区居委会 -> 花园路社区).
     """
-    district_names = dict(
-        session.execute(
-            text("SELECT code, name FROM admin_areas WHERE level = 'district' AND valid_to IS NULL")
-        )
-        .tuples()
-        .all()
-    )
-    subdistricts = session.execute(
+    areas = session.execute(
         text(
-            "SELECT code, name, parent_code FROM admin_areas "
-            "WHERE level = 'subdistrict' AND valid_to IS NULL ORDER BY code"
+            "SELECT code, level, name, subdistrict_code, district_code "
+            "FROM current_admin_area_tree ORDER BY code"
         )
     ).all()
-    sub_by_code = {code: (name, parent) for code, name, parent in subdistricts}
-    communities = session.execute(
-        text(
-            "SELECT name, parent_code FROM admin_areas "
-            "WHERE level = 'community' AND valid_to IS NULL ORDER BY code"
-        )
-    ).all()
+    name_of = {code: name for code, _, name, _, _ in areas}
     streets = session.execute(
         text(
             "SELECT kind, name, district_code FROM address_names "
@@ -239,25 +224,32 @@ def load_name_lists(session: Session) -> dict[str, Any]:
     aliases: dict[str, tuple[str, str]] = {}
     for alias, canonical, kind in session.execute(
         text(
-            "SELECT official_name, name, level FROM admin_areas "
-            "WHERE valid_to IS NULL AND official_name <> name AND level IN "
-            "('subdistrict', 'community') "
+            "SELECT official_name, name, level FROM current_admin_areas "
+            "WHERE official_name <> name AND level IN ('subdistrict', 'community') "
             "UNION ALL SELECT alias, canonical, kind FROM address_aliases "
             "WHERE valid_to IS NULL AND kind IN ('road', 'compound')"
         )
     ).tuples():
         aliases.setdefault(alias, (canonical, kind))
     return {
-        "districts": sorted(district_names.values()),
+        "districts": sorted(name for _, level, name, _, _ in areas if level == "district"),
         "subdistricts": [
-            (name, district_names.get(parent, "")) for _, name, parent in subdistricts
-        ],
+            (name, name_of.get(district or "", ""))
+            for _, level, name, _, district in areas
+            if level == "subdistrict"
+        ]
+        + [(name, name_of.get(scope, "")) for name, scope in keys.superseded("subdistrict")],
         "communities": [
-            (name, sub_by_code[parent][0], district_names.get(sub_by_code[parent][1], ""))
-            for name, parent in communities
-            if parent in sub_by_code
+            (name, name_of.get(sub or "", ""), name_of.get(district or "", ""))
+            for _, level, name, sub, district in areas
+            if level == "community" and sub in name_of
+        ]
+        + [
+            (name, name_of.get(scope, ""), "")
+            for name, scope in keys.superseded("community")
+            if scope in name_of
         ],
-        "roads": [(n, district_names.get(d, "")) for k, n, d in streets if k == "road"],
-        "compounds": [(n, district_names.get(d, "")) for k, n, d in streets if k == "compound"],
+        "roads": [(n, name_of.get(d, "")) for k, n, d in streets if k == "road"],
+        "compounds": [(n, name_of.get(d, "")) for k, n, d in streets if k == "compound"],
         "aliases": aliases,
     }

@@ -39,8 +39,8 @@ SELECT
      WHERE CAST(:radius AS float8) IS NULL
         OR ST_DWithin(n.geom::geography, p.pt::geography, CAST(:radius AS float8))),
     (SELECT json_agg(json_build_object('level', a.level, 'code', a.code, 'name', a.name))
-     FROM admin_areas a
-     WHERE a.valid_to IS NULL AND a.level IN ('district', 'subdistrict', 'community')
+     FROM current_admin_areas a
+     WHERE a.level IN ('district', 'subdistrict', 'community')
        AND ST_Intersects(a.geom, p.pt)),  -- idx_admin_areas_geom
     (SELECT json_build_object('code', g.code, 'name', g.name,
                               'community_code', g.community_code,

@@ -58,10 +58,12 @@ ADMIN_ELEMENTS: Final = ("district", "subdistrict", "community")
 @dataclass(frozen=True)
 class Wanted:
     """What the text asks for: admin areas as the codes its names may mean, the other elements
-    in their standard spelling (32号, 1号楼...)."""
+    in their standard spelling (32号, 1号楼...), and what became of areas it names by an
+    earlier name (area_resolver), for the candidates' notes."""
 
     areas: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     elements: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass

@@ -62,8 +62,8 @@ _SOURCES = """
 SELECT a.id, d.name, s.name, a.road, a.house_number, a.compound, a.building, a.unit, a.room,
        a.district_code
 FROM addresses a
-JOIN admin_areas d ON d.code = a.district_code AND d.valid_to IS NULL
-LEFT JOIN admin_areas s ON s.code = a.subdistrict_code AND s.valid_to IS NULL
+JOIN current_admin_areas d ON d.code = a.district_code
+LEFT JOIN current_admin_areas s ON s.code = a.subdistrict_code
 WHERE a.status = 'active' AND a.id % 97 = :slice
 ORDER BY md5(a.id::text) LIMIT :n
 """

@@ -33,8 +33,8 @@ def load(count: int = COUNT, seed: int = SEED) -> None:
     with session_scope() as session:
         districts = session.execute(
             text(
-                "SELECT count(*) FROM admin_areas WHERE level = 'community' "
-                "AND valid_to IS NULL AND geom IS NOT NULL"
+                "SELECT count(*) FROM current_admin_areas WHERE level = 'community' "
+                "AND geom IS NOT NULL"
             )
         ).scalar_one()
         if districts == 0:
@@ -85,8 +85,8 @@ SELECT a.id, a.code, a.full_address, d.name, a.district_code, s.name, a.subdistr
        a.community_code, a.road, a.house_number, a.compound, a.building, a.unit, a.room,
        ST_X(a.geom), ST_Y(a.geom)
 FROM addresses a
-JOIN admin_areas d ON d.code = a.district_code AND d.valid_to IS NULL
-LEFT JOIN admin_areas s ON s.code = a.subdistrict_code AND s.valid_to IS NULL
+JOIN current_admin_areas d ON d.code = a.district_code
+LEFT JOIN current_admin_areas s ON s.code = a.subdistrict_code
 WHERE a.status = 'active' AND a.code LIKE '12%' AND {where}
 ORDER BY md5(a.code) LIMIT :n
 """

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from addressbook import demo, import_sql, importer, names
+from addressbook.area_resolver import AreaKeys
 from addressbook.import_areas import import_areas
 from addressbook.import_grids import assign_addresses, save_grids
 from addressbook.names import load_name_lists
@@ -148,7 +149,7 @@ def test_import_happy_path_and_reimport(client: TestClient, library, editor: Dep
         )
     assert codes <= after
     with session_scope() as session:
-        lists = load_name_lists(session)
+        lists = load_name_lists(session, AreaKeys.load(session))
     assert any(road == rows[0]["road"] and d == DISTRICT for road, d in lists["roads"])
     assert (rows[0]["subdistrict"], DISTRICT) in lists["subdistricts"]
 
@@ -190,8 +191,8 @@ def test_location_fills_missing_areas(client: TestClient, library, editor: Dept)
         found = conn.execute(
             text(
                 "SELECT s.name, c.name FROM addresses a "
-                "JOIN admin_areas s ON s.code = a.subdistrict_code AND s.valid_to IS NULL "
-                "JOIN admin_areas c ON c.code = a.community_code AND c.valid_to IS NULL "
+                "JOIN current_admin_areas s ON s.code = a.subdistrict_code "
+                "JOIN current_admin_areas c ON c.code = a.community_code "
                 "WHERE a.road = :road AND a.house_number = :h || '号' AND a.compound = :c "
                 "AND a.building = :b || '号楼' AND a.unit = :u || '单元' AND a.room = :r || '室'"
             ),

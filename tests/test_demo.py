@@ -47,9 +47,10 @@ def test_points_fall_inside_their_district_and_community(communities) -> None:
                 text(
                     "SELECT c.level, c.name, coalesce(s.name, ''), coalesce(d.name, ''), "
                     "ST_AsBinary(c.geom) "
-                    "FROM admin_areas c LEFT JOIN admin_areas s ON s.code = c.parent_code "
-                    "AND s.valid_to IS NULL LEFT JOIN admin_areas d ON d.code = s.parent_code "
-                    "AND d.valid_to IS NULL WHERE c.valid_to IS NULL AND c.geom IS NOT NULL "
+                    "FROM current_admin_areas c "
+                    "LEFT JOIN current_admin_areas s ON s.code = c.parent_code "
+                    "LEFT JOIN current_admin_areas d ON d.code = s.parent_code "
+                    "WHERE c.geom IS NOT NULL "
                     "AND c.level IN ('district', 'community')"
                 )
             ).tuples()

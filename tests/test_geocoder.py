@@ -181,8 +181,8 @@ def test_the_same_road_and_number_in_two_districts_is_not_confident(
     with session_scope() as session:
         districts = session.execute(
             text(
-                "SELECT name, ST_X(centroid), ST_Y(centroid) FROM admin_areas "
-                "WHERE level = 'district' AND valid_to IS NULL AND centroid IS NOT NULL "
+                "SELECT name, ST_X(centroid), ST_Y(centroid) FROM current_admin_areas "
+                "WHERE level = 'district' AND centroid IS NOT NULL "
                 "AND name IN ('河西区', '南开区') ORDER BY name"
             )
         ).all()

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from addressbook.geocode_cli import geocode_file
+from addressbook.geocoding.geocode_cli import geocode_file
 from geo.auth import Principal
 from geo.errors import ApiError
 
@@ -60,7 +60,7 @@ def areas_import(
     crs: CrsOpt = "GCJ02",
 ) -> None:
     """Load (or replace) the admin areas, their code history and derived polygons."""
-    from addressbook import import_areas
+    from addressbook.areas import import_areas
 
     with _reported(), _session() as session:
         counts = import_areas.import_areas(
@@ -80,7 +80,7 @@ def grids_import(
     source: Annotated[str | None, typer.Option(help="source name (default: file name)")] = None,
 ) -> None:
     """Load grids from GeoJSON (upsert by code; the source's vanished grids are removed)."""
-    from addressbook.import_grids import read_grid_file, save_grids
+    from addressbook.areas.import_grids import read_grid_file, save_grids
 
     with _reported(), file.open("rb") as stream, _session() as session:
         counts = save_grids(session, read_grid_file(stream, crs), source or file.name)
@@ -88,7 +88,7 @@ def grids_import(
 
 
 def _import(file: Path, crs: str, skip_invalid: bool) -> None:
-    from addressbook.importer import import_addresses
+    from addressbook.ingest.importer import import_addresses
 
     columns = (
         TextColumn("{task.description:<16}"),
@@ -144,7 +144,7 @@ def demo_addresses(
     ] = None,
 ) -> None:
     """Generate plausible addresses in the real communities; load them or write a CSV."""
-    from addressbook import demo
+    from addressbook.ingest import demo
 
     with _session() as session:
         communities = demo.load_communities(session)
@@ -164,8 +164,8 @@ def demo_grids(
     out: Annotated[Path | None, typer.Option(help="write GeoJSON here instead of loading")] = None,
 ) -> None:
     """Cut every community into ~500 m grids; load them or write GeoJSON."""
-    from addressbook import demo
-    from addressbook.import_grids import grids_payload, save_grids
+    from addressbook.areas.import_grids import grids_payload, save_grids
+    from addressbook.ingest import demo
 
     with _session() as session:
         frame = demo.generate_grids(demo.load_communities(session), seed)

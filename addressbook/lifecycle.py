@@ -22,8 +22,9 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook import area_resolver, gazetteer, names
-from addressbook.area_resolver import Gone, Resolved
+from addressbook.areas import resolver
+from addressbook.areas.resolver import Gone, Resolved
+from addressbook.geocoding import gazetteer, names
 from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
 from geo import audit, departments, versions
 from geo.auth import Principal
@@ -113,7 +114,7 @@ class Prepared:
     full_address: str
     lon: float
     lat: float
-    # What became of areas named by a superseded name or code (area_resolver), for the audit.
+    # What became of areas named by a superseded name or code (areas.resolver), for the audit.
     notes: tuple[str, ...] = ()
 
     def columns(self) -> dict[str, Any]:
@@ -199,12 +200,12 @@ def history(session: Session, address_id: int) -> list[dict[str, Any]]:
 
 
 def _area(session: Session, level: str, value: Any, scope: str | None) -> Resolved:
-    """The current area `value` names (area_resolver's rule, the importer's too): a district,
+    """The current area `value` names (areas.resolver's rule, the importer's too): a district,
     a subdistrict inside the district `scope`, a community inside the subdistrict `scope` or
     (level community_in_district) unique in the district `scope`; a 400 naming the field if
     there is none."""
     field = level.removesuffix("_in_district")
-    found = area_resolver.resolve(session, level, str(value), scope)
+    found = resolver.resolve(session, level, str(value), scope)
     if not isinstance(found, Resolved):
         where = f" in {scope}" if scope else ""
         why = f": {found.note}" if isinstance(found, Gone) else ""

@@ -8,10 +8,10 @@ import io
 
 from sqlalchemy.orm import Session
 
-from addressbook import demo
-from addressbook.import_areas import import_areas
-from addressbook.import_grids import save_grids
-from addressbook.importer import import_addresses
+from addressbook.areas.import_areas import import_areas
+from addressbook.areas.import_grids import save_grids
+from addressbook.ingest import demo
+from addressbook.ingest.importer import import_addresses
 from geo.auth import Principal
 
 SAMPLE_ADDRESSES = 200_000

@@ -25,9 +25,9 @@ TARGET_S = 90.0
 
 
 def _prepare(ctx: BenchContext) -> None:
-    from addressbook import demo
-    from addressbook.import_areas import import_areas
-    from addressbook.import_grids import save_grids
+    from addressbook.areas.import_areas import import_areas
+    from addressbook.areas.import_grids import save_grids
+    from addressbook.ingest import demo
     from geo.db import session_scope
 
     started = time.perf_counter()
@@ -41,7 +41,7 @@ def _prepare(ctx: BenchContext) -> None:
 
 
 def _generate(ctx: BenchContext) -> tuple[str, float]:
-    from addressbook import demo
+    from addressbook.ingest import demo
     from geo.db import session_scope
 
     path = ctx.root / "addresses.csv"

@@ -5,9 +5,10 @@ them; run on its own, this module runs that import first).
 
 Geocode: 2,000 messy variants of library addresses (bench/address_variants.py: typos, missing
 levels, Chinese numerals, full-width digits, 楼-门-户 dashes, noise), each knowing the address it
-came from. Ours: `addressbook.geocoder.geocode` called in-process, one transaction per text, with
-the endpoint's arguments (`check_text`, limit 5): the code path of GET /addresses/geocode without
-HTTP (the same strings over HTTP against `geo serve --workers 2` are reported on their own line).
+came from. Ours: `addressbook.geocoding.geocoder.geocode` called in-process, one transaction per
+text, with the endpoint's arguments (`check_text`, limit 5): the code path of GET
+/addresses/geocode without HTTP (the same strings over HTTP against `geo serve --workers 2` are
+reported on their own line).
 The naive baseline: one pg_trgm query over the standard full form,
 `WHERE full_address % q ORDER BY similarity(full_address, q) DESC LIMIT 1` on a GIN index over
 every full form, through psycopg directly. Same strings, same run, side by side. The library
@@ -132,7 +133,7 @@ def _sources(n: int, slice_: int) -> tuple[list[Source], dict[int, Truth]]:
 
 def _known() -> Callable[[str, str], bool]:
     """known(district name, name): the name is a road or compound of that district."""
-    from addressbook import gazetteer
+    from addressbook.geocoding import gazetteer
     from geo.db import session_scope
 
     with session_scope() as session:
@@ -150,7 +151,7 @@ def _known() -> Callable[[str, str], bool]:
 
 
 def _ours(texts: Sequence[Variant]) -> tuple[list[float], list[dict[str, object] | None], int]:
-    from addressbook.geocoder import check_text, geocode
+    from addressbook.geocoding.geocoder import check_text, geocode
     from geo.db import session_scope
 
     latencies, answers, confident = [], [], 0
@@ -222,7 +223,7 @@ def _geocode(ctx: BenchContext, texts: list[Variant], truth: dict[int, Truth]) -
 
 
 def _gazetteer_build() -> float:
-    from addressbook import gazetteer
+    from addressbook.geocoding import gazetteer
     from geo.db import session_scope
 
     started = time.perf_counter()
@@ -235,7 +236,7 @@ def _gazetteer_build() -> float:
 
 def _suggest_texts() -> list[tuple[str, str]]:
     """(typed text, the name it should suggest)."""
-    from addressbook.names import pinyin
+    from addressbook.geocoding.names import pinyin
     from geo.db import session_scope
 
     with session_scope() as session:
@@ -260,7 +261,7 @@ def _suggest_texts() -> list[tuple[str, str]]:
 
 
 def _suggest(ctx: BenchContext) -> None:
-    from addressbook.suggest import suggest
+    from addressbook.geocoding.suggest import suggest
     from geo.db import session_scope
 
     typed = _suggest_texts()
@@ -282,7 +283,7 @@ def _suggest(ctx: BenchContext) -> None:
 
 
 def _reverse(ctx: BenchContext) -> None:
-    from addressbook.reverse import reverse
+    from addressbook.geocoding.reverse import reverse
     from geo.db import session_scope
 
     with session_scope() as session:

@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook import demo, gazetteer
-from addressbook.import_areas import import_areas
-from addressbook.importer import import_addresses
+from addressbook.areas.import_areas import import_areas
+from addressbook.geocoding import gazetteer
+from addressbook.ingest import demo
+from addressbook.ingest.importer import import_addresses
 from geo.auth import Principal
 from geo.db import get_engine, session_scope
 

@@ -12,11 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook import demo, import_sql, importer, names
-from addressbook.area_resolver import AreaKeys
-from addressbook.import_areas import import_areas
-from addressbook.import_grids import assign_addresses, save_grids
-from addressbook.names import load_name_lists
+from addressbook.areas.import_areas import import_areas
+from addressbook.areas.import_grids import assign_addresses, save_grids
+from addressbook.areas.resolver import AreaKeys
+from addressbook.geocoding import names
+from addressbook.geocoding.names import load_name_lists
+from addressbook.ingest import demo, import_sql, importer
 from geo.crs import transform_xy
 from geo.db import get_engine, session_scope
 from geo.errors import ApiError

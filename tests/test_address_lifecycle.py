@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from addressbook.geocoder import geocode
-from addressbook.suggest import suggest
+from addressbook.geocoding.geocoder import geocode
+from addressbook.geocoding.suggest import suggest
 from geo.db import session_scope
 from tests.address_library import HOUSES, ROOMS, Stored, fresh_names, load, pick
 from tests.conftest import Dept

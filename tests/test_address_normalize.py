@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from addressbook.normalize import chinese_number, fold, normalize, normalize_with_notes
+from addressbook.geocoding.normalize import chinese_number, fold, normalize, normalize_with_notes
 
 REAL_ADDRESSES = Path(__file__).resolve().parent / "data" / "real_addresses.txt"
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from addressbook.parser import Entry, Gazetteer, Kind, Level, ParsedAddress, parse
+from addressbook.geocoding.dictionary import Entry, Gazetteer
+from addressbook.geocoding.parser import Level, ParsedAddress, parse
+from addressbook.geocoding.words import Kind
 
 # The bundled copy of the shared data set (provenance: addressbook/data/README.md).
 DIVISIONS = Path(__file__).resolve().parents[1] / "addressbook" / "data" / "divisions_2016.csv"

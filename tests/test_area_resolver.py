@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook import area_resolver, gazetteer, lifecycle
-from addressbook.area_resolver import Gone, Resolved
-from addressbook.geocoder import geocode_many
-from addressbook.import_areas import import_areas
-from addressbook.importer import ImportReport, import_addresses
-from addressbook.names import refresh_streets
+from addressbook import lifecycle
+from addressbook.areas import resolver
+from addressbook.areas.import_areas import import_areas
+from addressbook.areas.resolver import Gone, Resolved
+from addressbook.geocoding import gazetteer
+from addressbook.geocoding.geocoder import geocode_many
+from addressbook.geocoding.names import refresh_streets
+from addressbook.ingest.importer import ImportReport, import_addresses
 from geo.db import session_scope
 from geo.errors import ApiError
 from tests.address_library import CONSOLE, fresh_names
@@ -117,7 +119,7 @@ def _edit_problem(fields: dict[str, Any]) -> str:
 )
 def test_the_keys(level: str, value: str, scope: str | None, code: str | None) -> None:
     with session_scope() as session:
-        found = area_resolver.resolve(session, level, value, scope)
+        found = resolver.resolve(session, level, value, scope)
     if code is None:
         assert found is None
     else:
@@ -158,8 +160,8 @@ def test_a_community_named_without_its_subdistrict_must_be_unique_in_the_distric
 def test_a_2016_subdistrict_resolves_to_its_successor_with_a_note() -> None:
     with session_scope() as session:
         lon, lat = _centroid(session, NEW_CODE)
-        old = area_resolver.resolve(session, "subdistrict", OLD_SUBDISTRICT, "120106000000")
-        by_code = area_resolver.resolve(session, "subdistrict", OLD_CODE, "120106000000")
+        old = resolver.resolve(session, "subdistrict", OLD_SUBDISTRICT, "120106000000")
+        by_code = resolver.resolve(session, "subdistrict", OLD_CODE, "120106000000")
     assert isinstance(old, Resolved) and (old.code, old.district_code) == (NEW_CODE, NEW_DISTRICT)
     assert old.note == "红桥区双环村街道 (until 2023-06-01) is now 北辰区双环邨街道"
     assert by_code == old
@@ -196,8 +198,8 @@ def test_a_2016_community_resolves_by_its_old_subdistrict() -> None:
     """佳园东里社区 moved to 双环邨街道 with its township: named with the old subdistrict's
     code, or in the old district without a subdistrict, it is found, with a note."""
     with session_scope() as session:
-        community = area_resolver.resolve(session, "community", "佳园东里社区", OLD_CODE)
-        in_district = area_resolver.resolve(
+        community = resolver.resolve(session, "community", "佳园东里社区", OLD_CODE)
+        in_district = resolver.resolve(
             session, "community_in_district", "佳园东里社区", "120106000000"
         )
     assert isinstance(community, Resolved) and community.code == "120106002001"
@@ -217,7 +219,7 @@ def test_a_subdistrict_without_successor_is_refused_with_the_reason() -> None:
             )
         ).first()
         assert gone is not None, "the bundled data has townships dissolved in 2023"
-        found = area_resolver.resolve(session, "subdistrict", gone[0], gone[1])
+        found = resolver.resolve(session, "subdistrict", gone[0], gone[1])
         lon, lat = _centroid(session, gone[1])
     assert isinstance(found, Gone) and found.note.endswith("without a successor")
     row = {"district": gone[2], "subdistrict": gone[0], "road": ROAD, "house_number": "5"}

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from addressbook import demo
-from addressbook.grids import GRID_AT_SQL
-from addressbook.import_areas import community_name, import_areas
-from addressbook.import_grids import assign_addresses, save_grids
+from addressbook.areas.grids import GRID_AT_SQL
+from addressbook.areas.import_areas import community_name, import_areas
+from addressbook.areas.import_grids import assign_addresses, save_grids
+from addressbook.ingest import demo
 from geo.crs import transform_xy
 from geo.db import get_engine, session_scope
 from tests.test_cli import geo
@@ -365,7 +365,7 @@ def test_areas_import_cli_is_idempotent(areas: None) -> None:
 def test_spread_points_are_deterministic_and_inside() -> None:
     from shapely.geometry import Polygon
 
-    from addressbook.import_derived import spread_points
+    from addressbook.areas.import_derived import spread_points
 
     region = Polygon([(0, 0), (4, 0), (4, 1), (1, 1), (1, 4), (0, 4)])
     first = spread_points(region, 25, "salt")

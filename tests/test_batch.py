@@ -10,7 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from addressbook import batch
+from addressbook.geocoding import batch
 from geo.db import session_scope
 from tests.address_library import HOUSES, ROOMS, Stored, fresh_names, load, pick
 

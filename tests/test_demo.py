@@ -11,8 +11,8 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from addressbook import demo
-from addressbook.import_areas import import_areas
+from addressbook.areas.import_areas import import_areas
+from addressbook.ingest import demo
 from geo.db import session_scope
 
 

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from addressbook import gazetteer, matching, scoring
-from addressbook.geocoder import MAX_TEXT, geocode, geocode_many
+from addressbook.geocoding import gazetteer, matching, scoring
+from addressbook.geocoding.geocoder import MAX_TEXT, geocode, geocode_many
 from geo.db import session_scope
 from tests.address_library import HOUSES, ROOMS, Stored, fresh_names, load, pick, plans, statements
 

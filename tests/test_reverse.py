@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from addressbook.reverse import reverse
+from addressbook.geocoding.reverse import reverse
 from geo.crs import transform_xy
 from geo.db import session_scope
 from tests.address_library import ROOMS, Stored, fresh_names, load, pick, plans, statements

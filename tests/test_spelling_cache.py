@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from addressbook import matching
+from addressbook.geocoding import matching
 from geo.db import session_scope
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from addressbook.names import pinyin
-from addressbook.suggest import suggest
+from addressbook.geocoding.names import pinyin
+from addressbook.geocoding.suggest import suggest
 from geo.db import session_scope
 from tests.address_library import ROOMS, Stored, fresh_names, load, pick, plans, statements
 

@@ -19,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from addressbook import batch, gazetteer, geocoder, lifecycle, scoring, suggest
-from addressbook.geocoder import Candidate
+from addressbook import lifecycle
+from addressbook.geocoding import batch, gazetteer, geocoder, scoring, suggest
+from addressbook.geocoding.geocoder import Candidate
+from addressbook.geocoding.parser import parse
+from addressbook.geocoding.reverse import reverse
 from addressbook.models import ELEMENTS as STREET_ELEMENTS
-from addressbook.parser import parse
-from addressbook.reverse import reverse
 from geo import preconditions, spool
 from geo.auth import Principal, principal, require
 from geo.crs import STORAGE_CRS, resolve, transform_xy

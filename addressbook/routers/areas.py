@@ -1,4 +1,4 @@
-"""Admin areas and grids: thin HTTP wrappers over addressbook.areas and addressbook.grids.
+"""Admin areas and grids: thin HTTP wrappers over addressbook.areas (query, grids).
 
 Both are public reference data (the divisions are published statistics), so no key is needed.
 """
@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from addressbook import areas, grids
+from addressbook.areas import grids
+from addressbook.areas import query as areas
 from geo.db import DbSession
 from geo.routing import api_router
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, UploadFile
 
-from addressbook.importer import import_addresses
+from addressbook.ingest.importer import import_addresses
 from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.routing import api_router

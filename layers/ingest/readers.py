@@ -740,7 +740,7 @@ def address_locator(session: Any) -> Geocode:
     has it, else address by address to ``geocode``.
     """
     try:
-        from addressbook import geocoder
+        from addressbook.geocoding import geocoder
     except ImportError as exc:
         raise ApiError(
             400,

@@ -15,7 +15,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook.grids import without_staff
+from addressbook.areas.grids import without_staff
 from geo.errors import ApiError
 from geo.extent import city_point
 

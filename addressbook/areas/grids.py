@@ -12,7 +12,7 @@ from fastapi import Depends
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook.areas import geometry_json
+from addressbook.areas.query import geometry_json
 from geo.auth import Principal, principal
 from geo.crs import resolve
 from geo.errors import ApiError

@@ -16,7 +16,7 @@ from pypinyin import pinyin as pinyin_of
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook.area_resolver import AreaKeys
+from addressbook.areas.resolver import AreaKeys
 from geo.db import raw_connection
 
 AREA_KINDS = ("district", "subdistrict", "community")

@@ -1,10 +1,10 @@
 """Bulk import of standard addresses: a file in, one transaction, set-based SQL throughout.
 
 The file is streamed into an UNLOGGED staging table with COPY (no row ever becomes a Python
-object), then a few statements do everything else over the whole set (addressbook.import_sql):
+object), then a few statements do everything else over the whole set (ingest.import_sql):
 find the district of rows that name none by location, clean and standardise the elements,
 resolve district / subdistrict / community names or codes to codes (hash joins against the keys
-of addressbook.area_resolver, the rule single edits and the geocoder follow too; a name of an
+of addressbook.areas.resolver, the rule single edits and the geocoder follow too; a name of an
 earlier division set resolves to its successor, with a note in the report), give every bad row
 its reason, fill missing community, subdistrict and grid by location (GiST), build the standard
 full form and the stable code, update the known codes and insert the new ones with a history row
@@ -46,8 +46,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from addressbook import area_resolver, import_sql, names
-from addressbook.import_source import KNOWN_COLUMNS, Source, open_source
+from addressbook.areas import resolver
+from addressbook.geocoding import names
+from addressbook.ingest import import_sql
+from addressbook.ingest.import_source import KNOWN_COLUMNS, Source, open_source
 from addressbook.lifecycle import require_authority
 from geo import audit, versions
 from geo.auth import Principal
@@ -74,7 +76,7 @@ class ImportReport:
     skipped: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
-    # Good rows that named an area by a superseded name or code (area_resolver): what it is now.
+    # Good rows that named an area by a superseded name or code (areas.resolver): what it is now.
     notes: list[dict[str, Any]] = field(default_factory=list)
     note_count: int = 0
     filled: dict[str, int] = field(default_factory=dict)
@@ -328,7 +330,7 @@ def import_addresses(
     if converted:
         _convert(session, stage, xy, crs_id)
         steps.done("convert")
-    area_resolver.create_key_table(session, keys)
+    resolver.create_key_table(session, keys)
     xy_table = xy if converted else None
     by_location = import_sql.districts_by_location(session, stage, districts, columns, xy_table)
     import_sql.resolve(

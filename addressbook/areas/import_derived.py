@@ -14,14 +14,13 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import shapely
 from shapely.geometry import MultiPoint, MultiPolygon
 
-if TYPE_CHECKING:
-    from addressbook.import_areas import Area
+from addressbook.areas.area import Area
 
 DERIVED = "derived-voronoi"
 

@@ -15,26 +15,25 @@ units and rooms hang below it, so `level` names the most precise element that wa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from enum import IntEnum, StrEnum
-from types import MappingProxyType
+from enum import IntEnum
 from typing import Final
 
-from addressbook.normalize import fold, normalize_with_notes
-
-
-class Kind(StrEnum):
-    """What a gazetteer name denotes; declaration order is the order of the hierarchy."""
-
-    DISTRICT = "district"
-    SUBDISTRICT = "subdistrict"
-    COMMUNITY = "community"
-    ROAD = "road"
-    COMPOUND = "compound"
-
-
-_KIND_ORDER: Final = {kind: rank for rank, kind in enumerate(Kind)}
+from addressbook.geocoding.dictionary import Entry, Gazetteer, boundary_only
+from addressbook.geocoding.normalize import normalize_with_notes
+from addressbook.geocoding.words import (
+    EXTENSION,
+    KIND_ORDER,
+    ROAD_TAIL,
+    SUFFIX_NAMES,
+    ZONE,
+    Kind,
+    is_cjk,
+    kind_of,
+    scan_word,
+    starts_with_suffix,
+    suffix_of,
+)
 
 
 class Level(IntEnum):
@@ -49,356 +48,6 @@ class Level(IntEnum):
     BUILDING = 7
     UNIT = 8
     ROOM = 9
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One meaning of a surface string: the canonical name it stands for and where that lies.
-
-    `weak` marks shortened forms derived from a full name (和平 for 和平区, 王顶堤 for 王顶堤街道,
-    和进里 for 和进里社区居委会): they are only trusted where a new element starts and never when
-    they are the head of a longer road name (河北路, 南开三马路).
-    """
-
-    kind: Kind
-    name: str
-    district: str | None = None
-    subdistrict: str | None = None
-    weak: bool = False
-
-
-# Old district names (county-to-district conversions, the 2009 merger into 滨海新区, 蓟县 ->
-# 蓟州区 in 2016). Historical facts rather than library content, hence a default for `build`.
-TIANJIN_HISTORICAL_ALIASES: Final[Mapping[str, tuple[str, Kind]]] = MappingProxyType(
-    {
-        "蓟县": ("蓟州区", Kind.DISTRICT),
-        "塘沽区": ("滨海新区", Kind.DISTRICT),
-        "汉沽区": ("滨海新区", Kind.DISTRICT),
-        "大港区": ("滨海新区", Kind.DISTRICT),
-        "宁河县": ("宁河区", Kind.DISTRICT),
-        "静海县": ("静海区", Kind.DISTRICT),
-        "武清县": ("武清区", Kind.DISTRICT),
-        "宝坻县": ("宝坻区", Kind.DISTRICT),
-        "西郊区": ("西青区", Kind.DISTRICT),
-        "东郊区": ("东丽区", Kind.DISTRICT),
-        "南郊区": ("津南区", Kind.DISTRICT),
-        "北郊区": ("北辰区", Kind.DISTRICT),
-    }
-)
-# An alias table: alias -> (canonical name, kind as `Kind` or its value, e.g. "road").
-Aliases = Mapping[str, tuple[str, str]]
-
-# --- suffix rules -------------------------------------------------------------------------
-
-# (suffix, kind, shortest stem): the suffixes that make a word a name of that kind.
-_SUFFIX_TABLE: Final = (
-    ("街道办事处 街道 镇 乡", Kind.SUBDISTRICT, 1),
-    ("办事处", Kind.SUBDISTRICT, 2),
-    ("社区居委会 居委会 村委会 社区 村", Kind.COMMUNITY, 1),
-    ("大街 大道 公路 胡同 路 道 街 巷", Kind.ROAD, 1),
-    ("线", Kind.ROAD, 2),
-    (
-        "小区 花园 家园 公寓 大厦 商厦 大楼 新村 新城 小镇 广场 酒店 别墅 园区"
-        " 里 苑 园 庄 城 院 府 湾 郡 居 轩 庭 阁",
-        Kind.COMPOUND,
-        1,
-    ),
-    ("中心 楼 区", Kind.COMPOUND, 2),
-)
-_SUFFIXES: Final = tuple(
-    sorted(
-        ((suffix, kind, stem) for names, kind, stem in _SUFFIX_TABLE for suffix in names.split()),
-        key=lambda item: -len(item[0]),
-    )
-)
-_SUFFIXES_BY_LAST: Final = {
-    last: tuple(item for item in _SUFFIXES if item[0][-1] == last)
-    for last in {item[0][-1] for item in _SUFFIXES}
-}
-# After the first suffix a name may go on: 林苑+西里, 平安里+小区, 梅苑+路, 华明街+道, 汪庄+园,
-# 金融街+中心.
-_EXTENSION: Final = re.compile(
-    r"[东西南北中]?(?:大街|大道|里|区|院|路|道|街)|小区|公寓|花园|家园|新村|中心|大厦|广场"
-    r"|社区|居委会|村委会"
-    r"|村|镇|乡|办事处|楼(?!\d)|园|苑|(?<=庄)子"
-)
-_SUFFIX_NAMES: Final = frozenset(item[0] for item in _SUFFIXES)
-_DIRECTIONS: Final = frozenset("东西南北中")
-_MAX_WORD: Final = 14
-# A shortened name is part of a road name when a road tail follows: 河北+路, 南开+三马路, 海滨+大道.
-_ROAD_TAIL: Final = re.compile(
-    r"[东西南北中]?[一二三四五六七八九十\d]*[马经纬]?(?:大街|大道|公路|支路|路|道|街|巷|线)"
-)
-_ZONE: Final = re.compile(r"(?:区|工业园|产业园|科技园|创业园|基地)$")
-
-
-def _is_cjk(ch: str) -> bool:
-    """CJK ideographs, including the supplementary planes that some village names need."""
-    return (
-        "\u3400" <= ch <= "\u9fff"
-        or "\uf900" <= ch <= "\ufaff"
-        or "\U00020000" <= ch <= "\U0003ffff"
-    )
-
-
-def _suffix_of(word: str) -> tuple[str, Kind] | None:
-    """The suffix that classifies `word`, if its stem is long enough to be a name."""
-    for suffix, kind, min_stem in _SUFFIXES_BY_LAST.get(word[-1:], ()):
-        stem = word[: -len(suffix)]
-        if word.endswith(suffix) and len(stem) >= min_stem and stem not in _DIRECTIONS:
-            return suffix, kind
-    return None
-
-
-def _kind_of(word: str) -> Kind | None:
-    found = _suffix_of(word)
-    return found[1] if found else None
-
-
-def _starts_with_suffix(text: str, position: int) -> bool:
-    return any(text.startswith(suffix, position) for suffix in _SUFFIX_NAMES)
-
-
-def _scan_word(segment: str, start: int, stops: frozenset[int]) -> tuple[int, Kind] | None:
-    """The shortest name from `start` that ends in a suffix, extended by chained suffixes.
-
-    Stops at non-CJK characters and where a dictionary name begins, so that a known name is
-    never swallowed into an unknown one.
-    """
-    end = start
-    limit = min(len(segment), start + _MAX_WORD)
-    while end < limit and _is_cjk(segment[end]) and (end == start or end not in stops):
-        end += 1
-        if _kind_of(segment[start:end]):
-            while match := _EXTENSION.match(segment, end):
-                end = match.end()
-            kind = _kind_of(segment[start:end])
-            return (end, kind) if kind else None
-    return None
-
-
-# --- deriving the spellings people use from official names ---------------------------------
-
-_DISTRICT_SUFFIX: Final = re.compile(r"(?:新区|区|县)$")
-_SUBDISTRICT_SUFFIX: Final = re.compile(r"(?:街道办事处|街道|办事处|镇|乡)$")
-_COMMUNITY_SUFFIX: Final = re.compile(r"(?:社区居民委员会|社区居委会|居民委员会|居委会|社区)$")
-_VILLAGE_SUFFIX: Final = re.compile(r"(?:农工商联合公司)?\(?(?:村民委员会|村委会)\)?$")
-
-
-def _district_surfaces(name: str) -> Iterable[tuple[str, bool]]:
-    yield name, False
-    short = _DISTRICT_SUFFIX.sub("", name)
-    if short != name and len(short) >= 2:
-        yield short, True
-
-
-def _subdistrict_surfaces(name: str) -> Iterable[tuple[str, bool]]:
-    """杨村街道 is still typed 杨村镇, 白古屯镇 as 白古屯乡: every suffix form is accepted."""
-    yield name, False
-    if name.startswith("天津") and len(name) > 4:
-        yield name[2:], False
-    base = _SUBDISTRICT_SUFFIX.sub("", name)
-    if base == name or len(base) < 2:
-        return
-    for suffix in ("街道", "镇", "乡"):
-        yield base + suffix, False
-    yield base + "街", True
-    if _kind_of(base) is not Kind.ROAD:  # 向阳路 is the road, not 向阳路街道
-        yield base, True
-
-
-def _community_surfaces(name: str) -> Iterable[tuple[str, bool]]:
-    yield name, False
-    village = _VILLAGE_SUFFIX.sub("", name)
-    if village != name and len(village) >= 2:
-        yield (village if village.endswith("村") else village + "村"), False
-        return
-    base = _COMMUNITY_SUFFIX.sub("", name)
-    if base != name and len(base) >= 2 and "虚拟" not in base:
-        yield base + "社区", False
-        if _kind_of(base) in (None, Kind.COMPOUND):  # 红旗路社区 is not all of 红旗路
-            yield base, True
-
-
-def _plain_surfaces(name: str) -> Iterable[tuple[str, bool]]:
-    yield name, False
-    if name.endswith("小区") and len(name) >= 4:
-        yield name[:-2], False
-
-
-_SURFACES: Final = {
-    Kind.DISTRICT: _district_surfaces,
-    Kind.SUBDISTRICT: _subdistrict_surfaces,
-    Kind.COMMUNITY: _community_surfaces,
-    Kind.ROAD: _plain_surfaces,
-    Kind.COMPOUND: _plain_surfaces,
-}
-
-
-class _IndexBuilder:
-    """Mutable staging area; a finished `Gazetteer` never changes."""
-
-    def __init__(self, index: Mapping[str, tuple[Entry, ...]] | None = None) -> None:
-        self._index: dict[str, list[Entry]] = {k: list(v) for k, v in (index or {}).items()}
-
-    def add(self, name: str, entry: Entry, surface_of: str | None = None) -> None:
-        for surface, weak in _SURFACES[entry.kind](fold(surface_of or name)):
-            variant = Entry(entry.kind, entry.name, entry.district, entry.subdistrict, weak)
-            bucket = self._index.setdefault(surface, [])
-            if variant not in bucket:
-                bucket.append(variant)
-
-    def alias(self, alias: str, canonical: str, kind: Kind) -> None:
-        """The alias stands for every entry of the canonical name, with its parents."""
-        targets = [
-            e
-            for e in self._index.get(fold(canonical), ())
-            if e.kind is kind and e.name == canonical and not e.weak
-        ] or [Entry(kind, canonical)]
-        for target in targets:
-            self.add(canonical, target, surface_of=alias)
-
-    def finish(self) -> Gazetteer:
-        # The lengths of the surfaces by their first two characters: at most positions of a
-        # text no surface starts with the two characters there, and one lookup says so.
-        lengths: dict[str, set[int]] = {}
-        strong: dict[str, set[int]] = {}
-        for surface, entries in self._index.items():
-            lengths.setdefault(surface[:2], set()).add(len(surface))
-            if not all(_boundary_only(entry) for entry in entries):
-                strong.setdefault(surface[:2], set()).add(len(surface))
-        return Gazetteer(
-            {k: tuple(v) for k, v in self._index.items()},
-            {k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()},
-            {k: tuple(sorted(v)) for k, v in strong.items()},
-            frozenset(
-                surface
-                for surface, entries in self._index.items()
-                if not all(_boundary_only(entry) for entry in entries)
-            ),
-            any(len(surface) == 1 for surface in self._index),
-        )
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Gazetteer:
-    """Immutable name dictionary for longest-match lookup: surface string -> meanings.
-
-    Built from plain data (so the library code can fill it from a query); `extended` returns a
-    new gazetteer with more names without re-deriving the existing ones. The mappings are plain
-    dicts typed read-only (a MappingProxyType costs a method call on every lookup, and parsing
-    does hundreds of lookups per text).
-    """
-
-    _index: Mapping[str, tuple[Entry, ...]]
-    _lengths: Mapping[str, tuple[int, ...]]  # by the first two characters (one, for one-long)
-    # The surfaces with a meaning that counts anywhere (not only where a token starts, see
-    # _boundary_only), and their lengths by the first two characters.
-    _strong: Mapping[str, tuple[int, ...]]
-    _strong_surfaces: frozenset[str]
-    _singles: bool = False  # whether any surface is one character long
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        districts: Iterable[str] = (),
-        subdistricts: Iterable[tuple[str, str | None]] = (),
-        communities: Iterable[tuple[str, str | None, str | None]] = (),
-        roads: Iterable[tuple[str, str | None]] = (),
-        compounds: Iterable[tuple[str, str | None]] = (),
-        aliases: Aliases | None = None,
-        historical_aliases: Aliases = TIANJIN_HISTORICAL_ALIASES,
-    ) -> Gazetteer:
-        """Names with their parents: subdistricts as (name, district), communities as
-        (name, subdistrict, district), roads and compounds as (name, district); an unknown
-        parent is None or "". Official names that differ from the short names come as aliases,
-        e.g. {"花园路社区居委会": ("花园路社区", "community"), "十四津路": ("十四经路", "road")}."""
-        builder = _IndexBuilder()
-        _add_all(builder, districts, subdistricts, communities, roads, compounds)
-        _add_aliases(builder, {**historical_aliases, **(aliases or {})})
-        return builder.finish()
-
-    def extended(
-        self,
-        *,
-        districts: Iterable[str] = (),
-        subdistricts: Iterable[tuple[str, str | None]] = (),
-        communities: Iterable[tuple[str, str | None, str | None]] = (),
-        roads: Iterable[tuple[str, str | None]] = (),
-        compounds: Iterable[tuple[str, str | None]] = (),
-        aliases: Aliases | None = None,
-    ) -> Gazetteer:
-        """A copy with more names, for a road or compound imported since the last build."""
-        builder = _IndexBuilder(self._index)
-        _add_all(builder, districts, subdistricts, communities, roads, compounds)
-        _add_aliases(builder, aliases or {})
-        return builder.finish()
-
-    def lookup(self, surface: str) -> tuple[Entry, ...]:
-        """Meanings of exactly this spelling (after width/script folding)."""
-        return self._index.get(fold(surface), ())
-
-    def matches_at(self, text: str, start: int) -> list[tuple[int, tuple[Entry, ...]]]:
-        """Every surface that begins at `text[start]`, longest first, as (length, meanings)."""
-        found = []
-        index = self._index
-        head = text[start : start + 2]
-        room = len(text) - start
-        for length in self._lengths.get(head, ()):
-            if length <= room and (entries := index.get(text[start : start + length])):
-                found.append((length, entries))
-        if self._singles and len(head) == 2 and (entries := index.get(head[0])):
-            found.append((1, entries))
-        return found
-
-    def strong_starts(self, text: str) -> frozenset[int]:
-        """Positions of `text` where a surface begins that has a meaning that counts anywhere
-        (not only where a token starts, see _boundary_only)."""
-        surfaces, strong = self._strong_surfaces, self._strong
-        starts = []
-        for start in range(len(text)):
-            head = text[start : start + 2]
-            lengths = strong.get(head, ())
-            if self._singles and len(head) == 2:
-                lengths += strong.get(head[0], ())
-            room = len(text) - start
-            for length in lengths:
-                if length <= room and text[start : start + length] in surfaces:
-                    starts.append(start)
-                    break
-        return frozenset(starts)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __repr__(self) -> str:
-        return f"<Gazetteer: {len(self._index)} spellings>"
-
-
-def _add_all(
-    builder: _IndexBuilder,
-    districts: Iterable[str],
-    subdistricts: Iterable[tuple[str, str | None]],
-    communities: Iterable[tuple[str, str | None, str | None]],
-    roads: Iterable[tuple[str, str | None]],
-    compounds: Iterable[tuple[str, str | None]],
-) -> None:
-    for name in districts:
-        builder.add(name, Entry(Kind.DISTRICT, name))
-    for name, district in subdistricts:
-        builder.add(name, Entry(Kind.SUBDISTRICT, name, district or None))
-    for name, subdistrict, district in communities:
-        builder.add(name, Entry(Kind.COMMUNITY, name, district or None, subdistrict or None))
-    for name, district in roads:
-        builder.add(name, Entry(Kind.ROAD, name, district or None))
-    for name, district in compounds:
-        builder.add(name, Entry(Kind.COMPOUND, name, district or None))
-
-
-def _add_aliases(builder: _IndexBuilder, aliases: Aliases) -> None:
-    for alias, (canonical, kind) in aliases.items():
-        builder.alias(alias, canonical, Kind(kind))
 
 
 # --- the parse result -----------------------------------------------------------------------
@@ -547,9 +196,9 @@ def _take_city(text: str, state: _State) -> str:
         return text[3:]
     if text.startswith("天津"):
         state.values["city"] = "天津市"
-        word = _scan_word(text, 0, frozenset())
+        word = scan_word(text, 0, frozenset())
         tail = text[2 : word[0]] if word else ""
-        is_name = tail in _SUFFIX_NAMES or _EXTENSION.fullmatch(tail) is not None
+        is_name = tail in SUFFIX_NAMES or EXTENSION.fullmatch(tail) is not None
         known = state.gazetteer is not None and state.gazetteer.matches_at(text, 0)
         return text if is_name or known else text[2:]  # 天津大道, 天津空港经济区 are names
     return text
@@ -593,7 +242,7 @@ def _next_token(segment: str, position: int, stops: frozenset[int], state: _Stat
     if state.last == "road" and not state.pending and (end := _road_remark(segment, position)):
         state.notes.append(segment[position:end])
         return end
-    if word := _scan_word(segment, position, stops):
+    if word := scan_word(segment, position, stops):
         end, kind = word
         _on_word(segment[position:end], kind, state)
         return end
@@ -608,7 +257,7 @@ def _road_remark(segment: str, position: int) -> int | None:
     if remark := _ROAD_NOTE.match(segment, position):
         return remark.end()
     if _CROSSING.match(segment, position):
-        word = _scan_word(segment, position + 1, frozenset())
+        word = scan_word(segment, position + 1, frozenset())
         if word and word[1] is Kind.ROAD:
             remark = _ROAD_NOTE.match(segment, word[0])
             return remark.end() if remark else word[0]
@@ -632,7 +281,7 @@ def _dictionary_token(
         if entry is None:
             continue
         redundant = state.get(entry.kind.value) == entry.name
-        word = _scan_word(segment, position, stops) if entry.weak and redundant else None
+        word = scan_word(segment, position, stops) if entry.weak and redundant else None
         if word and word[1] is Kind.COMPOUND:
             return None  # 团泊镇团泊湖庭院: a repeated short name that starts a compound name
         _on_entry(entry, segment[position:end], state)
@@ -651,19 +300,14 @@ def _head_of_longer(segment: str, end: int, stops: frozenset[int]) -> frozenset[
     short names such as 津南八里台 are exempt, they are typed as prefixes)."""
     if end >= len(segment):
         return frozenset()
-    if _starts_with_suffix(segment, end) or _ROAD_TAIL.match(segment, end):
+    if starts_with_suffix(segment, end) or ROAD_TAIL.match(segment, end):
         return _ALL_KINDS
-    follower = _scan_word(segment, end, stops)
+    follower = scan_word(segment, end, stops)
     if follower is None or follower[1] is not Kind.COMPOUND:
         return frozenset()
     word = segment[end : follower[0]]
-    found = _suffix_of(word)
+    found = suffix_of(word)
     return _LOCAL_KINDS if found and len(word) - len(found[0]) <= 1 else frozenset()
-
-
-def _boundary_only(entry: Entry) -> bool:
-    """Short names, and village names (高庄村 inside 搬高庄村), only count where a token starts."""
-    return entry.weak or entry.kind is Kind.COMMUNITY
 
 
 def _consistent(entry: Entry, state: _State) -> bool:
@@ -686,7 +330,7 @@ def _pick(entries: tuple[Entry, ...], state: _State, *, blocked: frozenset[Kind]
     subdistrict of the same name."""
     best: tuple[tuple[int, bool, int], Entry] | None = None
     for entry in entries:
-        if (entry.weak and entry.kind in blocked) or (_boundary_only(entry) and state.pending):
+        if (entry.weak and entry.kind in blocked) or (boundary_only(entry) and state.pending):
             continue
         if not _consistent(entry, state):
             continue
@@ -696,7 +340,7 @@ def _pick(entries: tuple[Entry, ...], state: _State, *, blocked: frozenset[Kind]
             continue
         if entry.weak and entry.kind is Kind.DISTRICT and conflict == 1:
             return entry
-        rank = (conflict, entry.weak, _KIND_ORDER[entry.kind])
+        rank = (conflict, entry.weak, KIND_ORDER[entry.kind])
         if best is None or rank < best[0]:
             best = (rank, entry)
     return best[1] if best else None
@@ -721,7 +365,7 @@ def _on_entry(entry: Entry, surface: str, state: _State) -> None:
 def _community_as_place(surface: str, state: _State) -> None:
     """Communities are named after their compound (和进里, 芳水河畔): the bare name is both when it
     looks like one or when building numbers follow it."""
-    kind = _kind_of(surface)
+    kind = kind_of(surface)
     if kind is Kind.COMPOUND and not state.compound_from_dictionary:
         _set_compound(state, surface, from_dictionary=False)  # 万新村远翠中里: the later wins
     elif kind is None:
@@ -778,7 +422,7 @@ def _set_compound(state: _State, name: str, *, from_dictionary: bool) -> None:
     if current is None or current == name:
         pass
     elif adjacent and not from_dictionary and not state.compound_from_dictionary:
-        if _ZONE.search(current):
+        if ZONE.search(current):
             state.notes.append(current)
         else:
             name = current + name
@@ -816,12 +460,12 @@ def _flush(state: _State, *, before_structure: bool) -> None:
         state.values["compound"] = state.place
     if not text:
         return
-    named = sum(map(_is_cjk, text)) >= 2
+    named = sum(map(is_cjk, text)) >= 2
     current = state.get("compound")
-    merge = any(map(_is_cjk, text)) and state.last == "compound"
+    merge = any(map(is_cjk, text)) and state.last == "compound"
     if before_structure and merge and not state.compound_from_dictionary:
         state.values["compound"] = (current or "") + text  # 万科新里 + 程
-    elif before_structure and named and (current is None or _ZONE.search(current)):
+    elif before_structure and named and (current is None or ZONE.search(current)):
         if current is not None:
             state.notes.append(current)  # 经济开发区 ... 帝达东谷国际6号楼
         state.values["compound"] = text
@@ -838,7 +482,7 @@ def _on_number(match: re.Match[str], segment: str, state: _State) -> int:
     group = next(name for name in _NUMBER_GROUPS if match.group(name) is not None)
     value = match.group(group)
     end = match.end()
-    if group == "bare" and end < len(segment) and _is_cjk(segment[end]):
+    if group == "bare" and end < len(segment) and is_cjk(segment[end]):
         return _on_glued_number(value, segment, end, state)
     if group in ("floor", "zone"):
         _flush(state, before_structure=True)

@@ -1,7 +1,8 @@
 """`geo addresses geocode FILE`: the batch geocoder on a CSV file, with a progress bar.
 
-The same code path as POST /addresses/geocode/batch (addressbook.batch): the file is checked
-first (UTF-8, the address column), then written out chunk by chunk with the match columns added.
+The same code path as POST /addresses/geocode/batch (addressbook.geocoding.batch): the file is
+checked first (UTF-8, the address column), then written out chunk by chunk with the match columns
+added.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def geocode_file(
 ) -> None:
     """Geocode the address column of a CSV file: the rows come back with address_id, code,
     standard, level, score, confident, lon, lat."""
-    from addressbook import batch
-    from addressbook.gazetteer import current
-    from addressbook.geocoder import area_filter
+    from addressbook.geocoding import batch
+    from addressbook.geocoding.gazetteer import current
+    from addressbook.geocoding.geocoder import area_filter
     from geo.db import session_scope
 
     with session_scope() as session:

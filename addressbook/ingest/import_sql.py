@@ -111,7 +111,7 @@ def resolve(
     notes: list[str] = []
 
     def keyed(level: str, alias: str, scope: str, value: str) -> str:
-        """A left join of the resolver's keys (area_resolver.KEYS) of one level."""
+        """A left join of the resolver's keys (addressbook.areas.resolver.KEYS) of one level."""
         notes.append(f"{alias}.note")
         return (
             f"LEFT JOIN (SELECT scope, key, code, district_code, note FROM {keys} "

@@ -2,9 +2,9 @@
 
 The steps, cheapest first, each taken only when the previous ones found nothing sure:
 
-1. Parse the text with the library's dictionary (addressbook.gazetteer). If a road or compound
+1. Parse the text with the library's dictionary (geocoding.gazetteer). If a road or compound
    name is not in the dictionary, every library name one character away is a reading of its own
-   (addressbook.spelling): the rest of the address decides between them in step 2. Text naming
+   (geocoding.spelling): the rest of the address decides between them in step 2. Text naming
    another city gets no candidates.
 2. Exact structured match: the elements, in the library's standard spelling, looked up by road +
    house number and by compound on the btree indexes, in the district the text names, or, when
@@ -20,7 +20,7 @@ The steps, cheapest first, each taken only when the previous ones found nothing 
 5. Text similarity (pg_trgm) of the standard full forms to the text, for text the parser could
    not use; the candidates are the addresses on library names like its words (matching.similar).
 
-Every candidate is scored by addressbook.scoring; a candidate is `confident` only when the text
+Every candidate is scored by geocoding.scoring; a candidate is `confident` only when the text
 and the answer agree on everything the text says. Retired addresses are answered with their
 successor, and the candidate says so.
 """
@@ -34,12 +34,12 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
-from addressbook import gazetteer, matching, scoring
-from addressbook.gazetteer import Library
-from addressbook.matching import ANCHORS, Aggregate, AreaFilter, Probe, Row
+from addressbook.geocoding import gazetteer, matching, scoring
+from addressbook.geocoding.gazetteer import Library
+from addressbook.geocoding.matching import ANCHORS, Aggregate, AreaFilter, Probe, Row
+from addressbook.geocoding.parser import Level, ParsedAddress, parse
+from addressbook.geocoding.spelling import Correction, Option, apply, corrections, unexplained
 from addressbook.models import ELEMENTS
-from addressbook.parser import Level, ParsedAddress, parse
-from addressbook.spelling import Correction, Option, apply, corrections, unexplained
 from geo.errors import ApiError
 
 MAX_TEXT: Final = 200

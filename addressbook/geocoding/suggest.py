@@ -28,13 +28,13 @@ from rapidfuzz.process import cdist
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook import gazetteer
-from addressbook.gazetteer import Library
-from addressbook.geocoder import area_filter, check_text
-from addressbook.matching import AreaFilter
-from addressbook.names import pinyin
-from addressbook.normalize import fold
-from addressbook.parser import Kind
+from addressbook.geocoding import gazetteer
+from addressbook.geocoding.gazetteer import Library
+from addressbook.geocoding.geocoder import area_filter, check_text
+from addressbook.geocoding.matching import AreaFilter
+from addressbook.geocoding.names import pinyin
+from addressbook.geocoding.normalize import fold
+from addressbook.geocoding.words import Kind
 
 MAX_LIMIT: Final = 50
 TYPO_PREFILTER: Final = 20_000  # spellings sharing the first pinyin letter, at most

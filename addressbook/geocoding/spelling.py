@@ -22,7 +22,7 @@ from typing import Final
 
 from rapidfuzz.distance import Levenshtein
 
-from addressbook.parser import Entry, Gazetteer
+from addressbook.geocoding.dictionary import Entry, Gazetteer
 
 # Two-character names are one edit away from too much of the language to be corrected into.
 MIN_NAME: Final = 3

@@ -32,7 +32,7 @@ from typing import IO, Any, Final, TypeVar
 import numpy as np
 import orjson
 
-from addressbook.geocoder import Candidate, geocode_many
+from addressbook.geocoding.geocoder import Candidate, geocode_many
 from geo import http
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.db import session_scope

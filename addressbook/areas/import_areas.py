@@ -4,7 +4,8 @@ The divisions table (2016) gives every level down to 社区/村 with 12-digit co
 rows, a GCJ-02 centroid; the 2023 township list gives the codes in force since 2023-06; the fences
 give real polygons for the 16 districts only. The import turns that into one table with code
 history (valid_from / valid_to), converts everything to the storage CRS through geo.crs, and
-derives approximate polygons for the levels that have none (see :mod:`addressbook.import_derived`).
+derives approximate polygons for the levels that have none (see
+:mod:`addressbook.areas.import_derived`).
 
 Re-importing replaces the whole admin area table in the caller's transaction: the areas are one
 dataset, and a half-replaced hierarchy would be worse than either version.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,48 +27,23 @@ from shapely.geometry import MultiPolygon
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
-from addressbook import names
-from addressbook.import_derived import derive_polygons
+from addressbook.areas.area import DATA, DIVISIONS, Area
+from addressbook.areas.import_derived import derive_polygons
+from addressbook.geocoding import names
 from addressbook.models import AdminArea
 from geo import versions
 from geo.crs import STORAGE_CRS, transform, transform_xy
 from geo.errors import ApiError
 
-DATA = Path(__file__).parent / "data"
-DIVISIONS = DATA / "divisions_2016.csv"
 TOWNSHIPS = DATA / "townships_2023.csv"
 BOUNDARIES = DATA / "districts_gcj02.geojson"
 BOUNDARIES_CRS = "GCJ02"
-VALID_2016 = date(2016, 7, 31)
 VALID_2023 = date(2023, 6, 1)
 PROVINCE_CODE = "120000000000"
 
 _DIVISION_COLUMNS = ("code", "parent", "name", "level", "ur_code", "longitude_gcj02")
 _TOWNSHIP_COLUMNS = ("code", "name", "areaCode")
 _LEVELS = {"province": "province", "county": "district", "town": "subdistrict"}
-
-
-@dataclass
-class Area:
-    """One version of one admin area while the import assembles the table."""
-
-    code: str
-    name: str
-    level: str
-    parent_code: str | None
-    official_name: str
-    kind: str | None = None
-    urban_rural: str | None = None
-    valid_from: date = VALID_2016
-    valid_to: date | None = None
-    successor_code: str | None = None
-    geom: Any = None
-    centroid: Any = None
-    source: str = DIVISIONS.name
-
-    @property
-    def current(self) -> bool:
-        return self.valid_to is None
 
 
 # --- names and kinds ----------------------------------------------------------------------------

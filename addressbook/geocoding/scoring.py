@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from addressbook.geocoding.parser import Level
 from addressbook.models import ELEMENTS
-from addressbook.parser import Level
 
 CONFIDENT: Final = 0.8
 # Factors for an element of the text that the candidate contradicts.
@@ -59,7 +59,7 @@ ADMIN_ELEMENTS: Final = ("district", "subdistrict", "community")
 class Wanted:
     """What the text asks for: admin areas as the codes its names may mean, the other elements
     in their standard spelling (32号, 1号楼...), and what became of areas it names by an
-    earlier name (area_resolver), for the candidates' notes."""
+    earlier name (addressbook.areas.resolver), for the candidates' notes."""
 
     areas: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     elements: Mapping[str, str] = field(default_factory=dict)

@@ -22,10 +22,10 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook.area_resolver import AreaKeys
-from addressbook.names import load_name_lists
-from addressbook.parser import Gazetteer
-from addressbook.spelling import Corrector
+from addressbook.areas.resolver import AreaKeys
+from addressbook.geocoding.dictionary import Gazetteer
+from addressbook.geocoding.names import load_name_lists
+from addressbook.geocoding.spelling import Corrector
 from geo import versions as data_versions
 
 DATASETS: Final = ("admin_areas", "addresses", "address_names")
@@ -80,9 +80,9 @@ class Library:
         self, district: str | None, subdistrict: str | None, community: str | None
     ) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
         """The codes the admin names of a text stand for, each inside the one above it, by the
-        rule imports and edits follow (area_resolver), and the notes of superseded names. A
-        subdistrict or community named by an earlier name takes the district along: the text's
-        红桥区双环村街道 is 北辰区双环邨街道 today."""
+        rule imports and edits follow (addressbook.areas.resolver), and the notes of superseded
+        names. A subdistrict or community named by an earlier name takes the district along:
+        the text's 红桥区双环村街道 is 北辰区双环邨街道 today."""
         keys = self.keys
         districts = [r.code for r in keys.resolve("district", district, ("",))]
         subdistricts = keys.resolve("subdistrict", subdistrict, districts or None)

@@ -1,0 +1,2 @@
+"""Getting addresses into the library: bulk import of files (CSV, GeoJSON) and the demo
+generator."""

@@ -4,9 +4,9 @@ Every edit happens in the caller's transaction together with its history row (ad
 keeps every version, as it was after the change), its audit entry and a bump of the "addresses"
 data version (which makes every worker's dictionary and every cache notice). Element spelling,
 the standard full form and the stable code come from the same SQL functions the bulk importer
-uses (address_standard, address_full_form, address_code), so an address typed in here and the
-same address imported from a file look exactly alike. The code is assigned once, at creation,
-and is the address's identity: later edits keep it.
+uses (address_standard, address_full_form, address_code; see addressbook.prepared), so an
+address typed in here and the same address imported from a file look exactly alike. The code
+is assigned once, at creation, and is the address's identity: later edits keep it.
 
 Every change to an existing address (update, replace, retire) needs `If-Match` with the version
 the client read (the ETag of GET /addresses/{id}): a 428 without it, a 412 when someone else
@@ -16,24 +16,20 @@ changed the address in between (geo.preconditions, the rule of every ETag of the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook.areas import resolver
-from addressbook.areas.resolver import Gone, Resolved
 from addressbook.geocoding import gazetteer, names
 from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
+from addressbook.prepared import area, check_unique, invalid, notes_of, prepare
 from geo import audit, departments, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, transform_xy
 from geo.errors import ApiError, not_found
 from geo.extent import city_point
 from geo.preconditions import check_if_match
-
-AREA_FIELDS: Final = ("district", "subdistrict", "community")
 
 _RECORD_SQL: Final = """
 SELECT a.id, a.code, a.status, a.successor_id, a.version, a.full_address AS standard,
@@ -58,77 +54,6 @@ _ELEMENT_KEYS: Final = (
     *ELEMENTS,
 )
 
-# Standard spelling, areas by location where not given (each inside the district), grid by
-# location (GiST probes of idx_admin_areas_geom / idx_grids_geom), code and full form.
-_PREPARE_SQL: Final = """
-WITH v AS (
-    SELECT address_standard('road', CAST(:road AS text)) AS road,
-           address_standard('house_number', CAST(:house_number AS text)) AS house_number,
-           address_standard('compound', CAST(:compound AS text)) AS compound,
-           address_standard('building', CAST(:building AS text)) AS building,
-           address_standard('unit', CAST(:unit AS text)) AS unit,
-           address_standard('room', CAST(:room AS text)) AS room,
-           ST_SetSRID(ST_MakePoint(:x, :y), 4490) AS pt
-), c AS (
-    SELECT v.*, coalesce(CAST(:community AS text), (
-        SELECT a.code FROM current_admin_area_tree a
-        WHERE a.level = 'community' AND ST_Intersects(a.geom, v.pt)
-          AND a.district_code = :district
-          AND (CAST(:subdistrict AS text) IS NULL OR a.parent_code = :subdistrict)
-        ORDER BY a.code LIMIT 1)) AS community_code
-    FROM v
-), q AS (
-    SELECT c.*, coalesce(
-        CAST(:subdistrict AS text),
-        (SELECT a.parent_code FROM current_admin_areas a
-         WHERE a.code = c.community_code LIMIT 1),
-        (SELECT a.code FROM current_admin_areas a
-         WHERE a.level = 'subdistrict' AND a.parent_code = :district
-           AND ST_Intersects(a.geom, c.pt)
-         ORDER BY a.code LIMIT 1)) AS subdistrict_code,
-        (SELECT g.code FROM grids g WHERE ST_Intersects(g.geom, c.pt)
-         ORDER BY g.code LIMIT 1) AS grid_code
-    FROM c
-)
-SELECT q.road, q.house_number, q.compound, q.building, q.unit, q.room,
-       q.subdistrict_code, q.community_code, q.grid_code,
-       address_code(d.code, q.road, q.house_number, q.compound, q.building, q.unit, q.room),
-       address_full_form(d.name, s.name, q.road, q.house_number, q.compound, q.building,
-                         q.unit, q.room)
-FROM q
-JOIN current_admin_areas d ON d.code = :district
-LEFT JOIN current_admin_areas s ON s.code = q.subdistrict_code
-"""
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """An address as it will be stored."""
-
-    district_code: str
-    subdistrict_code: str | None
-    community_code: str | None
-    grid_code: str | None
-    elements: dict[str, str | None]
-    code: str
-    full_address: str
-    lon: float
-    lat: float
-    # What became of areas named by a superseded name or code (areas.resolver), for the audit.
-    notes: tuple[str, ...] = ()
-
-    def columns(self) -> dict[str, Any]:
-        return {
-            "district_code": self.district_code,
-            "subdistrict_code": self.subdistrict_code,
-            "community_code": self.community_code,
-            "grid_code": self.grid_code,
-            **self.elements,
-            "full_address": self.full_address,
-            "x": self.lon,
-            "y": self.lat,
-        }
-
 
 def require_authority(session: Session, who: Principal) -> None:
     """Only the address authority writes the standard library (DESIGN.md: one authoritative
@@ -148,10 +73,6 @@ def require_authority(session: Session, who: Principal) -> None:
 
 def _actor(who: Principal) -> str:
     return f"{who.department}/{who.key_prefix}" if who.department else (who.key_prefix or "")
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(400, "InvalidAddress", f"{field}: {message}", {"field": field})
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -194,99 +115,6 @@ def history(session: Session, address_id: int) -> list[dict[str, Any]]:
         }
         for version, action, data, changed_at, changed_by in rows
     ]
-
-
-# --- checks --------------------------------------------------------------------------------------
-
-
-def _area(session: Session, level: str, value: Any, scope: str | None) -> Resolved:
-    """The current area `value` names (areas.resolver's rule, the importer's too): a district,
-    a subdistrict inside the district `scope`, a community inside the subdistrict `scope` or
-    (level community_in_district) unique in the district `scope`; a 400 naming the field if
-    there is none."""
-    field = level.removesuffix("_in_district")
-    found = resolver.resolve(session, level, str(value), scope)
-    if not isinstance(found, Resolved):
-        where = f" in {scope}" if scope else ""
-        why = f": {found.note}" if isinstance(found, Gone) else ""
-        if level == "community_in_district" and not why:
-            why = " (a name several communities of the district share needs the subdistrict)"
-        raise _invalid(field, f"unknown {field} {str(value).strip()!r}{where}{why}")
-    return found
-
-
-def _prepare(session: Session, fields: Mapping[str, Any], lon: float, lat: float) -> Prepared:
-    """Resolve the admin areas, standardise the elements, place the address, and check it. A
-    historical name resolves to the area carrying the place today, and the district follows
-    it; the notes say so."""
-    named = _area(session, "district", fields["district"], None)
-    found = [named]
-    subdistrict = community = None
-    if fields.get("subdistrict"):
-        subdistrict = _area(session, "subdistrict", fields["subdistrict"], named.code)
-        found.append(subdistrict)
-    if fields.get("community"):
-        level, scope = (
-            ("community", subdistrict.code)
-            if subdistrict
-            else ("community_in_district", named.code)
-        )
-        community = _area(session, level, fields["community"], scope)
-        found.append(community)
-    district = found[-1].district_code or named.code
-    notes = tuple(dict.fromkeys(f.note for f in found if f.note))
-    params = {
-        **{c: fields.get(c) for c in ELEMENTS},
-        "x": lon,
-        "y": lat,
-        "district": district,
-        "subdistrict": subdistrict.code if subdistrict else None,
-        "community": community.code if community else None,
-    }
-    row = session.execute(text(_PREPARE_SQL), params).tuples().one()
-    elements = dict(zip(ELEMENTS, row[:6], strict=True))
-    if not elements["road"] and not elements["compound"]:
-        raise _invalid("road", "an address needs a road or a compound")
-    for name, width in ELEMENT_WIDTHS.items():
-        value = elements[name]
-        if value is not None and len(value) > width:
-            raise _invalid(name, f"{value!r} is longer than {width} characters")
-    return Prepared(district, row[6], row[7], row[8], elements, row[9], row[10], lon, lat, notes)
-
-
-def _notes(prepared: Prepared) -> dict[str, Any]:
-    return {"notes": list(prepared.notes)} if prepared.notes else {}
-
-
-def _same_elements(session: Session, prepared: Prepared, other_than: int | None) -> int | None:
-    """An active address with the same district and elements (ix_addresses_structured /
-    ix_addresses_compound): a second one would make the library ambiguous."""
-    conditions = ["a.district_code = :district_code", "a.status = 'active'"]
-    for name in ELEMENTS:
-        value = prepared.elements[name]
-        conditions.append(f"a.{name} = :{name}" if value is not None else f"a.{name} IS NULL")
-    if other_than is not None:
-        conditions.append("a.id <> :other")
-    found = session.execute(
-        text(f"SELECT a.id FROM addresses a WHERE {' AND '.join(conditions)} LIMIT 1"),
-        {**prepared.columns(), "other": other_than},
-    ).scalar()
-    return int(found) if found is not None else None
-
-
-def _check_unique(session: Session, prepared: Prepared, other_than: int | None) -> None:
-    clash = _same_elements(session, prepared, other_than)
-    if clash is None and other_than is None:
-        clash = session.execute(
-            text("SELECT id FROM addresses WHERE code = :code"), {"code": prepared.code}
-        ).scalar()
-    if clash is not None:
-        raise ApiError(
-            409,
-            "DuplicateAddress",
-            f"address {clash} already is {prepared.full_address}",
-            {"existing_id": int(clash), "standard": prepared.full_address},
-        )
 
 
 # --- writes --------------------------------------------------------------------------------------
@@ -344,8 +172,8 @@ def create(session: Session, who: Principal, fields: Mapping[str, Any], crs: str
     """A new address from its elements and location (`lon`, `lat` in `crs`); returns its id."""
     require_authority(session, who)
     lon, lat = city_point(float(fields["lon"]), float(fields["lat"]), crs)
-    prepared = _prepare(session, fields, lon, lat)
-    _check_unique(session, prepared, None)
+    prepared = prepare(session, fields, lon, lat)
+    check_unique(session, prepared, None)
     address_id = session.execute(
         text(
             """
@@ -367,7 +195,7 @@ def create(session: Session, who: Principal, fields: Mapping[str, Any], crs: str
         who,
         "address.create",
         f"address/{address_id}",
-        {"code": prepared.code, **_notes(prepared)},
+        {"code": prepared.code, **notes_of(prepared)},
     )
     _changed(session)
     return int(address_id)
@@ -413,7 +241,7 @@ def update(
         raise ApiError(409, "Retired", f"address {address_id} is retired; it cannot be edited")
     if "lon" in changes or "lat" in changes:
         if "lon" not in changes or "lat" not in changes:
-            raise _invalid("lon", "a new location needs both lon and lat")
+            raise invalid("lon", "a new location needs both lon and lat")
         lon, lat = city_point(float(changes["lon"]), float(changes["lat"]), crs)
     else:
         lon, lat = current["lon"], current["lat"]
@@ -425,8 +253,8 @@ def update(
         **({} if replace else {c: current[c] for c in ELEMENTS}),
         **changes,
     }
-    prepared = _prepare(session, fields, lon, lat)
-    _check_unique(session, prepared, address_id)
+    prepared = prepare(session, fields, lon, lat)
+    check_unique(session, prepared, address_id)
     session.execute(
         text(
             """
@@ -454,7 +282,7 @@ def update(
         who,
         "address.update",
         f"address/{address_id}",
-        {"changed": sorted(changes), "replace": replace, **_notes(prepared)},
+        {"changed": sorted(changes), "replace": replace, **notes_of(prepared)},
     )
     _changed(session)
 
@@ -475,14 +303,14 @@ def retire(
         raise ApiError(409, "Retired", f"address {address_id} is already retired")
     if successor_id is not None:
         if successor_id == address_id:
-            raise _invalid("successor_id", "an address cannot succeed itself")
+            raise invalid("successor_id", "an address cannot succeed itself")
         status = session.execute(
             text("SELECT status FROM addresses WHERE id = :id"), {"id": successor_id}
         ).scalar()
         if status is None:
-            raise _invalid("successor_id", f"there is no address {successor_id}")
+            raise invalid("successor_id", f"there is no address {successor_id}")
         if status != "active":
-            raise _invalid("successor_id", f"address {successor_id} is retired itself")
+            raise invalid("successor_id", f"address {successor_id} is retired itself")
     session.execute(
         text(
             """
@@ -512,12 +340,12 @@ def rename_road(
     keeping `old` as an alias (address_aliases, read into the parser's dictionary, and
     address_names, for suggestions) so that texts with the old name still find them."""
     require_authority(session, who)
-    district_code = _area(session, "district", district, None).code
+    district_code = area(session, "district", district, None).code
     old, new = old.strip(), new.strip()
     if not new or len(new) > ELEMENT_WIDTHS["road"]:
-        raise _invalid("new", f"the new name must have 1 to {ELEMENT_WIDTHS['road']} characters")
+        raise invalid("new", f"the new name must have 1 to {ELEMENT_WIDTHS['road']} characters")
     if new == old:
-        raise _invalid("new", "the new name is the old one")
+        raise invalid("new", "the new name is the old one")
     clash = session.execute(
         text(
             """

@@ -71,7 +71,9 @@ def require_authority(session: Session, who: Principal) -> None:
     )
 
 
-def _actor(who: Principal) -> str:
+def actor(who: Principal) -> str:
+    """How the library names who changed an address (`updated_by`, history): the department and
+    the key's prefix, as the audit trail does."""
     return f"{who.department}/{who.key_prefix}" if who.department else (who.key_prefix or "")
 
 
@@ -159,7 +161,7 @@ def _write_history(session: Session, address_id: int, action: str, who: Principa
             FROM addresses a WHERE a.id = :id
             """
         ),
-        {"id": address_id, "action": action, "who": _actor(who)},
+        {"id": address_id, "action": action, "who": actor(who)},
     )
 
 
@@ -186,7 +188,7 @@ def create(session: Session, who: Principal, fields: Mapping[str, Any], crs: str
             RETURNING id
             """
         ),
-        {**prepared.columns(), "code": prepared.code, "who": _actor(who)},
+        {**prepared.columns(), "code": prepared.code, "who": actor(who)},
     ).scalar_one()
     _write_history(session, address_id, "create", who)
     _refresh_names(session, _streets(prepared.district_code, prepared.elements))
@@ -267,7 +269,7 @@ def update(
             WHERE id = :id
             """
         ),
-        {**prepared.columns(), "id": address_id, "who": _actor(who)},
+        {**prepared.columns(), "id": address_id, "who": actor(who)},
     )
     _write_history(session, address_id, "update", who)
     _refresh_names(
@@ -319,7 +321,7 @@ def retire(
             WHERE id = :id
             """
         ),
-        {"id": address_id, "successor": successor_id, "who": _actor(who)},
+        {"id": address_id, "successor": successor_id, "who": actor(who)},
     )
     _write_history(session, address_id, "retire", who)
     _refresh_names(session, _streets(current["district_code"], current))
@@ -385,7 +387,7 @@ def rename_road(
                 RETURNING a.id
                 """
             ),
-            {"district": district_code, "old": old, "new": new, "who": _actor(who)},
+            {"district": district_code, "old": old, "new": new, "who": actor(who)},
         ).scalars()
     ]
     if not renamed:
@@ -401,7 +403,7 @@ def rename_road(
             FROM addresses a WHERE a.id = ANY(:ids)
             """
         ),
-        {"ids": renamed, "old": old, "who": _actor(who)},
+        {"ids": renamed, "old": old, "who": actor(who)},
     )
     _keep_alias(session, district_code, old, new)
     audit.record(

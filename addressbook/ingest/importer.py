@@ -50,7 +50,7 @@ from addressbook.areas import resolver
 from addressbook.geocoding import names
 from addressbook.ingest import import_sql
 from addressbook.ingest.import_source import KNOWN_COLUMNS, Source, open_source
-from addressbook.lifecycle import require_authority
+from addressbook.lifecycle import actor, require_authority
 from geo import audit, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, resolve, transform_xy
@@ -357,7 +357,7 @@ def import_addresses(
     if not report.bulk:  # a bulk import refreshes every name
         import_sql.touched_names(session, resolved, "_touched_names")
     steps.done("touched")
-    label = f"{who.department}/{who.key_prefix}" if who.department else (who.key_prefix or "")
+    label = actor(who)
     try:
         with session.begin_nested():
             rows = import_sql.located(resolved, fills, found)

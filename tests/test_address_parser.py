@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from addressbook.geocoding.dictionary import Entry, Gazetteer
-from addressbook.geocoding.parser import Level, ParsedAddress, parse
+from addressbook.geocoding.parsed import Level, ParsedAddress
+from addressbook.geocoding.parser import parse
 from addressbook.geocoding.words import Kind
 
 # The bundled copy of the shared data set (provenance: addressbook/data/README.md).

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from addressbook.geocoding import matching, scoring
 from addressbook.geocoding.gazetteer import Library
 from addressbook.geocoding.matching import ANCHORS, Aggregate, AreaFilter, Row
-from addressbook.geocoding.parser import Level
+from addressbook.geocoding.parsed import Level
 from addressbook.geocoding.readings import Understood
 from addressbook.models import ELEMENTS
 

@@ -6,24 +6,31 @@ single best answer. Names come from a `Gazetteer` built at run time from the add
 a road or compound is recognised as soon as it is imported. Names the library does not know yet
 are still split out by their suffix (…路, …里, …花园), with the dictionary taking precedence.
 
-Level ordering (`Level`): district < subdistrict < community < road < house_number < compound <
-building < unit < room. Road and compound are siblings in practice (a compound is reached from
-its road and house number, or on its own); the compound is ranked deeper because its buildings,
-units and rooms hang below it, so `level` names the most precise element that was found.
+The result and its levels are in geocoding.parsed, the dictionary in geocoding.dictionary, the
+Tianjin words and patterns in geocoding.words.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from enum import IntEnum
 from typing import Final
 
 from addressbook.geocoding.dictionary import Entry, Gazetteer, boundary_only
 from addressbook.geocoding.normalize import normalize_with_notes
+from addressbook.geocoding.parsed import ParsedAddress
 from addressbook.geocoding.words import (
+    ALTERNATIVES,
+    CROSSING,
     EXTENSION,
+    FILLER,
+    GLUED_ROAD,
+    HIGHWAY,
     KIND_ORDER,
+    NUMBER,
+    NUMBER_GROUPS,
+    OTHER_CITY,
+    ROAD_NOTE,
     ROAD_TAIL,
     SUFFIX_NAMES,
     ZONE,
@@ -35,84 +42,6 @@ from addressbook.geocoding.words import (
     suffix_of,
 )
 
-
-class Level(IntEnum):
-    """Depth of a parse; comparable, so `parsed.level >= Level.BUILDING` reads naturally."""
-
-    DISTRICT = 1
-    SUBDISTRICT = 2
-    COMMUNITY = 3
-    ROAD = 4
-    HOUSE_NUMBER = 5
-    COMPOUND = 6
-    BUILDING = 7
-    UNIT = 8
-    ROOM = 9
-
-
-# --- the parse result -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedAddress:
-    """Hierarchy elements of one address: canonical names for dictionary hits, the typed text
-    for names recognised by suffix only, digit strings for numbers.
-
-    `city` is 天津市 for Tianjin text and the other city when the text names one (上海市天津路
-    must not be geocoded in Tianjin). `notes` holds removed noise (bracketed remarks, 附近, floors,
-    cross streets, phases), `unparsed` what was neither understood nor noise.
-    """
-
-    normalized: str
-    city: str | None = None
-    district: str | None = None
-    subdistrict: str | None = None
-    community: str | None = None
-    road: str | None = None
-    house_number: str | None = None
-    compound: str | None = None
-    building: str | None = None
-    unit: str | None = None
-    room: str | None = None
-    notes: tuple[str, ...] = ()
-    unparsed: str = ""
-
-    @property
-    def level(self) -> Level | None:
-        """The deepest element found, or None when not even the district is known."""
-        for level in reversed(Level):
-            if getattr(self, level.name.lower()) is not None:
-                return level
-        return None
-
-
-# --- numbers ------------------------------------------------------------------------------
-
-_NUMBER: Final = re.compile(
-    r"(?<![A-Za-z])"  # not inside a word such as MSD
-    r"(?:(?P<building>[A-Za-z]?\d+[A-Za-z]?(?:-\d+)?|[A-Za-z])号楼"
-    r"|(?P<unit>\d+)单元"
-    r"|(?P<room>[A-Za-z\d]*\d[A-Za-z\d]*(?:-[A-Za-z\d]+)?)室"
-    r"|(?P<house>增?\d+(?:-\d+)?)号(?:(?P<annex>增\d+)号)?"
-    r"|(?P<floor>[A-Za-z]?\d+(?:-\d+)?(?:层|楼|F(?![A-Za-z\d])))"
-    r"|(?P<zone>(?:[A-Za-z]\d*|\d+)(?:期|区))"
-    r"|(?P<dash>(?:[A-Za-z]|[A-Za-z]?\d+[A-Za-z]?)(?:-[A-Za-z]?\d+[A-Za-z]?)+)(?![A-Za-z\d])室?"
-    r"|(?P<bare>[A-Za-z]?\d+[A-Za-z]?)(?![A-Za-z\d]))"
-)
-_NUMBER_GROUPS: Final = ("building", "unit", "room", "house", "floor", "zone", "dash", "bare")
-_GLUED_ROAD: Final = re.compile(r"(?:大街|大道|支路|路|道|街)")  # 海泰发展6道, 渤海10路
-_HIGHWAY: Final = re.compile(r"[GSXY]\d{1,4}(?![A-Za-z\d号单室-])")  # S238 is a road
-_CROSSING: Final = re.compile(r"与|和")
-_ROAD_NOTE: Final = re.compile(
-    r"交口|交叉口|交汇处|路口|之间|以[东西南北]|[东西南北]侧|延长线|一侧"
-)
-_FILLER: Final = re.compile(r"院内|内|院|小高层|高层|多层|洋房")
-_ALTERNATIVES: Final = re.compile(r"\s*[/;]\s*")
-# 上海市, 山东省威海市, 浙江杭州市 -- but not 超市, 城市 or a Tianjin street name ending in 市.
-_OTHER_CITY: Final = re.compile(
-    r"(?:[\u4e00-\u9fff]{2,3}省)?(?:(?![区县路街道镇乡里])[\u4e00-\u9fff]){2,4}"
-    r"(?<![超城门夜菜股花鱼集])市(?!场)"
-)
 # The hierarchy fields of ParsedAddress, city to room.
 _FIELDS: Final = tuple(item.name for item in fields(ParsedAddress) if item.type == "str | None")
 
@@ -173,7 +102,7 @@ def parse(text: str, gazetteer: Gazetteer) -> ParsedAddress:
 
 def _choose_alternative(text: str) -> tuple[str, list[str]]:
     """`A / B` or `A; B` lists several addresses: parse the first Tianjin one, note the rest."""
-    parts = [part for part in _ALTERNATIVES.split(text) if part]
+    parts = [part for part in ALTERNATIVES.split(text) if part]
     if len(parts) <= 1:
         return text, []
     chosen = next((part for part in parts if part.startswith("天津")), parts[0])
@@ -181,7 +110,7 @@ def _choose_alternative(text: str) -> tuple[str, list[str]]:
 
 
 def _foreign_city(text: str) -> str | None:
-    match = _OTHER_CITY.match(text)
+    match = OTHER_CITY.match(text)
     return match.group() if match and not match.group().startswith("天津") else None
 
 
@@ -227,11 +156,11 @@ def _next_token(segment: str, position: int, stops: frozenset[int], state: _Stat
     ch = segment[position]
     annex = ch == "增" and segment[position + 1 : position + 2].isdigit()
     if (ch.isascii() and ch.isalnum()) or annex:
-        if state.get("road") is None and (highway := _HIGHWAY.match(segment, position)):
+        if state.get("road") is None and (highway := HIGHWAY.match(segment, position)):
             _flush(state, before_structure=False)
             _set_road(state, highway.group(), None)
             return highway.end()
-        if number := _NUMBER.match(segment, position):
+        if number := NUMBER.match(segment, position):
             return _on_number(number, segment, state)
     if segment.startswith("天津市", position) and state.values["city"] in (None, "天津市"):
         _flush(state, before_structure=False)  # a repeated city inside the text
@@ -246,7 +175,7 @@ def _next_token(segment: str, position: int, stops: frozenset[int], state: _Stat
         end, kind = word
         _on_word(segment[position:end], kind, state)
         return end
-    if not state.pending and (filler := _FILLER.match(segment, position)):
+    if not state.pending and (filler := FILLER.match(segment, position)):
         return filler.end()
     state.pending.append(ch)
     return position + 1
@@ -254,12 +183,12 @@ def _next_token(segment: str, position: int, stops: frozenset[int], state: _Stat
 
 def _road_remark(segment: str, position: int) -> int | None:
     """Cross streets and sides after a road (`与杨北公路交口`, `以东`, `西侧`) are notes."""
-    if remark := _ROAD_NOTE.match(segment, position):
+    if remark := ROAD_NOTE.match(segment, position):
         return remark.end()
-    if _CROSSING.match(segment, position):
+    if CROSSING.match(segment, position):
         word = scan_word(segment, position + 1, frozenset())
         if word and word[1] is Kind.ROAD:
-            remark = _ROAD_NOTE.match(segment, word[0])
+            remark = ROAD_NOTE.match(segment, word[0])
             return remark.end() if remark else word[0]
     return None
 
@@ -479,7 +408,7 @@ def _flush(state: _State, *, before_structure: bool) -> None:
 
 def _on_number(match: re.Match[str], segment: str, state: _State) -> int:
     """Consume a number token; floors and phases (4楼, 3期, 9区) are notes, not levels."""
-    group = next(name for name in _NUMBER_GROUPS if match.group(name) is not None)
+    group = next(name for name in NUMBER_GROUPS if match.group(name) is not None)
     value = match.group(group)
     end = match.end()
     if group == "bare" and end < len(segment) and is_cjk(segment[end]):
@@ -499,7 +428,7 @@ def _on_number(match: re.Match[str], segment: str, state: _State) -> int:
 def _on_glued_number(value: str, segment: str, end: int, state: _State) -> int:
     """Digits followed by a name: a house number after a road (围堤道53丽晶大厦), part of a road
     name (海泰发展6道), or part of a compound name (58间新区, 尚8文化创意产业园)."""
-    if road_tail := _GLUED_ROAD.match(segment, end):
+    if road_tail := GLUED_ROAD.match(segment, end):
         name = "".join(state.pending) + value + road_tail.group()
         state.pending.clear()
         _set_road(state, name, None)
@@ -517,7 +446,7 @@ def _on_house_number(match: re.Match[str], segment: str, state: _State) -> None:
     a building number inside a compound or when a unit or unit-room group follows
     (颐安花园西区4号5门102)."""
     number = match.group("house") + (match.group("annex") or "")
-    following = _NUMBER.match(segment, match.end())
+    following = NUMBER.match(segment, match.end())
     next_is_number = following is not None and bool(
         following.group("unit") or following.group("dash")
     )

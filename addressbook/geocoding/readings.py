@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from addressbook.geocoding import matching, scoring
 from addressbook.geocoding.gazetteer import Library
-from addressbook.geocoding.parser import ParsedAddress, parse
+from addressbook.geocoding.parsed import ParsedAddress
+from addressbook.geocoding.parser import parse
 from addressbook.geocoding.spelling import Correction, Option, apply, corrections, unexplained
 from addressbook.models import ELEMENTS
 

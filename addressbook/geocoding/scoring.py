@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from addressbook.geocoding.parser import Level
+from addressbook.geocoding.parsed import Level
 from addressbook.models import ELEMENTS
 
 CONFIDENT: Final = 0.8

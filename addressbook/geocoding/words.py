@@ -1,5 +1,6 @@
 """Tianjin's address words: what the kinds of names are, the suffixes that make a word a name
-of a kind (…街道, …路, …里, …花园), and the district names of earlier years.
+of a kind (…街道, …路, …里, …花园), the district names of earlier years, and the patterns of
+numbers (号楼, 单元, 室, 18-3-502) and noise (附近, 交口, other cities).
 
 Data and the small word scanner built on it, shared by the parser and its dictionary: neither
 the lists nor the scanner depend on the library's content.
@@ -135,3 +136,30 @@ def scan_word(segment: str, start: int, stops: frozenset[int]) -> tuple[int, Kin
             kind = kind_of(segment[start:end])
             return (end, kind) if kind else None
     return None
+
+
+# --- numbers and noise -------------------------------------------------------------------------
+
+NUMBER: Final = re.compile(
+    r"(?<![A-Za-z])"  # not inside a word such as MSD
+    r"(?:(?P<building>[A-Za-z]?\d+[A-Za-z]?(?:-\d+)?|[A-Za-z])号楼"
+    r"|(?P<unit>\d+)单元"
+    r"|(?P<room>[A-Za-z\d]*\d[A-Za-z\d]*(?:-[A-Za-z\d]+)?)室"
+    r"|(?P<house>增?\d+(?:-\d+)?)号(?:(?P<annex>增\d+)号)?"
+    r"|(?P<floor>[A-Za-z]?\d+(?:-\d+)?(?:层|楼|F(?![A-Za-z\d])))"
+    r"|(?P<zone>(?:[A-Za-z]\d*|\d+)(?:期|区))"
+    r"|(?P<dash>(?:[A-Za-z]|[A-Za-z]?\d+[A-Za-z]?)(?:-[A-Za-z]?\d+[A-Za-z]?)+)(?![A-Za-z\d])室?"
+    r"|(?P<bare>[A-Za-z]?\d+[A-Za-z]?)(?![A-Za-z\d]))"
+)
+NUMBER_GROUPS: Final = ("building", "unit", "room", "house", "floor", "zone", "dash", "bare")
+GLUED_ROAD: Final = re.compile(r"(?:大街|大道|支路|路|道|街)")  # 海泰发展6道, 渤海10路
+HIGHWAY: Final = re.compile(r"[GSXY]\d{1,4}(?![A-Za-z\d号单室-])")  # S238 is a road
+CROSSING: Final = re.compile(r"与|和")
+ROAD_NOTE: Final = re.compile(r"交口|交叉口|交汇处|路口|之间|以[东西南北]|[东西南北]侧|延长线|一侧")
+FILLER: Final = re.compile(r"院内|内|院|小高层|高层|多层|洋房")
+ALTERNATIVES: Final = re.compile(r"\s*[/;]\s*")
+# 上海市, 山东省威海市, 浙江杭州市 -- but not 超市, 城市 or a Tianjin street name ending in 市.
+OTHER_CITY: Final = re.compile(
+    r"(?:[\u4e00-\u9fff]{2,3}省)?(?:(?![区县路街道镇乡里])[\u4e00-\u9fff]){2,4}"
+    r"(?<![超城门夜菜股花鱼集])市(?!场)"
+)

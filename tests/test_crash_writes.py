@@ -58,22 +58,15 @@ def kinds(client: TestClient, admin_headers: dict[str, str], make_department) ->
     editor, admin = dept.editor, admin_headers
     tag = secrets.token_hex(3)
 
-    features_layer = layer_id("crash")
-    r = client.post(
-        f"/collections/{features_layer}/upload",
-        params={"access": "private"},
-        files={"file": ("seed.geojson", collection(point_features(1)))},
-        headers=editor,
-    )
-    assert r.status_code == 201, r.text
-    append_layer = layer_id("crash")
-    r = client.post(
-        f"/collections/{append_layer}/upload",
-        params={"access": "private"},
-        files={"file": ("seed.geojson", collection(point_features(1)))},
-        headers=editor,
-    )
-    assert r.status_code == 201, r.text
+    features_layer, append_layer = layer_id("crash"), layer_id("crash")
+    for lid in (features_layer, append_layer):
+        r = client.post(
+            f"/collections/{lid}/upload",
+            params={"access": "private"},
+            files={"file": ("seed.geojson", collection(point_features(1)))},
+            headers=editor,
+        )
+        assert r.status_code == 201, r.text
     with session_scope() as session:
         lon, lat = session.execute(
             text(

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from geo import apidocs, inputs, logs, spool
+from geo import apidocs, inputs, logs, openapi, spool
 from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
 from geo.plugins import load_plugins
@@ -38,6 +38,7 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_handlers(app)
+    openapi.install(app)
     inputs.install(app)  # inside the body limit: bytes past the limit are never scanned
     app.add_middleware(BodyLimitMiddleware)
     for module in (landing, crs, departments, department_settings, audit):

@@ -331,6 +331,8 @@ def test_malformed_csv_and_bad_crs(client: TestClient, library, editor: Dept) ->
     assert body["code"] == "InvalidCSV" and "line 5" in body["message"]
     assert _rejected(client, editor, to_csv(rows), crs="EPSG:12345")["code"] == "UnknownCRS"
     assert _rejected(client, editor, b"")["code"] == "EmptyFile"
+    # Found by the schemathesis run: a lone carriage return in the header line was a 500.
+    assert _rejected(client, editor, b"district,road\rx\nA,B\n")["code"] == "InvalidCSV"
 
 
 def test_import_needs_an_editor_key(client: TestClient, library, editor: Dept) -> None:

@@ -193,6 +193,16 @@ def test_update_needs_the_current_version(client: TestClient, dept: Dept, room: 
     assert [v["data"]["room"] for v in history] == ["502室", "601室", "601室"]
 
 
+def test_a_location_cannot_be_cleared(client: TestClient, dept: Dept, room: Stored) -> None:
+    """Found by the schemathesis run: a null lon or lat was a 500."""
+    made = create(client, dept, new_address(room, house_number="8007"))
+    headers = {**dept.editor, "If-Match": '"1"'}
+    for body in ({"lon": None, "lat": room.lat}, {"lon": room.lon, "lat": None}):
+        r = client.patch(f"/addresses/{made['id']}", json=body, headers=headers)
+        assert r.status_code == 400 and r.json()["code"] == "InvalidAddress", r.text
+    assert client.get(f"/addresses/{made['id']}").headers["ETag"] == '"1"'
+
+
 def test_reads_answer_if_none_match(client: TestClient, dept: Dept, room: Stored) -> None:
     """The rule of every ETag of the service (geo.preconditions), on an address."""
     made = create(client, dept, new_address(room, house_number="8011"))

@@ -173,6 +173,19 @@ def test_the_encoding_error_names_the_line(client: TestClient, viewer: dict[str,
     assert response.json()["details"]["line"] == 3
 
 
+def test_a_field_over_the_csv_limit_is_a_400(client: TestClient, viewer: dict[str, str]) -> None:
+    """Found while fuzzing: a field over the csv module's 128 KiB limit was a 500 in the header
+    and a stream cut off mid-way in a row; both are now refused before anything is streamed."""
+    for content, line in (
+        ("address," + "x" * 200_000 + "\n天津市\n", 1),
+        ("address,note\n天津市," + "y" * 200_000 + "\n", 2),
+    ):
+        response = client.post(URL, files=upload(content.encode()), headers=viewer)
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "InvalidCSV"
+        assert response.json()["details"]["line"] == line
+
+
 def test_the_cli_geocodes_a_file(tmp_path, stored: list[Stored]) -> None:
     """`geo addresses geocode FILE --out OUT`, run as a user would."""
     import os

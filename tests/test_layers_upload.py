@@ -419,6 +419,10 @@ def test_unsupported_format_and_bad_csv(client: TestClient, dept) -> None:
     csv.writer(rows).writerows([["name", "where"], ["a", "b"]])
     r = upload(client, dept.editor, layer_id(), rows.getvalue().encode(), "x.csv")
     assert r.status_code == 400 and r.json()["code"] == "NoGeometryColumns"
+    # Found while fuzzing: a field over the csv module's 128 KiB limit was a 500.
+    huge = f"lon,lat,name\n117.2,39.1,{'y' * 200_000}\n".encode()
+    r = upload(client, dept.editor, layer_id(), huge, "x.csv", lon_column="lon", lat_column="lat")
+    assert r.status_code == 400 and r.json()["code"] == "InvalidFile", r.text
 
 
 def test_big_layers_are_stored_in_spatial_order(client: TestClient, dept, monkeypatch) -> None:

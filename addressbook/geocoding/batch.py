@@ -95,6 +95,23 @@ def _check_utf8(stream: IO[bytes]) -> None:
     stream.seek(0)
 
 
+def _check_csv(stream: IO[bytes]) -> None:
+    """Parse the whole upload once as CSV, then rewind: what the csv module refuses (a field
+    over its 128 KiB limit, for one) is a 400 found before the 200 goes out, not a stream cut
+    off mid-way."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        line = reader.line_num
+        raise ApiError(400, "InvalidCSV", f"line {line}: {exc}", {"line": line}) from exc
+    finally:
+        text.detach()  # the stream stays open for the reading proper
+    stream.seek(0)
+
+
 def _output_names(existing: Iterable[str]) -> list[str]:
     """The match columns, prefixed where the input already has a column of that name."""
     taken = set(existing)
@@ -118,6 +135,7 @@ def open_csv(stream: IO[bytes], column: str | None) -> CsvInput:
     """Check the upload (UTF-8, a header, the address column) and get ready to read it; every
     problem is a 400 that names it."""
     _check_utf8(stream)
+    _check_csv(stream)
     reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):

@@ -97,7 +97,10 @@ def _csv(first: bytes, stream: IO[bytes], max_bytes: int) -> Source:
         raise _encoding_error(1, "the file") from exc
     if not text.strip():
         raise ApiError(400, "EmptyFile", "the file is empty: expected a CSV header line")
-    columns = [c.strip().lower() for c in next(csv.reader([text.rstrip("\r\n")]))]
+    try:
+        columns = [c.strip().lower() for c in next(csv.reader([text.rstrip("\r\n")]))]
+    except csv.Error as exc:  # a lone carriage return inside the header line, for one
+        raise ApiError(400, "InvalidCSV", f"line 1 (the header): {exc}", {"line": 1}) from exc
     check_columns(columns, "the CSV file")
     return Source(columns, _checked_chunks(stream, len(header), max_bytes), False, None)
 

@@ -30,6 +30,7 @@ from geo.auth import Principal, principal, require
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.db import DbSession, session_scope
 from geo.errors import ApiError
+from geo.openapi import CSV, errors, returns
 from geo.routing import api_router
 from geo.settings import get_settings
 
@@ -185,9 +186,35 @@ def _check_area(area: str | None) -> None:
         geocoder.area_filter(gazetteer.current(session), area)
 
 
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "application/json": {
+                "schema": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    }
+}
+
+
 @router.post(
     "/geocode/batch",
     summary="Geocode a CSV file (multipart `file`, `column=`) or a JSON list, streamed",
+    openapi_extra=_BATCH_BODY,
+    response_class=Response,
+    responses=returns(
+        {CSV: None, "application/x-ndjson": None, "application/json": {"type": "array"}},
+        "one result per input address: CSV for a file, NDJSON (or JSON with f=json) for a list",
+    )
+    | errors(415),
 )
 async def geocode_batch(
     request: Request,
@@ -296,7 +323,7 @@ def _answer(session: Session, response: Response, address_id: int, crs: str) -> 
     return out
 
 
-@router.post("", status_code=201, summary="Create an address")
+@router.post("", status_code=201, summary="Create an address", responses=errors(403, 409))
 def create_address(
     body: AddressIn,
     response: Response,
@@ -309,14 +336,20 @@ def create_address(
     return _answer(session, response, address_id, crs)
 
 
-@router.post("/roads/rename", summary="Rename a road in a district, keeping the old name")
+@router.post(
+    "/roads/rename",
+    summary="Rename a road in a district, keeping the old name",
+    responses=errors(403, 404, 409),
+)
 def rename_road(
     body: RenameIn, session: DbSession, who: Principal = Depends(editor)
 ) -> dict[str, Any]:
     return lifecycle.rename_road(session, who, body.district, body.old, body.new)
 
 
-@router.get("/{address_id:int}", summary="One address, with its version as ETag")
+@router.get(
+    "/{address_id:int}", summary="One address, with its version as ETag", responses=errors(404)
+)
 def get_address(
     address_id: int,
     response: Response,
@@ -327,7 +360,11 @@ def get_address(
     return _answer(session, response, address_id, crs)
 
 
-@router.patch("/{address_id:int}", summary="Change some fields (If-Match required)")
+@router.patch(
+    "/{address_id:int}",
+    summary="Change some fields (If-Match required)",
+    responses=errors(403, 404, 409, 412, 428),
+)
 def patch_address(
     address_id: int,
     body: AddressPatch,
@@ -340,12 +377,19 @@ def patch_address(
     changes = body.model_dump(exclude_unset=True)
     if changes.get("district", "") is None:
         raise ApiError(400, "InvalidAddress", "district: an address cannot lose its district")
+    for axis in ("lon", "lat"):
+        if axis in changes and changes[axis] is None:
+            raise ApiError(400, "InvalidAddress", f"{axis}: an address cannot lose its location")
     target = resolve(crs).id
     lifecycle.update(session, who, address_id, changes, if_match, target)
     return _answer(session, response, address_id, crs)
 
 
-@router.put("/{address_id:int}", summary="Replace an address (If-Match required)")
+@router.put(
+    "/{address_id:int}",
+    summary="Replace an address (If-Match required)",
+    responses=errors(403, 404, 409, 412, 428),
+)
 def put_address(
     address_id: int,
     body: AddressIn,
@@ -360,7 +404,11 @@ def put_address(
     return _answer(session, response, address_id, crs)
 
 
-@router.post("/{address_id:int}/retire", summary="Retire an address, naming its successor")
+@router.post(
+    "/{address_id:int}/retire",
+    summary="Retire an address, naming its successor",
+    responses=errors(403, 404, 409, 412, 428),
+)
 def retire_address(
     address_id: int,
     response: Response,
@@ -373,7 +421,9 @@ def retire_address(
     return _answer(session, response, address_id, "CRS84")
 
 
-@router.get("/{address_id:int}/history", summary="Every version of an address")
+@router.get(
+    "/{address_id:int}/history", summary="Every version of an address", responses=errors(404)
+)
 def address_history(
     address_id: int, session: DbSession, _: Principal = Depends(viewer)
 ) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from fastapi import Depends, Query
 from addressbook.areas import grids
 from addressbook.areas import query as areas
 from geo.db import DbSession
+from geo.openapi import errors
 from geo.routing import api_router
 
 router = api_router(tags=["admin areas and grids"])
@@ -34,7 +35,11 @@ def list_areas(
     return areas.list_areas(session, level, parent, q, retired, limit, offset)
 
 
-@router.get("/areas/{code}", summary="One admin area: parents, children, code history, shape")
+@router.get(
+    "/areas/{code}",
+    summary="One admin area: parents, children, code history, shape",
+    responses=errors(404),
+)
 def get_area(
     code: str,
     session: DbSession,
@@ -44,7 +49,11 @@ def get_area(
     return areas.get_area(session, code, crs, geometry)
 
 
-@router.get("/grids/at", summary="The grid containing a point, with its community and parents")
+@router.get(
+    "/grids/at",
+    summary="The grid containing a point, with its community and parents",
+    responses=errors(404),
+)
 def grid_at(
     lon: Annotated[float, Query(description="x (longitude or easting) in `crs`")],
     lat: Annotated[float, Query(description="y (latitude or northing) in `crs`")],
@@ -55,7 +64,7 @@ def grid_at(
     return grids.grid_at(session, lon, lat, crs, staff)
 
 
-@router.get("/grids/{code}", summary="One grid")
+@router.get("/grids/{code}", summary="One grid", responses=errors(404))
 def get_grid(
     code: str, session: DbSession, crs: Crs = "CRS84", staff: bool = Depends(grids.staff_visible)
 ) -> dict[str, Any]:

@@ -9,12 +9,17 @@ from fastapi import Depends, Query, UploadFile
 from addressbook.ingest.importer import import_addresses
 from geo.auth import Principal, require
 from geo.db import DbSession
+from geo.openapi import errors
 from geo.routing import api_router
 
 router = api_router(prefix="/addresses", tags=["address import"])
 
 
-@router.post("/import", summary="Import addresses from a CSV or GeoJSON file (one transaction)")
+@router.post(
+    "/import",
+    summary="Import addresses from a CSV or GeoJSON file (one transaction)",
+    responses=errors(403),
+)
 def import_file(
     file: UploadFile,
     session: DbSession,

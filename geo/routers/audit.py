@@ -10,12 +10,13 @@ from fastapi import Depends, Query
 from geo import audit
 from geo.auth import Principal, require
 from geo.db import DbSession
+from geo.openapi import errors
 from geo.routing import api_router
 
 router = api_router(tags=["audit"])
 
 
-@router.get("/audit", summary="Query the audit log (admins)")
+@router.get("/audit", summary="Query the audit log (admins)", responses=errors(403))
 def read_audit(
     session: DbSession,
     department: str | None = Depends(audit.department_scope),

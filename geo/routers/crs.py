@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from geo import crs
 from geo.http import json_body
+from geo.openapi import GEOJSON, returns
 from geo.routing import api_router
 
 router = api_router(tags=["crs"])
@@ -42,6 +43,8 @@ def list_crs() -> dict[str, Any]:
     "/crs/transform",
     summary="Convert a GeoJSON geometry, feature or feature collection between CRSs",
     openapi_extra=_GEOJSON_BODY,
+    response_class=Response,
+    responses=returns({GEOJSON: {"type": "object"}}, "the input with converted coordinates"),
 )
 async def transform(
     request: Request,

@@ -18,6 +18,7 @@ from geo import audit, departments
 from geo.auth import Principal, require_platform_admin
 from geo.db import get_session
 from geo.http import json_body
+from geo.openapi import errors
 from geo.routing import api_router
 
 router = api_router(prefix="/departments", tags=["departments"])
@@ -41,6 +42,7 @@ async def department_patch(request: Request) -> DepartmentPatch:
 @router.patch(
     "/{code}",
     summary="Change a department's settings (platform admin): address_authority",
+    responses=errors(403, 404),
     openapi_extra={
         "requestBody": {
             "required": True,

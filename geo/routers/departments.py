@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from geo import audit, departments
 from geo.auth import Principal, department_admin
 from geo.db import DbSession
+from geo.openapi import errors
 from geo.routing import api_router
 
-router = api_router(prefix="/departments", tags=["departments"])
+router = api_router(prefix="/departments", tags=["departments"], responses=errors(403))
 admin = department_admin  # platform admin, or an admin of the path's own {code}
 
 
@@ -28,7 +29,7 @@ class KeyIn(BaseModel):
     label: str | None = Field(default=None, max_length=200)
 
 
-@router.post("", status_code=201, summary="Create a department")
+@router.post("", status_code=201, summary="Create a department", responses=errors(409))
 def create_department(
     body: DepartmentIn, session: DbSession, who: Principal = Depends(admin)
 ) -> dict[str, Any]:
@@ -43,12 +44,14 @@ def list_departments(session: DbSession, _: Principal = Depends(admin)) -> dict[
     return {"departments": departments.list_departments(session)}
 
 
-@router.get("/{code}", summary="One department")
+@router.get("/{code}", summary="One department", responses=errors(404))
 def get_department(code: str, session: DbSession, _: Principal = Depends(admin)) -> dict[str, Any]:
     return departments.department_dict(departments.get_department(session, code))
 
 
-@router.post("/{code}/keys", status_code=201, summary="Issue a key (shown once)")
+@router.post(
+    "/{code}/keys", status_code=201, summary="Issue a key (shown once)", responses=errors(404)
+)
 def create_key(
     code: str, body: KeyIn, session: DbSession, who: Principal = Depends(admin)
 ) -> dict[str, Any]:
@@ -57,12 +60,16 @@ def create_key(
     return {**departments.key_dict(key), "department": code, "key": plaintext}
 
 
-@router.get("/{code}/keys", summary="List a department's keys (never their secrets)")
+@router.get(
+    "/{code}/keys",
+    summary="List a department's keys (never their secrets)",
+    responses=errors(404),
+)
 def list_keys(code: str, session: DbSession, _: Principal = Depends(admin)) -> dict[str, Any]:
     return {"keys": departments.list_keys(session, code)}
 
 
-@router.delete("/{code}/keys/{key_id}", summary="Revoke a key")
+@router.delete("/{code}/keys/{key_id}", summary="Revoke a key", responses=errors(404))
 def revoke_key(
     code: str, key_id: int, session: DbSession, who: Principal = Depends(admin)
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from geo.db import server_info
+from geo.openapi import errors
 from geo.plugins import load_plugins
 from geo.routing import api_router
 
@@ -83,7 +84,7 @@ def conformance() -> dict[str, list[str]]:
     return {"conformsTo": classes}
 
 
-@router.get("/health", summary="Database and PostGIS status")
+@router.get("/health", summary="Database and PostGIS status", responses=errors(503))
 def health() -> JSONResponse:
     try:
         info = server_info()

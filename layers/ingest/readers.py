@@ -564,7 +564,10 @@ def csv_reader(
 
     def rows() -> Iterator[dict[Any, Any]]:
         with path.open(encoding=encoding, newline="") as f:
-            yield from csv.DictReader(f, dialect=dialect)
+            try:
+                yield from csv.DictReader(f, dialect=dialect)
+            except csv.Error as exc:  # a field over the csv module's 128 KiB limit, for one
+                raise ApiError(400, "InvalidFile", f"the CSV file: {exc}") from exc
 
     reader = _table_reader("csv", header, rows, lon_column, lat_column, address_column, geocode)
     reader.encoding = {"utf-8-sig": "UTF-8"}.get(encoding, encoding.upper())

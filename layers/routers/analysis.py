@@ -18,6 +18,7 @@ from geo.errors import ApiError
 from geo.extent import city_point
 from geo.http import json_body, model
 from geo.inputs import BIGINT_MAX
+from geo.openapi import CSV, FEATURE_COLLECTION, errors, returns
 from geo.routing import api_router
 from geo.settings import get_settings
 from geo.sources import LayerSource
@@ -51,6 +52,11 @@ class OverlayIn(BaseModel):
     crs: str = geo_crs.DEFAULT_CRS
     limit: int | None = Field(default=None, ge=1, le=MAX_OVERLAY_LIMIT)
     offset: int = Field(default=0, ge=0, le=BIGINT_MAX)
+
+
+# Matched features or aggregates: GeoJSON, or CSV when asked (format=csv, f=csv).
+_JOINED = returns({GEOJSON: FEATURE_COLLECTION, CSV: None}, "GeoJSON, or CSV") | errors(404)
+_IDENTIFIED = returns({GEOJSON: FEATURE_COLLECTION}, "the features found") | errors(404)
 
 
 def _compiled(value: Any, source: Any, filter_crs: str, prefix: str) -> Any:
@@ -90,6 +96,8 @@ def _respond(result: overlay.Result, fmt: str, target: str, name: str) -> Respon
             "content": {"application/json": {"schema": OverlayIn.model_json_schema()}},
         }
     },
+    response_class=Response,
+    responses=_JOINED,
 )
 def overlay_route(
     session: DbSession, raw: Any = Depends(json_body), who: Principal = Depends(principal)
@@ -115,7 +123,12 @@ def overlay_route(
     return _respond(result, body.format, target, f"{layer.id}-{other.id}")
 
 
-@router.get("/identify", summary="Features of every readable collection at or near a point")
+@router.get(
+    "/identify",
+    summary="Features of every readable collection at or near a point",
+    response_class=Response,
+    responses=_IDENTIFIED,
+)
 def identify_route(
     session: DbSession,
     lon: float = Query(description="x of the point in crs"),
@@ -151,6 +164,8 @@ class IdentifyIn(BaseModel):
             "content": {"application/json": {"schema": IdentifyIn.model_json_schema()}},
         }
     },
+    response_class=Response,
+    responses=_IDENTIFIED,
 )
 def identify_in_route(
     session: DbSession, raw: Any = Depends(json_body), who: Principal = Depends(principal)
@@ -199,6 +214,8 @@ def _identified(
 @router.get(
     "/collections/{collection_id}/stats",
     summary="Counts (and sums of an attribute) per district, subdistrict, community or grid",
+    response_class=Response,
+    responses=_JOINED,
 )
 def stats_route(
     collection_id: str,

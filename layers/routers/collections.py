@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, Query, Request, Response
@@ -18,6 +18,7 @@ from geo.auth import Principal, principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
 from geo.http import json_body, model
+from geo.openapi import CSV, FEATURE, FEATURE_COLLECTION, HTML, errors, returns
 from geo.preconditions import etag
 from geo.routing import ALWAYS_ALLOWED, api_router
 from geo.settings import get_settings
@@ -39,6 +40,11 @@ router = api_router(tags=["collections"])
 editor = require("editor")
 
 
+# The catalogue's columns: a longer keyword or department code cannot be stored.
+Keyword = Annotated[str, Field(max_length=100)]
+DepartmentCode = Annotated[str, Field(max_length=64)]
+
+
 class PropertyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -52,11 +58,11 @@ class LayerIn(BaseModel):
     id: str
     title: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
-    keywords: list[str] = Field(default_factory=list, max_length=50)
+    keywords: list[Keyword] = Field(default_factory=list, max_length=50)
     geometry_type: Literal[GEOMETRY_TYPES]  # type: ignore[valid-type]
     properties: list[PropertyIn] = Field(default_factory=list)
     access: Literal[ACCESS_LEVELS] = "private"  # type: ignore[valid-type]
-    shared_with: list[str] = Field(default_factory=list, max_length=500)
+    shared_with: list[DepartmentCode] = Field(default_factory=list, max_length=500)
     key_property: str | None = None
 
 
@@ -64,9 +70,9 @@ class LayerPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
-    keywords: list[str] | None = Field(default=None, max_length=50)
+    keywords: list[Keyword] | None = Field(default=None, max_length=50)
     access: Literal[ACCESS_LEVELS] | None = None  # type: ignore[valid-type]
-    shared_with: list[str] | None = Field(default=None, max_length=500)
+    shared_with: list[DepartmentCode] | None = Field(default=None, max_length=500)
     key_property: str | None = None
 
 
@@ -77,6 +83,9 @@ def _layer_body(schema: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": schema.model_json_schema()}},
         }
     }
+
+
+_COLLECTION_JSON = {"type": "object", "required": ["id", "links"]}
 
 
 def _collection_doc(
@@ -94,7 +103,15 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     return Response(orjson.dumps(doc), status, headers, media_type="application/json")
 
 
-@router.get("/collections", summary="Collections the caller may read")
+@router.get(
+    "/collections",
+    summary="Collections the caller may read",
+    response_class=Response,
+    responses=returns(
+        {"application/json": {"type": "object", "required": ["collections"]}, HTML: None},
+        "the collections (HTML for browsers or f=html)",
+    ),
+)
 def list_collections(
     request: Request, session: DbSession, who: Principal = Depends(principal)
 ) -> Response:
@@ -120,6 +137,9 @@ def list_collections(
     status_code=201,
     summary="Register a layer",
     openapi_extra=_layer_body(LayerIn),
+    response_class=Response,
+    responses=returns({"application/json": _COLLECTION_JSON}, "the new collection", 201)
+    | errors(403, 409),
 )
 def create_collection(
     request: Request,
@@ -146,7 +166,13 @@ def create_collection(
     return _json(doc, 201, {"Location": doc["links"][0]["href"]})
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
+@router.get(
+    "/collections/{collection_id}",
+    summary="One collection",
+    response_class=Response,
+    responses=returns({"application/json": _COLLECTION_JSON, HTML: None}, "the collection")
+    | errors(404),
+)
 def get_collection(
     collection_id: str,
     request: Request,
@@ -165,6 +191,9 @@ def get_collection(
     "/collections/{collection_id}",
     summary="Change a layer's metadata or access (owner or admin)",
     openapi_extra=_layer_body(LayerPatch),
+    response_class=Response,
+    responses=returns({"application/json": _COLLECTION_JSON}, "the collection as changed")
+    | errors(403, 404, 405),
 )
 def patch_collection(
     collection_id: str,
@@ -180,7 +209,13 @@ def patch_collection(
     return _json(doc)
 
 
-@router.delete("/collections/{collection_id}", status_code=204, summary="Delete a layer")
+@router.delete(
+    "/collections/{collection_id}",
+    status_code=204,
+    summary="Delete a layer",
+    response_class=Response,
+    responses=errors(403, 404, 405),
+)
 def delete_collection(
     collection_id: str, session: DbSession, who: Principal = Depends(editor)
 ) -> Response:
@@ -188,7 +223,13 @@ def delete_collection(
     return Response(status_code=204)
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Queryables (JSON Schema)")
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Queryables (JSON Schema)",
+    response_class=Response,
+    responses=returns({"application/schema+json": {"type": "object"}}, "the queryables")
+    | errors(404),
+)
 def queryables(
     collection_id: str,
     request: Request,
@@ -320,6 +361,12 @@ def _links(
             for n in sorted(ITEM_PARAMS)
         ],
     },
+    response_class=Response,
+    responses=returns(
+        {GEOJSON: FEATURE_COLLECTION, HTML: None, CSV: None},
+        "a page of features (HTML for browsers or f=html, CSV with f=csv)",
+    )
+    | errors(404),
 )
 def items(
     collection_id: str,
@@ -365,7 +412,13 @@ def _fid(value: str) -> int:
         raise ApiError(404, "NotFound", f"no feature {value!r}") from None
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature",
+    response_class=Response,
+    responses=returns({GEOJSON: FEATURE, HTML: None}, "the feature, its version as ETag")
+    | errors(404),
+)
 def item(
     collection_id: str,
     feature_id: str,
@@ -406,6 +459,7 @@ def item(
 @router.get(
     "/collections/{collection_id}/items/{feature_id}/history",
     summary="Every version of a feature, newest first",
+    responses=errors(404),
 )
 def item_history(
     collection_id: str,

@@ -19,6 +19,7 @@ from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
 from geo.http import json_body
+from geo.openapi import FEATURE, errors, returns
 from geo.preconditions import check_if_match, etag
 from geo.routing import api_router
 from layers import catalogue, editing, features
@@ -28,6 +29,10 @@ from layers.routers.collections import _fid
 
 router = api_router(tags=["collections"])
 editor = require("editor")
+# Changes answer the feature as stored; the collection may be a read-only system one (405), the
+# feature may have changed since the client read it (412), and a geometry that cannot be stored
+# (outside the city, invalid) is a 422.
+_CHANGE_ERRORS = errors(403, 404, 405, 412, 422)
 _FEATURE_BODY = {
     "requestBody": {
         "required": True,
@@ -86,6 +91,9 @@ def _edit_item(
     status_code=201,
     summary="Add a feature",
     openapi_extra=_FEATURE_BODY,
+    response_class=Response,
+    responses=returns({GEOJSON: FEATURE}, "the feature as stored, its version as ETag", 201)
+    | errors(403, 404, 405, 422),
 )
 def create_item(
     collection_id: str,
@@ -103,6 +111,9 @@ def create_item(
     "/collections/{collection_id}/items/{feature_id}",
     summary="Replace a feature",
     openapi_extra=_FEATURE_BODY,
+    response_class=Response,
+    responses=returns({GEOJSON: FEATURE}, "the feature as stored, its new version as ETag")
+    | _CHANGE_ERRORS,
 )
 def replace_item(
     collection_id: str,
@@ -124,6 +135,9 @@ def replace_item(
             "content": {"application/merge-patch+json": {"schema": {"type": "object"}}},
         }
     },
+    response_class=Response,
+    responses=returns({GEOJSON: FEATURE}, "the feature as stored, its new version as ETag")
+    | _CHANGE_ERRORS,
 )
 def patch_item(
     collection_id: str,
@@ -137,7 +151,11 @@ def patch_item(
 
 
 @router.delete(
-    "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
+    "/collections/{collection_id}/items/{feature_id}",
+    status_code=204,
+    summary="Delete a feature",
+    response_class=Response,
+    responses=errors(403, 404, 405, 412),
 )
 def delete_item(
     collection_id: str,

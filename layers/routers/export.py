@@ -14,13 +14,22 @@ from starlette.background import BackgroundTask
 from geo import crs as geo_crs
 from geo.auth import Principal, principal
 from geo.db import DbSession
+from geo.openapi import CSV, errors, returns
 from geo.routing import api_router
 from layers import catalogue, export, features
 
 router = api_router(tags=["collections"])
 
 
-@router.get("/collections/{collection_id}/export", summary="The whole layer as a file")
+@router.get(
+    "/collections/{collection_id}/export",
+    summary="The whole layer as a file",
+    response_class=Response,
+    responses=returns(
+        {"application/geopackage+sqlite3": None, CSV: None}, "a GeoPackage, or CSV with f=csv"
+    )
+    | errors(404),
+)
 def export_route(
     collection_id: str,
     session: DbSession,

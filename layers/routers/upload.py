@@ -12,6 +12,7 @@ from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
 from geo.http import model, parse_json
+from geo.openapi import errors
 from geo.routing import api_router
 from geo.settings import get_settings
 from geo.spool import new_folder
@@ -34,6 +35,7 @@ class UploadMetadata(LayerPatch):
     "/collections/{collection_id}/upload",
     status_code=201,
     summary="Upload GeoJSON, NDJSON, GeoPackage, zipped Shapefile or CSV into a layer",
+    responses=errors(403, 404, 405, 409, 415, 422),
 )
 def upload_file(
     collection_id: str,

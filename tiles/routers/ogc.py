@@ -11,6 +11,7 @@ from fastapi import Depends, Request, Response
 
 from geo.auth import Principal
 from geo.errors import ApiError
+from geo.openapi import errors
 from geo.routing import api_router
 from geo.sources import LayerSource
 from tiles import service
@@ -22,6 +23,8 @@ from tiles.urls import base_url, with_key
 
 router = api_router(tags=["tiles"])
 
+# Tilesets and tiles read the layer as the caller (tiles.service.caller).
+_READ_ERRORS = errors(401, 403, 404, 503)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 WEB_MERCATOR = "http://www.opengis.net/def/crs/EPSG/0/3857"
 TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
@@ -71,7 +74,11 @@ def list_tile_matrix_sets(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/tileMatrixSets/{tms}", summary="A tile matrix set's definition (OGC TMS 2.0)")
+@router.get(
+    "/tileMatrixSets/{tms}",
+    summary="A tile matrix set's definition (OGC TMS 2.0)",
+    responses=errors(404),
+)
 def get_tile_matrix_set(tms: str) -> dict[str, Any]:
     _check_tms(tms)
     return tile_matrix_set_json()
@@ -164,7 +171,11 @@ def _tileset(
     }
 
 
-@router.get("/collections/{collection_id}/tiles", summary="A collection's tilesets")
+@router.get(
+    "/collections/{collection_id}/tiles",
+    summary="A collection's tilesets",
+    responses=_READ_ERRORS,
+)
 async def list_tilesets(
     request: Request, collection_id: str, who: Principal = Depends(service.caller)
 ) -> dict[str, Any]:
@@ -193,7 +204,11 @@ async def list_tilesets(
     }
 
 
-@router.get("/collections/{collection_id}/tiles/{tms}", summary="A collection's vector tileset")
+@router.get(
+    "/collections/{collection_id}/tiles/{tms}",
+    summary="A collection's vector tileset",
+    responses=_READ_ERRORS,
+)
 async def get_tileset(
     request: Request, collection_id: str, tms: str, who: Principal = Depends(service.caller)
 ) -> dict[str, Any]:
@@ -208,6 +223,7 @@ async def get_tileset(
     summary="A vector tile of a collection",
     response_class=Response,
     openapi_extra=service.MVT_RESPONSES,
+    responses=_READ_ERRORS,
 )
 async def get_collection_tile(
     request: Request,

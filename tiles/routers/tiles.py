@@ -8,6 +8,7 @@ from fastapi import Depends, Request, Response
 
 from geo import preconditions
 from geo.auth import Principal
+from geo.openapi import GEOJSON, errors, returns
 from geo.routing import api_router
 from tiles import labels, service
 from tiles.access import access_cache
@@ -16,7 +17,9 @@ from tiles.styles import style
 from tiles.tilejson import layers_bounds, tilejson
 from tiles.tms import parse_tile
 
-router = api_router(tags=["tiles"])
+# Every route reads layers as the caller (tiles.service.caller): a wrong key or an expired token
+# is a 401, a token for other layers a 403, a layer the caller may not read a 404.
+router = api_router(tags=["tiles"], responses=errors(401, 403, 404, 503))
 
 
 @router.get(
@@ -51,6 +54,8 @@ async def get_tilejson(
     "/tiles/{layers}/labels.geojson",
     summary="One label point per named area of the layers (GeoJSON; used by the styles)",
     response_class=Response,
+    responses=returns({GEOJSON: {"type": "object"}}, "the label points")
+    | {304: {"description": "not modified (If-None-Match)"}},
 )
 async def get_labels(
     request: Request, layers: str, who: Principal = Depends(service.caller)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from geo.auth import Principal, require
 from geo.db import get_session
 from geo.http import json_body, model
+from geo.openapi import errors
 from geo.routing import api_router
 from tiles import service
 
@@ -34,6 +35,7 @@ async def token_request(request: Request) -> TokenIn:
 @router.post(
     "/tiles/token",
     summary="Exchange an API key (Authorization header) for a short-lived, read-only tile token",
+    responses=errors(404),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from geo.openapi import HTML, returns
 from geo.routing import api_router
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -20,7 +21,12 @@ ASSETS_PATH = "/map/assets"
 router = api_router(tags=["map"])
 
 
-@router.get("/map", summary="Map viewer (MapLibre GL)", response_class=FileResponse)
+@router.get(
+    "/map",
+    summary="Map viewer (MapLibre GL)",
+    response_class=FileResponse,
+    responses=returns({HTML: None}, "the viewer page"),
+)
 def map_page(
     layers: str | None = Query(
         default=None,

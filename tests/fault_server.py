@@ -8,7 +8,8 @@
 - The app has one more route, ``GET /test/unexpected-error``, whose handler raises as a bug
   would (log tests: a JSON 500 naming the request id, the traceback in the log).
 
-Test-only: the service's own code has no such hooks.
+Test-only: the service's own code has no such hooks. The faults are installed only when this file
+runs as a program, so a test module importing its constants leaves the in-process app untouched.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from geo.cli import main
 DELAY = float(os.environ.get("GEO_TEST_COMMIT_DELAY_S", "0"))
 
 
-@event.listens_for(Session, "before_commit")
 def _slow_commit(session: Session) -> None:
     time.sleep(DELAY)
 
@@ -46,8 +46,7 @@ def create_app() -> FastAPI:
     return app
 
 
-geo.app.create_app = create_app
-
-
 if __name__ == "__main__":
+    event.listen(Session, "before_commit", _slow_commit)
+    geo.app.create_app = create_app
     main()

@@ -32,7 +32,10 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: str | None = None, revision: str = "heads") -> None:
+    """To every head: packages add their migrations on branches of their own (Alembic's
+    branches), joined by a merge revision when they meet, and a database must reach all of
+    them."""
     command.upgrade(alembic_config(url), revision)
 
 

@@ -29,7 +29,7 @@ from geo.db import bulk_statement_timeout
 from geo.errors import ApiError
 from geo.settings import get_settings
 from layers import catalogue
-from layers.ingest import geometry, readers
+from layers.ingest import geometry, json_readers, ogr_readers, readers, table_readers
 from layers.ingest.target import MAX_REPORTED, Problems, Target, actor, columns_of
 from layers.schema import specs_of
 
@@ -61,28 +61,28 @@ def open_reader(session: Session, path: Path, filename: str, opts: UploadOptions
     settings = get_settings()
     fmt = readers.detect_format(filename, opts.format)
     if fmt == "geojson":
-        return readers.geojson_reader(path, settings.max_json_depth)
+        return json_readers.geojson_reader(path, settings.max_json_depth)
     if fmt == "ndjson":
-        return readers.ndjson_reader(path, settings.max_json_depth)
+        return json_readers.ndjson_reader(path, settings.max_json_depth)
     if fmt == "gpkg":
-        return readers.gpkg_reader(path, opts.source_layer)
+        return ogr_readers.gpkg_reader(path, opts.source_layer)
     if fmt == "shapefile":
-        return readers.shapefile_reader(path, opts.source_layer, settings.max_upload_bytes)
+        return ogr_readers.shapefile_reader(path, opts.source_layer, settings.max_upload_bytes)
     if fmt == "xlsx":
-        return readers.xlsx_reader(
+        return table_readers.xlsx_reader(
             path,
             opts.source_layer,
             opts.lon_column,
             opts.lat_column,
             opts.address_column,
-            lambda: readers.address_locator(session),
+            lambda: table_readers.address_locator(session),
         )
-    return readers.csv_reader(
+    return table_readers.csv_reader(
         path,
         opts.lon_column,
         opts.lat_column,
         opts.address_column,
-        lambda: readers.address_locator(session),
+        lambda: table_readers.address_locator(session),
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from addressbook.areas.import_areas import import_areas
 from addressbook.areas.import_grids import save_grids
-from addressbook.ingest import demo
+from addressbook.ingest import demo, demo_words
 from addressbook.ingest.importer import import_addresses
 from geo.auth import Principal
 
@@ -26,6 +26,6 @@ def load_sample(session: Session, count: int = SAMPLE_ADDRESSES) -> None:
     save_grids(session, demo.generate_grids(communities, SAMPLE_SEED), demo.GRID_SOURCE)
     data = io.BytesIO()
     # Real main road names first (河西区友谊路...): the README's examples geocode them.
-    demo.write_csv(data, communities, count, SAMPLE_SEED, main_roads=demo.MAIN_ROADS)
+    demo.write_csv(data, communities, count, SAMPLE_SEED, main_roads=demo_words.MAIN_ROADS)
     data.seek(0)
     import_addresses(session, data, "sample-addresses.csv", SAMPLE)

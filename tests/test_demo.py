@@ -12,7 +12,7 @@ import shapely
 from sqlalchemy import text
 
 from addressbook.areas.import_areas import import_areas
-from addressbook.ingest import demo
+from addressbook.ingest import demo, demo_words
 from geo.db import session_scope
 
 
@@ -83,7 +83,8 @@ def test_addresses_look_like_tianjin_addresses(communities) -> None:
     suffixes = ("路", "道", "大街", "街", "里", "胡同")
     assert all(r["road"].endswith(suffixes) for r in rows)
     compounds = [r for r in rows if r["compound"]]
-    assert compounds and all(r["compound"].endswith(demo.COMPOUND_SUFFIXES) for r in compounds)
+    suffixes = demo_words.COMPOUND_SUFFIXES
+    assert compounds and all(r["compound"].endswith(suffixes) for r in compounds)
     for r in compounds:
         assert 1 <= int(r["building"]) <= 30 and 1 <= int(r["unit"]) <= 6
         floor, number = divmod(int(r["room"]), 100)
@@ -126,11 +127,11 @@ def test_main_roads_name_the_first_roads_and_change_nothing_else(communities) ->
     districts, so the README's 天津市河西区友谊路31号 exists; every other value is the same as
     without them (the generator draws nothing more)."""
     plain = demo.generate(communities, 20000, 1)
-    sample = demo.generate(communities, 20000, 1, demo.MAIN_ROADS)
+    sample = demo.generate(communities, 20000, 1, demo_words.MAIN_ROADS)
     assert plain.drop(columns="road_name").equals(sample.drop(columns="road_name"))
     district = communities.district[sample["comm"].to_numpy()]
     roads = set(zip(district, sample["road_name"], strict=True))
-    for name, mains in demo.MAIN_ROADS.items():
+    for name, mains in demo_words.MAIN_ROADS.items():
         assert {(name, road) for road in mains} <= roads, name
     changed = (plain["road_name"] != sample["road_name"]).to_numpy()
-    assert np.isin(district[changed], list(demo.MAIN_ROADS)).all()
+    assert np.isin(district[changed], list(demo_words.MAIN_ROADS)).all()

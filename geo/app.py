@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from geo import apidocs, inputs, logs, openapi, spool
+from geo.db import PinnedReadsMiddleware
 from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
 from geo.plugins import load_plugins
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
     openapi.install(app)
     inputs.install(app)  # inside the body limit: bytes past the limit are never scanned
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(PinnedReadsMiddleware)  # one read replica per request
     for module in (landing, crs, departments, department_settings, audit):
         app.include_router(module.router)
     apidocs.install(app)

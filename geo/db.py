@@ -1,8 +1,11 @@
 """The one place that knows how to reach the database: engines, sessions, read replicas.
 
 Writes go to the primary; reads that tolerate replication lag (catalogue listings, tiles, feature
-queries) may ask for :func:`read_engine`, which rotates over `GEO_READ_URLS` when set. The API
-processes hold no other state, which is what lets them scale out behind a load balancer.
+queries) may ask for :func:`read_engine`, which rotates over `GEO_READ_URLS` when set. Within a
+request the choice is made once (:class:`PinnedReadsMiddleware`): a tile's data version and its
+bytes must come from the same replica, or a tile could be cached under a version it was not made
+from. The API processes hold no other state, which is what lets them scale out behind a load
+balancer.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Annotated, Any, cast
 
@@ -18,6 +22,7 @@ import psycopg
 from fastapi import Depends
 from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geo.settings import Settings, get_settings
 
@@ -107,14 +112,52 @@ def _read_engines() -> tuple[Engine, ...]:
 
 
 _rotation: Iterator[int] = itertools.count()
+# The request's read engine, chosen at its first read. A one-slot list rather than the engine
+# itself: the threads a request's sync handlers run in get a copy of the context, and must fill
+# the same slot the event loop reads.
+_pinned: ContextVar[list[Engine] | None] = ContextVar("pinned_read_engine", default=None)
 
 
-def read_engine() -> Engine:
-    """An engine for reads: the next replica in turn, or the primary when there are none."""
+def _next_read_engine() -> Engine:
     replicas = _read_engines()
     if not replicas:
         return get_engine()
     return replicas[next(_rotation) % len(replicas)]
+
+
+def read_engine() -> Engine:
+    """An engine for reads: the one this request already reads from, else the next replica in
+    turn, or the primary when there are none."""
+    slot = _pinned.get()
+    if slot is None:
+        return _next_read_engine()
+    if not slot:
+        slot.append(_next_read_engine())
+    return slot[0]
+
+
+@contextmanager
+def pinned_reads() -> Iterator[None]:
+    """Every :func:`read_engine` call inside the block returns the same engine."""
+    token = _pinned.set([])
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
+class PinnedReadsMiddleware:
+    """One read replica per request (pure ASGI: nothing buffered)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with pinned_reads():
+            await self.app(scope, receive, send)
 
 
 @lru_cache

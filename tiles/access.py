@@ -12,9 +12,10 @@ transaction, about 0.6 ms, more than a cached tile costs to serve. So:
   key and is looked up afresh: a remembered answer is never used for a layer that changed.
   Unknown or unreadable ids are not remembered; each such request asks the catalogue.
 
-With read replicas (GEO_READ_URLS) the versions come from the replica the tiles are read from,
-so a tile is always cached under the version of the data it was made from; the price is that an
-access change reaches tile requests once the replica has replayed it (replication lag).
+With read replicas (GEO_READ_URLS) the versions come from the replica the tiles are read from
+(geo.db.read_engine picks one per request, and tile_pool follows it), so a tile is always
+cached under the version of the data it was made from; the price is that an access change
+reaches tile requests once the replica has replayed it (replication lag).
 """
 
 from __future__ import annotations

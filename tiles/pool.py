@@ -4,8 +4,9 @@ Tiles skip SQLAlchemy: a tile is one prepared statement returning one bytea, and
 per-request work (about 0.6 ms against 0.2 ms for a prepared psycopg query) showed at thousands
 of tiles per second. Async pools keep the hot path on the event loop, with no thread hop per
 request. Pools follow the core's read routing (geo.db.read_engine), so tiles come from replicas
-when GEO_READ_URLS names some. Connections are autocommit: a tile is a single read, and
-BEGIN/COMMIT would be two more round trips; and they never plan parallel workers (see below).
+when GEO_READ_URLS names some, every pool a request asks for from the replica chosen for it.
+Connections are autocommit: a tile is a single read, and BEGIN/COMMIT would be two more round
+trips; and they never plan parallel workers (see below).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def _conninfo() -> str:
 
 
 async def tile_pool() -> AsyncConnectionPool:
-    """The pool for the database the core would read from now (rotating over replicas)."""
+    """The pool for the request's read database (geo.db.read_engine: one replica per request,
+    so a tile's version and its bytes come from the same one)."""
     loop = asyncio.get_running_loop()
     conninfo = _conninfo()
     pool = _pools.get(loop, {}).get(conninfo)

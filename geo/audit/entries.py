@@ -14,9 +14,9 @@ from fastapi import Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from geo.audit.models import AuditEvent
 from geo.auth import Principal, require
 from geo.errors import ApiError
-from geo.models import AuditEvent
 
 
 def _ip_or_none(client: str | None) -> str | None:

@@ -11,9 +11,31 @@ that read it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 # Attribute types a layer may declare (JSON Schema names); the catalogue maps them to SQL types.
 PROPERTY_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a grant narrows a collection to, for the caller it was granted to.
+
+    The catalogue applies it when it builds the caller's :class:`LayerSource`: withheld
+    attributes are already gone from ``properties`` and the area predicate is already in
+    ``where``, so every reader (items, tiles, overlay, identify, exports, queryables, CQL2
+    validation) sees the narrowed collection without knowing grants exist. What stays here is
+    what caches, audit entries and level checks need to know about the grant itself.
+    """
+
+    grant_id: int
+    # "view", "download" or "edit" (layers.scope.LEVELS).
+    level: str
+    # The grant's area predicate, already part of the source's `where` (None: the whole layer).
+    area: str | None = None
+    # Attributes withheld from the grantee (gone from the source's properties).
+    hidden: tuple[str, ...] = ()
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,15 @@ class LayerSource:
     # Department layers carry `version`, `updated_by`, `updated_at` columns and a history table
     # (ETags, Part 4 writes); the address library's tables do not.
     versioned: bool = False
+    # The grant the caller reads this collection through, when it is narrowed or needs one
+    # (None: the owner, the platform administrator, public and unconditionally shared data).
+    scope: Scope | None = None
+
+    def scope_key(self) -> str:
+        """What caches add to their keys so that nothing made for one grant scope is served for
+        another (tiles, label documents): the grant's id, or nothing for the whole layer. A
+        grant's changes bump the layer's data version, which the keys carry already."""
+        return f"grant:{self.scope.grant_id}" if self.scope else ""
 
     def relation(self) -> str:
         """SQL for the rows of this collection, usable after FROM with any alias.

@@ -27,9 +27,10 @@ from geo.auth import Principal
 from geo.errors import ApiError
 from geo.plugins import system_collections
 from geo.sources import LayerSource
-from layers import storage
+from layers import scope, storage
 from layers.models import ACCESS_LEVELS, Layer
 from layers.schema import PropertySpec, check_geometry_type, specs_of
+from layers.scope import Grant
 
 ID_RE = re.compile(r"[a-z][a-z0-9_]{1,49}")  # fullmatch: "$" also matches before "\n"
 
@@ -48,20 +49,30 @@ def is_system(layer_id: str) -> bool:
 # -- access rules -------------------------------------------------------------------------------
 
 
-def can_read(who: Principal, layer: Layer) -> bool:
-    """`who.is_admin` is the platform administrator only: another department's admin key reads
-    what its department may read, like its other keys."""
-    if layer.access == "public" or who.is_admin:
+def is_public(layer: Layer) -> bool:
+    """Readable by everyone, anonymous callers included: `access=public`, or open data."""
+    return layer.access == "public" or bool(getattr(layer, "open_data", False))
+
+
+def full_access(who: Principal, layer: Layer, need: str = "view") -> bool:
+    """Whether ``who`` reads the whole layer at level ``need`` without a grant.
+
+    `who.is_admin` is the platform administrator only: another department's admin key reads
+    what its department may read, like its other keys. Public layers may be viewed and
+    downloaded by all; a layer shared unconditionally (无条件共享) may be viewed by every
+    department; everything else needs a grant (layers.scope)."""
+    if who.is_admin or (who.department is not None and who.department == layer.owner):
         return True
-    if who.department is None:
+    if need == "edit":
         return False
-    if who.department == layer.owner:
+    if is_public(layer):
         return True
-    return layer.access == "shared" and who.department in (layer.shared_with or [])
+    unconditional = getattr(layer, "sharing_type", None) == "unconditional"
+    return need == "view" and unconditional and who.department is not None
 
 
 def can_manage(who: Principal, layer: Layer) -> bool:
-    """Change features, metadata and access: the owner's editors (and its admins), or the
+    """Change metadata, access and grants: the owner's editors (and its admins), or the
     platform administrator; an admin key of another department is refused."""
     return who.is_admin or (who.department == layer.owner and who.has_role("editor"))
 
@@ -70,15 +81,45 @@ def _not_found(layer_id: str) -> ApiError:
     return ApiError(404, "NotFound", f"no collection {layer_id!r}", {"collection": layer_id})
 
 
-def readable_layer(session: Session, who: Principal, layer_id: str) -> Layer:
+def _grant_for(
+    session: Session, who: Principal, layer: Layer, need: str
+) -> tuple[bool, Grant | None]:
+    """(may, grant): full access needs no grant; otherwise the grant that allows ``need``."""
+    if full_access(who, layer, need):
+        return True, None
+    grant = scope.applicable(session, who.department, [layer.id], need).get(layer.id)
+    return grant is not None, grant
+
+
+def access(
+    session: Session, who: Principal, layer_id: str, need: str = "view"
+) -> tuple[Layer, Grant | None]:
+    """The layer and the grant ``who`` uses for it at level ``need`` (None: full access).
+
+    A layer the caller may not even view is a 404, as if it did not exist; one it may view but
+    not at ``need`` (export with a view grant) is a 403 naming the level it lacks."""
     layer = session.get(Layer, layer_id)
-    if layer is None or not can_read(who, layer):
+    if layer is None:
         raise _not_found(layer_id)
-    return layer
+    may, grant = _grant_for(session, who, layer, need)
+    if may:
+        return layer, grant
+    if need != "view" and _grant_for(session, who, layer, "view")[0]:
+        raise ApiError(
+            403,
+            "InsufficientGrant",
+            f"reading {layer_id!r} this way needs a {need!r} grant",
+            {"collection": layer_id, "needs": need},
+        )
+    raise _not_found(layer_id)
+
+
+def readable_layer(session: Session, who: Principal, layer_id: str) -> Layer:
+    return access(session, who, layer_id)[0]
 
 
 def writable_layer(session: Session, who: Principal, layer_id: str, lock: bool = False) -> Layer:
-    """The layer, if the caller may change it: 404 when they cannot even see it, 403 when they
+    """The layer, if the caller may manage it: 404 when they cannot even see it, 403 when they
     can see it but it is not theirs to change (or their key is a viewer key)."""
     if is_system(layer_id):
         raise ApiError(405, "ReadOnlyCollection", f"{layer_id!r} is a read-only system collection")
@@ -88,7 +129,7 @@ def writable_layer(session: Session, who: Principal, layer_id: str, lock: bool =
         ).one_or_none()
     else:
         layer = session.get(Layer, layer_id)
-    if layer is None or not can_read(who, layer):
+    if layer is None or not _grant_for(session, who, layer, "view")[0]:
         raise _not_found(layer_id)
     if not can_manage(who, layer):
         if who.anonymous:
@@ -106,15 +147,37 @@ def writable_layer(session: Session, who: Principal, layer_id: str, lock: bool =
     return layer
 
 
+def editable_source(session: Session, who: Principal, layer_id: str) -> tuple[Layer, LayerSource]:
+    """The layer and the collection its features may be edited through: whole for the owner's
+    editors and the platform administrator, narrowed by the grant for an `edit` grantee's
+    editor keys. Anyone else gets writable_layer's 404/401/403."""
+    if not is_system(layer_id) and who.has_role("editor"):
+        layer = session.get(Layer, layer_id)
+        if layer is not None and not can_manage(who, layer):
+            grant = scope.applicable(session, who.department, [layer_id], "edit").get(layer_id)
+            if grant is not None:
+                return layer, _with_versions(session, [source_of(layer, grant=grant)])[0]
+    layer = writable_layer(session, who, layer_id)
+    return layer, _with_versions(session, [source_of(layer)])[0]
+
+
+def owned_layer_ids(session: Session, department: str) -> list[str]:
+    return list(session.scalars(select(Layer.id).where(Layer.owner == department)))
+
+
 def readable_layers(session: Session, who: Principal) -> list[Layer]:
     stmt = select(Layer).order_by(Layer.id)
     if not who.is_admin:
         rules = [Layer.access == "public"]
+        if hasattr(Layer, "open_data"):
+            rules.append(Layer.open_data.is_(True))
         if who.department:
             rules += [
                 Layer.owner == who.department,
-                (Layer.access == "shared") & Layer.shared_with.contains([who.department]),
+                Layer.id.in_(scope.granted_layer_ids(who.department)),
             ]
+            if hasattr(Layer, "sharing_type"):
+                rules.append(Layer.sharing_type == "unconditional")
         stmt = stmt.where(or_(*rules))
     return list(session.scalars(stmt))
 
@@ -122,39 +185,62 @@ def readable_layers(session: Session, who: Principal) -> list[Layer]:
 # -- LayerSource: how tiles, overlay, identify and features read any collection -------------------
 
 
-def source_of(layer: Layer, version: int = 0) -> LayerSource:
+def source_of(layer: Layer, version: int = 0, grant: Grant | None = None) -> LayerSource:
+    """The collection as ``grant`` lets its holder see it (the whole layer without one): the
+    one place where grants reach the SQL of every route (geo.sources.Scope)."""
+    properties = {p.name: p.type for p in specs_of(layer.properties)}
+    narrowed = None if grant is None else scope.scope_of(grant, list(properties), "geom")
+    if narrowed is not None:
+        properties = {n: t for n, t in properties.items() if n not in narrowed.hidden}
     return LayerSource(
         id=layer.id,
         title=layer.title,
         table=storage.table_ref(layer.table_name),
         geometry_type=layer.geometry_type,
-        properties={p.name: p.type for p in specs_of(layer.properties)},
+        properties=properties,
+        where=narrowed.area if narrowed else None,
         version_key=version_key(layer.id),
         version=version,
-        public=layer.access == "public",
+        public=is_public(layer),
         owner=layer.owner,
         description=layer.description,
         keywords=tuple(layer.keywords or ()),
         versioned=True,
+        scope=narrowed,
     )
 
 
-def readable_sources(session: Session, who: Principal, ids: Sequence[str]) -> list[LayerSource]:
-    """Sources for ``ids`` in the order given; 404 for any id the caller may not read."""
+def readable_sources(
+    session: Session, who: Principal, ids: Sequence[str], need: str = "view"
+) -> list[LayerSource]:
+    """Sources for ``ids`` in the order given, as the caller may read them at level ``need``;
+    404 for any id the caller may not read (403 when only the level is lacking)."""
     found: list[LayerSource] = []
     for layer_id in ids:
         system = system_collections().get(layer_id)
-        found.append(system if system else source_of(readable_layer(session, who, layer_id)))
+        if system is not None:
+            found.append(system)
+            continue
+        layer, grant = access(session, who, layer_id, need)
+        found.append(source_of(layer, grant=grant))
     return _with_versions(session, found)
 
 
-def readable_source(session: Session, who: Principal, layer_id: str) -> LayerSource:
-    return readable_sources(session, who, [layer_id])[0]
+def readable_source(
+    session: Session, who: Principal, layer_id: str, need: str = "view"
+) -> LayerSource:
+    return readable_sources(session, who, [layer_id], need)[0]
 
 
 def all_readable_sources(session: Session, who: Principal) -> list[LayerSource]:
     """Every collection the caller may read: system collections first, then layers by id."""
-    found = [*system_collections().values(), *(source_of(x) for x in readable_layers(session, who))]
+    layers = readable_layers(session, who)
+    narrowed = [x.id for x in layers if not full_access(who, x)]
+    grants = scope.applicable(session, who.department, narrowed)
+    found = [
+        *system_collections().values(),
+        *(source_of(x, grant=grants.get(x.id)) for x in layers),
+    ]
     return _with_versions(session, found)
 
 
@@ -164,10 +250,14 @@ def _with_versions(session: Session, sources: list[LayerSource]) -> list[LayerSo
 
 
 def audit_read(session: Session, who: Principal, sources: Iterable[LayerSource], how: str) -> None:
-    """DESIGN.md: every read of a non-public layer is on the audit trail."""
+    """DESIGN.md: every read of a non-public layer is on the audit trail, naming the grant it
+    was read through (issue 11), if any."""
     for source in sources:
         if not source.public:
-            audit.record(session, who, "layer.read", source.id, {"via": how})
+            details: dict[str, Any] = {"via": how}
+            if source.scope is not None:
+                details["grant"] = source.scope.grant_id
+            audit.record(session, who, "layer.read", source.id, details)
 
 
 # -- catalogue changes --------------------------------------------------------------------------
@@ -255,6 +345,7 @@ def create_layer(
     )
     session.add(layer)
     session.flush()
+    sync_shared_with(session, who, layer)
     storage.ensure_schema(session)
     storage.create_feature_table(
         session, layer.table_name, geometry_type, properties, spatial_index=spatial_index
@@ -269,6 +360,34 @@ def create_layer(
         {"access": access, "shared_with": shared, "geometry_type": geometry_type},
     )
     return layer
+
+
+def sync_shared_with(session: Session, who: Principal, layer: Layer) -> None:
+    """`shared_with` is kept for existing clients as whole-layer view grants (origin
+    `shared_with`): one per department named while the layer is `shared`, revoked when the
+    department leaves the list (docs/decisions.md, issue 11)."""
+    wanted = set(layer.shared_with or []) if layer.access == "shared" else set()
+    held = {
+        g.grantee: g
+        for g in session.scalars(
+            select(Grant).where(
+                Grant.layer_id == layer.id,
+                Grant.origin == "shared_with",
+                Grant.revoked_at.is_(None),
+            )
+        )
+    }
+    by = who.key_prefix or who.department
+    for code in sorted(wanted - set(held)):
+        session.add(
+            Grant(
+                layer_id=layer.id, grantee=code, level="view", origin="shared_with", created_by=by
+            )
+        )
+    for code in set(held) - wanted:
+        held[code].revoked_at = datetime.now(UTC)
+        held[code].revoked_by = by
+    session.flush()
 
 
 def set_properties(session: Session, layer: Layer, properties: list[PropertySpec]) -> None:
@@ -286,6 +405,7 @@ def update_layer(session: Session, who: Principal, layer_id: str, changes: dict[
     access = changes.get("access", layer.access)
     shared = changes.get("shared_with", layer.shared_with if access == "shared" else [])
     layer.access, layer.shared_with = check_access(access, shared or [])
+    sync_shared_with(session, who, layer)
     if "title" in changes:
         layer.title = changes["title"] or layer.id
     if "description" in changes:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from geo.plugins import Plugin
-from layers import models  # noqa: F401  - registers the catalogue table with the shared metadata
+from layers import (
+    models,  # noqa: F401  - registers the catalogue table with the shared metadata
+    scope,  # noqa: F401  - registers the grants table
+)
 from layers.cli import app as cli_app
-from layers.routers import analysis, collections, editing, export, upload
+from layers.routers import analysis, collections, editing, export, grants, upload
 from layers.sample import load_sample
 
 CONFORMANCE = (
@@ -42,6 +45,7 @@ plugin = Plugin(
         editing.router,
         collections.router,
         analysis.router,
+        grants.router,
     ),
     commands={"layers": cli_app},
     conformance=CONFORMANCE,

@@ -42,6 +42,7 @@ def _signature(source: LayerSource) -> tuple[object, ...]:
         source.geometry_type,
         tuple(source.properties.items()),
         source.where,
+        source.scope_key(),
     )
 
 

@@ -53,7 +53,7 @@ def _query(source: LayerSource, limit: int) -> str:
 def etag(sources: Sequence[LayerSource]) -> str:
     digest = hashlib.blake2b(digest_size=12)
     for source in sources:
-        digest.update(f"{source.id}\0{source.version}\0".encode())
+        digest.update(f"{source.id}\0{source.version}\0{source.scope_key()}\0".encode())
     return f'"l{digest.hexdigest()}"'
 
 

@@ -9,6 +9,7 @@ tile SQL on the async pool); only catalogue misses and audit records go to a thr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Query, Request, Response
@@ -17,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from geo import preconditions
 from geo.auth import Principal, principal
+from geo.db import session_scope
 from geo.errors import ApiError
 from geo.sources import LayerSource
-from layers.catalogue import readable_sources
+from layers.catalogue import audit_read, readable_sources
 from tiles import tokens
 from tiles.access import access_cache
 from tiles.engine import tile_engine
@@ -139,11 +141,49 @@ def cache_control(sources: Sequence[LayerSource]) -> str:
     return "private, no-store"
 
 
+def _expired(sources: Sequence[LayerSource]) -> bool:
+    now = datetime.now(UTC)
+    return any(
+        s.scope is not None and s.scope.expires_at is not None and s.scope.expires_at <= now
+        for s in sources
+    )
+
+
+async def readable_for_tiles(
+    who: Principal, ids: Sequence[str], read_as: str | None = None
+) -> list[LayerSource]:
+    """The access cache's answer, unless a grant in it has expired since it was remembered.
+
+    Creating or revoking a grant bumps the layer's data version, which the access cache keys
+    on, but an expiry is no write: an answer naming an expired grant is asked again of the
+    catalogue (which then picks another grant, or answers 404). `read_as` names a read of the
+    data, audited (with the grant used) for non-public layers."""
+    sources = await access_cache.readable(who, ids)
+    if _expired(sources):
+        return await run_in_threadpool(_lookup_and_audit, who, ids, read_as)
+    if read_as and not all(s.public for s in sources):
+        await run_in_threadpool(_audit, who, sources, read_as)
+    return sources
+
+
+def _lookup_and_audit(who: Principal, ids: Sequence[str], read_as: str | None) -> list[LayerSource]:
+    with session_scope() as session:
+        sources = readable_sources(session, who, list(ids))
+        if read_as:
+            audit_read(session, who, sources, read_as)
+        return sources
+
+
+def _audit(who: Principal, sources: Sequence[LayerSource], read_as: str) -> None:
+    with session_scope() as session:
+        audit_read(session, who, sources, read_as)
+
+
 async def tile_response(
     request: Request, who: Principal, ids: Sequence[str], tile: Tile
 ) -> Response:
     engine = tile_engine()
-    sources = await access_cache.readable(who, ids, read_as=f"tile {tile}")
+    sources = await readable_for_tiles(who, ids, f"tile {tile}")
     plans = await engine.plan(sources)
     etag = engine.etag(plans, tile)
     headers = {"ETag": etag, "Cache-Control": cache_control(sources)}

@@ -47,8 +47,9 @@ class LayerQuery:
     simplify: bool
     # Whether features carry the id as MVT feature id (integer ids) besides the `id` property.
     integer_id: bool
-    # Changes when the SQL does (declared properties, filter, cap, this module): cached tiles
-    # made by another recipe are never served for this one.
+    # Changes when the SQL does (declared properties, filter, cap, this module) and with the
+    # grant scope it was built for (geo.sources.Scope): cached tiles made by another recipe,
+    # or for another grant, are never served for this one.
     recipe: str
 
 
@@ -99,7 +100,7 @@ def build_query(source: LayerSource, id_type: str, max_features: int) -> LayerQu
         limit=sql.Literal(max_features),
     )
     text = statement.as_string(None)
-    recipe = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+    recipe = hashlib.blake2b(f"{text}\0{source.scope_key()}".encode(), digest_size=6).hexdigest()
     return LayerQuery(source.id, text, simplify, integer_id, recipe)
 
 

@@ -15,7 +15,6 @@ from geo.openapi import errors
 from geo.routing import api_router
 from geo.sources import LayerSource
 from tiles import service
-from tiles.access import access_cache
 from tiles.engine import tile_engine
 from tiles.tilejson import FIELD_TYPES, Bounds, layers_bounds
 from tiles.tms import MAX_ZOOM, MIN_ZOOM, TMS_ID, parse_tile, tile_matrix_set, tile_matrix_set_json
@@ -179,7 +178,7 @@ def _tileset(
 async def list_tilesets(
     request: Request, collection_id: str, who: Principal = Depends(service.caller)
 ) -> dict[str, Any]:
-    (source,) = await access_cache.readable(who, [collection_id])
+    (source,) = await service.readable_for_tiles(who, [collection_id])
     integer_id = await tile_engine().integer_id(source)
     tileset = _tileset(request, source, await layers_bounds([source]), integer_id)
     summary = {k: tileset[k] for k in ("title", "dataType", "crs", "tileMatrixSetURI")}
@@ -213,7 +212,7 @@ async def get_tileset(
     request: Request, collection_id: str, tms: str, who: Principal = Depends(service.caller)
 ) -> dict[str, Any]:
     _check_tms(tms)
-    (source,) = await access_cache.readable(who, [collection_id])
+    (source,) = await service.readable_for_tiles(who, [collection_id])
     integer_id = await tile_engine().integer_id(source)
     return _tileset(request, source, await layers_bounds([source]), integer_id)
 

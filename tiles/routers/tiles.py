@@ -11,7 +11,6 @@ from geo.auth import Principal
 from geo.openapi import GEOJSON, errors, returns
 from geo.routing import api_router
 from tiles import labels, service
-from tiles.access import access_cache
 from tiles.engine import tile_engine
 from tiles.styles import style
 from tiles.tilejson import layers_bounds, tilejson
@@ -45,7 +44,7 @@ async def get_tile(
 async def get_tilejson(
     request: Request, layers: str, who: Principal = Depends(service.caller)
 ) -> dict[str, Any]:
-    sources = await access_cache.readable(who, service.parse_layer_ids(layers))
+    sources = await service.readable_for_tiles(who, service.parse_layer_ids(layers))
     integer_ids = [await tile_engine().integer_id(s) for s in sources]
     return tilejson(request, sources, await layers_bounds(sources), integer_ids)
 
@@ -60,7 +59,7 @@ async def get_tilejson(
 async def get_labels(
     request: Request, layers: str, who: Principal = Depends(service.caller)
 ) -> Response:
-    sources = await access_cache.readable(who, service.parse_layer_ids(layers), read_as="labels")
+    sources = await service.readable_for_tiles(who, service.parse_layer_ids(layers), "labels")
     headers = {"ETag": labels.etag(sources), "Cache-Control": service.cache_control(sources)}
     if preconditions.not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
@@ -72,5 +71,5 @@ async def get_labels(
 async def get_style(
     request: Request, layers: str, who: Principal = Depends(service.caller)
 ) -> dict[str, Any]:
-    sources = await access_cache.readable(who, service.parse_layer_ids(layers))
+    sources = await service.readable_for_tiles(who, service.parse_layer_ids(layers))
     return style(request, sources, await layers_bounds(sources))

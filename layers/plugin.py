@@ -8,7 +8,7 @@ from layers import (
     scope,  # noqa: F401  - registers the grants table
 )
 from layers.cli import app as cli_app
-from layers.routers import analysis, collections, editing, export, grants, upload
+from layers.routers import analysis, collections, editing, export, grants, records, upload
 from layers.sample import load_sample
 
 CONFORMANCE = (
@@ -46,6 +46,7 @@ plugin = Plugin(
         collections.router,
         analysis.router,
         grants.router,
+        records.router,
     ),
     commands={"layers": cli_app},
     conformance=CONFORMANCE,

@@ -20,15 +20,15 @@ _AREA_PROPERTIES = {
 
 
 def _areas(id_: str, title: str, level: str) -> LayerSource:
-    """One level of admin_areas, current areas only (a retired code keeps its row with
-    valid_to set, for the code history)."""
+    """One level of the current admin areas (the view current_admin_areas: a retired code keeps
+    its row in admin_areas, with valid_to set, for the code history)."""
     return LayerSource(
         id=id_,
         title=title,
-        table="public.admin_areas",
+        table="public.current_admin_areas",
         geometry_type="MultiPolygon",
         properties=_AREA_PROPERTIES,
-        where=f"level = '{level}' AND valid_to IS NULL",
+        where=f"level = '{level}'",
         version_key="admin_areas",
         description=f"{title} (address library, read-only)",
         keywords=("admin area", level),

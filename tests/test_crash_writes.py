@@ -70,8 +70,8 @@ def kinds(client: TestClient, admin_headers: dict[str, str], make_department) ->
     with session_scope() as session:
         lon, lat = session.execute(
             text(
-                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM admin_areas "
-                "WHERE level = 'district' AND name = '和平区' AND valid_to IS NULL) s"
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p "
+                "FROM current_admin_areas WHERE level = 'district' AND name = '和平区') s"
             )
         ).one()
 

@@ -8,7 +8,16 @@ from layers import (
     scope,  # noqa: F401  - registers the grants table
 )
 from layers.cli import app as cli_app
-from layers.routers import analysis, collections, editing, export, grants, records, upload
+from layers.routers import (
+    analysis,
+    collections,
+    editing,
+    export,
+    grants,
+    records,
+    requests,
+    upload,
+)
 from layers.sample import load_sample
 
 CONFORMANCE = (
@@ -47,6 +56,7 @@ plugin = Plugin(
         analysis.router,
         grants.router,
         records.router,
+        requests.router,
     ),
     commands={"layers": cli_app},
     conformance=CONFORMANCE,

@@ -13,7 +13,7 @@ from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
 from geo.plugins import load_plugins
 from geo.ratelimit import install_rate_limits
-from geo.routers import audit, crs, department_settings, departments, landing
+from geo.routers import accounts, audit, crs, department_settings, departments, landing
 from geo.settings import get_settings
 
 
@@ -43,7 +43,7 @@ def create_app() -> FastAPI:
     inputs.install(app)  # inside the body limit: bytes past the limit are never scanned
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(PinnedReadsMiddleware)  # one read replica per request
-    for module in (landing, crs, departments, department_settings, audit):
+    for module in (landing, crs, departments, accounts, department_settings, audit):
         app.include_router(module.router)
     apidocs.install(app)
     for plugin in load_plugins():

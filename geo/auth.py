@@ -1,8 +1,17 @@
-"""Who is calling: API keys to principals, and the role checks routes depend on.
+"""Who is calling: API keys and staff sessions to principals, and the role checks routes
+depend on.
 
-Keys arrive as `Authorization: Bearer KEY`, or as `?key=` for map clients that cannot set
-headers. No key means anonymous (public data only); a wrong or revoked key is a 401, never a
-silent downgrade to anonymous, so a misconfigured client notices at once.
+Programs present keys, as `Authorization: Bearer KEY` or as `?key=` for map clients that cannot
+set headers; people sign in (geo.accounts) and their browser carries a session cookie. A key
+wins when both come. Neither means anonymous (public data only); a wrong, revoked or expired
+key, or a cookie whose session is over, is a 401, never a silent downgrade to anonymous, so a
+misconfigured client notices at once. Writes signed in by cookie need the session's CSRF token
+(geo.accounts.csrf); an account whose password an administrator set may do nothing but change
+it (403 `PasswordChangeRequired`).
+
+A key may expire (`expires_at`) and may be read-only: on a write method (POST, PUT, PATCH,
+DELETE) a read-only key acts as a viewer whatever its role, so every role check a write makes
+refuses it, while reads (POST queries such as overlays included) keep working.
 
 Roles are per department. Only an `admin` key of the platform department is the platform
 administrator (creates departments, issues keys anywhere, reads every audit entry and layer); an
@@ -16,11 +25,14 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from geo.accounts import csrf, sessions
 from geo.db import session_scope
 from geo.errors import ApiError
 from geo.models import ApiKey, Department
@@ -34,12 +46,23 @@ KEY_PREFIX_LEN = 8
 PLATFORM = "platform"
 
 
+def key_scope(department: str | None, role: str | None) -> str:
+    """What a caller of `department` with `role` reaches: "platform" (every department) for an
+    admin of the platform department, "department" (its own) for everyone else."""
+    return "platform" if role == "admin" and department == PLATFORM else "department"
+
+
 @dataclass(frozen=True)
 class Principal:
+    """The caller. `key_prefix` names a key caller, `account` a person signed in by cookie
+    (whose `key_prefix` is None); `read_only` marks a read-only key."""
+
     department: str | None
     role: str | None
     key_prefix: str | None
     client: str | None = None
+    account: str | None = None
+    read_only: bool = False
 
     @property
     def anonymous(self) -> bool:
@@ -49,7 +72,7 @@ class Principal:
     def is_admin(self) -> bool:
         """The platform administrator: an admin key of the platform department. Only it acts
         across departments; a department's own admin key is `administers(its code)`."""
-        return self.role == "admin" and self.department == PLATFORM
+        return key_scope(self.department, self.role) == "platform"
 
     def administers(self, department: str | None) -> bool:
         """May act as the administrator of `department`: the platform administrator for every
@@ -82,12 +105,24 @@ def new_key() -> str:
 
 
 def issue_key(
-    session: Session, department: Department, role: str, label: str | None = None
+    session: Session,
+    department: Department,
+    role: str,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+    read_only: bool = False,
 ) -> tuple[ApiKey, str]:
     """Create a key; the plaintext returned is never stored and never shown again."""
     if role not in ROLE_RANK:
         raise ApiError(
             400, "InvalidRole", f"role must be one of {', '.join(ROLE_RANK)}, not {role!r}"
+        )
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"expires_at must be in the future, not {expires_at.isoformat()}",
+            {"field": "expires_at"},
         )
     key = new_key()
     record = ApiKey(
@@ -96,25 +131,65 @@ def issue_key(
         prefix=key_prefix(key),
         key_hash=hash_key(key),
         label=label,
+        expires_at=expires_at,
+        read_only=read_only,
+        scope=key_scope(department.code, role),
     )
     session.add(record)
     session.flush()
     return record, key
 
 
-def install_key(session: Session, department: Department, key: str, role: str) -> None:
-    """Register a key chosen by the operator (GEO_ADMIN_KEY); idempotent across restarts."""
+def install_bootstrap_key(
+    session: Session, department: Department, key: str
+) -> tuple[ApiKey | None, list[ApiKey]]:
+    """Register the operator's GEO_ADMIN_KEY as the bootstrap admin key and revoke every other
+    bootstrap key: changing the setting retires the previous key. Idempotent across restarts
+    and workers. Returns the key when this call installed it, and the keys it revoked (both to
+    audit)."""
     digest = hash_key(key)
-    existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    if existing is None:
-        session.add(
-            ApiKey(department=department, role=role, prefix=key_prefix(key), key_hash=digest)
+    # ON CONFLICT: workers starting together install the same key once.
+    inserted = session.scalar(
+        insert(ApiKey)
+        .values(
+            department_id=department.id,
+            role="admin",
+            prefix=key_prefix(key),
+            key_hash=digest,
+            label="GEO_ADMIN_KEY",
+            scope=key_scope(department.code, "admin"),
+            bootstrap=True,
         )
-    elif existing.revoked_at is None and existing.role != role:
-        existing.role = role
+        .on_conflict_do_nothing(index_elements=[ApiKey.key_hash])
+        .returning(ApiKey.id)
+    )
+    current = session.scalars(
+        select(ApiKey).where(ApiKey.key_hash == digest).with_for_update()
+    ).one()
+    if current.revoked_at is not None:
+        return None, []  # revoked on purpose: the setting installs nothing, retires nothing
+    current.role, current.bootstrap = "admin", True
+    current.scope = key_scope(department.code, "admin")
+    older = list(
+        session.scalars(
+            select(ApiKey)
+            .where(
+                ApiKey.bootstrap.is_(True),
+                ApiKey.revoked_at.is_(None),
+                ApiKey.id != current.id,
+            )
+            .with_for_update()
+        )
+    )
+    now = datetime.now(UTC)
+    for previous in older:
+        previous.revoked_at = now
+    return (current if inserted is not None else None), older
 
 
 def lookup(session: Session, key: str) -> tuple[ApiKey, Department] | None:
+    """The key and its department, unless unknown or revoked (an expired key is returned: the
+    caller says it expired)."""
     row = session.execute(
         select(ApiKey, Department)
         .join(Department, ApiKey.department_id == Department.id)
@@ -138,12 +213,7 @@ def _presented_key(request: Request) -> str | None:
     return request.query_params.get("key") or None
 
 
-def principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller, anonymous when no key was presented."""
-    client = request.client.host if request.client else None
-    key = _presented_key(request)
-    if key is None:
-        return Principal(None, None, None, client)
+def _key_principal(request: Request, key: str, client: str | None) -> Principal:
     with session_scope() as session:
         found = lookup(session, key)
     if found is None:
@@ -154,10 +224,73 @@ def principal(request: Request) -> Principal:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     api_key, department = found
+    if api_key.expires_at is not None and api_key.expires_at <= datetime.now(UTC):
+        raise ApiError(
+            401,
+            "KeyExpired",
+            f"the API key expired at {api_key.expires_at.isoformat()}",
+            {"expired_at": api_key.expires_at.isoformat()},
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     verified_key_hashes.add(api_key.key_hash)
-    who = Principal(department.code, api_key.role, api_key.prefix, client)
+    role = api_key.role
+    if api_key.read_only and request.method not in csrf.SAFE_METHODS:
+        role = "viewer"
+    return Principal(department.code, role, api_key.prefix, client, read_only=api_key.read_only)
+
+
+_SESSION_OVER = {
+    "unknown": ("SessionInvalid", "the session cookie is unknown or was signed out"),
+    "expired": ("SessionExpired", "the session reached its lifetime; sign in again"),
+    "idle": ("SessionExpired", "the session was idle too long; sign in again"),
+}
+
+
+def _cookie_principal(
+    request: Request, token: str, client: str | None, pending_allowed: bool
+) -> Principal:
+    with session_scope() as session:
+        found = sessions.resolve(session, token)  # a session that ran out is deleted here
+    if isinstance(found, str):
+        code, message = _SESSION_OVER[found]
+        raise ApiError(
+            401, code, message, headers={"Set-Cookie": sessions.clear_cookie_header(request)}
+        )
+    csrf.check(request, token)
+    if found.must_change_password and not pending_allowed:
+        raise ApiError(
+            403,
+            "PasswordChangeRequired",
+            "this account's password was set by an administrator: change it first "
+            "(POST /auth/password)",
+            {"account": found.username},
+        )
+    return Principal(found.department, found.role, None, client, account=found.username)
+
+
+def _authenticate(request: Request, pending_allowed: bool) -> Principal:
+    client = request.client.host if request.client else None
+    key = _presented_key(request)
+    token = request.cookies.get(sessions.COOKIE) if key is None else None
+    if key is None and not token:
+        return Principal(None, None, None, client)
+    if key is not None:
+        who = _key_principal(request, key, client)
+    else:
+        who = _cookie_principal(request, str(token), client, pending_allowed)
     request.state.principal = who  # the request's log line (geo.logs) names it
     return who
+
+
+def principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller, anonymous when it presented neither key nor cookie."""
+    return _authenticate(request, pending_allowed=False)
+
+
+def principal_pending_change(request: Request) -> Principal:
+    """The caller, including a person who must still change their password: for the few
+    /auth routes such a person may use (change it, sign out, see who they are)."""
+    return _authenticate(request, pending_allowed=True)
 
 
 def require(role: str) -> Callable[[Principal], Principal]:
@@ -168,14 +301,21 @@ def require(role: str) -> Callable[[Principal], Principal]:
             raise ApiError(
                 401,
                 "Unauthorized",
-                f"this needs an API key with the {role} role",
+                f"this needs an API key or a signed-in account with the {role} role",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not who.has_role(role):
+            if who.read_only:
+                raise ApiError(
+                    403,
+                    "ReadOnlyKey",
+                    "this key is read-only: it cannot write, whatever its role",
+                    {"rule": "read-only"},
+                )
             raise ApiError(
                 403,
                 "Forbidden",
-                f"this needs the {role} role; the key presented is a {who.role} key",
+                f"this needs the {role} role; the caller has the {who.role} role",
             )
         return who
 
@@ -191,8 +331,8 @@ def require_platform_admin(who: Principal = Depends(require("admin"))) -> Princi
         raise ApiError(
             403,
             "Forbidden",
-            f"this needs a platform admin key (an admin key of department {PLATFORM!r}); "
-            f"the key presented is an admin key of department {who.department!r}",
+            f"this needs the platform administrator (an admin of department {PLATFORM!r}); "
+            f"the caller is an admin of department {who.department!r}",
             {"rule": "platform-admin"},
         )
     return who
@@ -212,7 +352,7 @@ def department_admin(request: Request, who: Principal = Depends(require("admin")
         raise ApiError(
             403,
             "Forbidden",
-            f"a department admin acts only within its own department: this key belongs to "
+            f"a department admin acts only within its own department: the caller belongs to "
             f"{who.department!r}, not {code!r}",
             {"rule": "own-department", "department": code},
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from geo import migrations
-from geo.auth import install_key
+from geo import audit, migrations
+from geo.auth import PLATFORM, Principal, install_bootstrap_key
 from geo.db import (
     bulk_statement_timeout,
     ensure_extensions,
@@ -35,11 +35,30 @@ def start_database(settings: Settings | None = None) -> str:
 
 
 def install_admin_key() -> None:
+    """GEO_ADMIN_KEY becomes the bootstrap platform admin key; a new value revokes the key the
+    previous value installed, so rotating the setting retires the old secret."""
     key = get_settings().admin_key
     if not key:
         return
+    startup = Principal(PLATFORM, "admin", "startup")
     with session_scope() as session:
-        install_key(session, ensure_platform(session), key, "admin")
+        installed, revoked = install_bootstrap_key(session, ensure_platform(session), key)
+        if installed is not None:
+            audit.record(
+                session,
+                startup,
+                "key.create",
+                f"{PLATFORM}/{installed.prefix}",
+                {"role": "admin", "bootstrap": True},
+            )
+        for previous in revoked:
+            audit.record(
+                session,
+                startup,
+                "key.revoke",
+                f"{PLATFORM}/{previous.prefix}",
+                {"reason": "GEO_ADMIN_KEY changed", "bootstrap": True},
+            )
 
 
 def load_samples() -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from geo.accounts.cli import app as account_app
 from geo.plugins import load_plugins
 from geo.settings import get_settings
 
@@ -32,6 +33,7 @@ key_app = typer.Typer(help="API keys", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(department_app, name="department")
 app.add_typer(key_app, name="key")
+app.add_typer(account_app, name="account")
 out = Console()
 err = Console(stderr=True)
 

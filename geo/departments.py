@@ -74,7 +74,7 @@ def department_dict(department: Department) -> dict[str, Any]:
         "code": department.code,
         "name": department.name,
         "address_authority": is_authority(department),
-        "created_at": department.created_at.isoformat() if department.created_at else None,
+        "created_at": _iso(department.created_at),
     }
 
 
@@ -116,21 +116,35 @@ def list_departments(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 def key_dict(key: ApiKey) -> dict[str, Any]:
     return {
         "id": key.id,
         "prefix": key.prefix,
         "role": key.role,
         "label": key.label,
-        "created_at": key.created_at.isoformat() if key.created_at else None,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "scope": key.scope,
+        "read_only": key.read_only,
+        "bootstrap": key.bootstrap,
+        "created_at": _iso(key.created_at),
+        "expires_at": _iso(key.expires_at),
+        "expired": key.expires_at is not None and key.expires_at <= datetime.now(UTC),
+        "revoked_at": _iso(key.revoked_at),
     }
 
 
 def create_key(
-    session: Session, code: str, role: str, label: str | None = None
+    session: Session,
+    code: str,
+    role: str,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+    read_only: bool = False,
 ) -> tuple[ApiKey, str]:
-    return issue_key(session, get_department(session, code), role, label)
+    return issue_key(session, get_department(session, code), role, label, expires_at, read_only)
 
 
 def list_keys(session: Session, code: str) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ Operators need to answer "what happened to this request?" from the log alone, so
 
 - every request leaves exactly one line (logger `geo.request`): its request id, method, route
   template (`/collections/{collection_id}/items`: groups and counts well, unlike raw paths),
-  status, duration, and who called (department and 8-character key prefix, never a key). It
+  status, duration, and who called (department and 8-character key prefix, never a key, or the
+  account of a person signed in by cookie). It
   replaces uvicorn's access log, which `geo serve` turns off (`log_config`);
 - the request id comes from `X-Request-ID` when the client (or a proxy) sent a sane one, is made
   up otherwise, is echoed on every response, and is carried by every record logged while the
@@ -125,6 +126,7 @@ def _log_request(
     who = (scope.get("state") or {}).get("principal")
     department = getattr(who, "department", None)
     prefix = getattr(who, "key_prefix", None)
+    account = getattr(who, "account", None)  # a person signed in by cookie (geo.accounts)
     client = scope.get("client")
     fields = {
         "method": scope["method"],
@@ -133,6 +135,7 @@ def _log_request(
         "duration_ms": round(seconds * 1000, 1),
         "department": department,
         "key_prefix": prefix,
+        "account": account,
         "client": client[0] if client else None,
         "path": _target(scope),
     }
@@ -142,13 +145,15 @@ def _log_request(
         level = logging.ERROR
     request_log.log(
         level,
-        "%s %s %s %.1fms dept=%s key=%s client=%s path=%s",
+        # The account only when there is one: key callers' lines stay as they were.
+        "%s %s %s %.1fms dept=%s key=%s " + ("user=%s " if account else "%s") + "client=%s path=%s",
         fields["method"],
         route or "-",
         status or "-",
         fields["duration_ms"],
         department or "-",
         prefix or "-",
+        account or "",
         fields["client"] or "-",
         fields["path"],
         exc_info=failure,

@@ -18,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def load_models() -> MetaData:
     """Import every model (the core's and each plugin's) and return the shared metadata."""
     from geo import audit, models, state, versions  # noqa: F401
+    from geo.accounts import models as account_models  # noqa: F401
     from geo.plugins import load_plugins
 
     load_plugins()

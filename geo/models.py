@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, false, func
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from geo.db import Base
@@ -43,6 +43,16 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Past it the key is refused with a 401 naming the expiry; NULL: it never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the key reaches (geo.auth.key_scope): "platform" for the platform administrator's
+    # admin keys, "department" for every other key, which acts within its own department.
+    scope: Mapped[str] = mapped_column(
+        String(16), server_default=text("'department'"), default="department"
+    )
+    # A read-only key never writes, whatever its role (geo.auth.principal).
+    read_only: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    # Installed from GEO_ADMIN_KEY: a new value revokes the bootstrap keys installed before it.
+    bootstrap: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
     department: Mapped[Department] = relationship(back_populates="keys")
-

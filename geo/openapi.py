@@ -45,8 +45,9 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: an unknown or malformed parameter or body",
-    401: "Missing, malformed, unknown or revoked API key",
-    403: "The key's role or department may not do this",
+    401: "Missing, malformed, unknown, revoked or expired API key, or a session that is over",
+    403: "The caller's role or department may not do this (a read-only key writing, a cookie "
+    "write without its CSRF token, a password change pending...)",
     404: "No such resource, or none the caller may read",
     405: "The resource cannot be changed this way (a read-only system collection)",
     409: "Conflicts with the current state (exists already, retired...)",
@@ -117,7 +118,7 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 def derived_statuses(route: APIRoute, path: str, path_limited: Callable[[str], bool]) -> set[int]:
     """The error statuses the shared machinery may answer for this route (module docstring)."""
-    from geo.auth import principal
+    from geo.auth import principal, principal_pending_change
     from geo.db import get_session
     from geo.routing import StrictQueryRoute
 
@@ -125,9 +126,11 @@ def derived_statuses(route: APIRoute, path: str, path_limited: Callable[[str], b
     statuses = set()
     if isinstance(route, StrictQueryRoute):
         statuses.add(400)
-    if principal in calls:
-        statuses.add(401)
-    if principal in calls or get_session in calls:
+    reads_caller = principal in calls or principal_pending_change in calls
+    if reads_caller:
+        # 403: a cookie write without its CSRF token, or an account's pending password change.
+        statuses.update((401, 403))
+    if reads_caller or get_session in calls:
         statuses.add(503)
     if path_limited(path):
         statuses.add(429)

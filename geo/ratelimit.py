@@ -101,7 +101,7 @@ def route_class(path: str) -> RouteClass | None:
         if what in ("upload", "export"):
             return "heavy"
         return "default"
-    if path == "/overlay":
+    if path in ("/overlay", "/auth/login"):  # sign-in: an argon2 hash each, and guessing
         return "heavy"
     return "default"
 

@@ -92,6 +92,32 @@ class Settings(BaseSettings):
         default="600/minute,3000/minute", validation_alias="GEO_RATE_LIMIT_DEFAULT"
     )
 
+    # Staff accounts (geo.accounts): sign-in lockout and web sessions.
+    signin_max_failures: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="GEO_SIGNIN_MAX_FAILURES",
+        description="failed sign-ins in a row that lock an account",
+    )
+    signin_lockout_minutes: int = Field(
+        default=15,
+        ge=1,
+        validation_alias="GEO_SIGNIN_LOCKOUT_MINUTES",
+        description="how long a locked account refuses every sign-in",
+    )
+    session_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        validation_alias="GEO_SESSION_IDLE_MINUTES",
+        description="a web session unused this long is over",
+    )
+    session_lifetime_hours: int = Field(
+        default=12,
+        ge=1,
+        validation_alias="GEO_SESSION_LIFETIME_HOURS",
+        description="a web session is over this long after sign-in, however busy",
+    )
+
     @field_validator("read_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:

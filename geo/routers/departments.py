@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from geo import audit, departments
 from geo.auth import Principal, department_admin
@@ -27,6 +27,10 @@ class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["admin", "editor", "viewer"]
     label: str | None = Field(default=None, max_length=200)
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when the key stops working (RFC 3339 with an offset)"
+    )
+    read_only: bool = Field(default=False, description="never writes, whatever its role")
 
 
 @router.post("", status_code=201, summary="Create a department", responses=errors(409))
@@ -55,8 +59,20 @@ def get_department(code: str, session: DbSession, _: Principal = Depends(admin))
 def create_key(
     code: str, body: KeyIn, session: DbSession, who: Principal = Depends(admin)
 ) -> dict[str, Any]:
-    key, plaintext = departments.create_key(session, code, body.role, body.label)
-    audit.record(session, who, "key.create", f"{code}/{key.prefix}", {"role": key.role})
+    key, plaintext = departments.create_key(
+        session, code, body.role, body.label, body.expires_at, body.read_only
+    )
+    audit.record(
+        session,
+        who,
+        "key.create",
+        f"{code}/{key.prefix}",
+        {
+            "role": key.role,
+            "read_only": key.read_only,
+            "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        },
+    )
     return {**departments.key_dict(key), "department": code, "key": plaintext}
 
 

@@ -6,15 +6,13 @@ the same functions the HTTP API calls.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from geo.accounts.cli import app as account_app
+from geo.audit_cli import app as audit_app
 from geo.plugins import load_plugins
 from geo.settings import get_settings
 
@@ -33,7 +31,7 @@ key_app = typer.Typer(help="API keys", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(department_app, name="department")
 app.add_typer(key_app, name="key")
-app.add_typer(account_app, name="account")
+app.add_typer(audit_app, name="audit")
 out = Console()
 err = Console(stderr=True)
 
@@ -253,22 +251,6 @@ def key_revoke(department: str, key_id: int) -> None:
         key = departments.revoke_key(session, department, key_id)
         audit.record(session, _console_actor(), "key.revoke", f"{department}/{key.prefix}")
     err.print(f"key {key.prefix}… revoked")
-
-
-@app.command("audit")
-def audit_log(
-    department: Annotated[str | None, typer.Option()] = None,
-    action: Annotated[str | None, typer.Option()] = None,
-    since: Annotated[datetime | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option()] = 50,
-) -> None:
-    """Print the newest audit entries as JSON lines."""
-    from geo import audit
-    from geo.db import session_scope
-
-    with session_scope() as session:
-        for event in audit.query(session, department, action, since, None, limit):
-            print(json.dumps(event, ensure_ascii=False))
 
 
 @app.command()

@@ -1,25 +1,51 @@
-"""The audit trail: every write, and every read of non-public data, with who, when, what, where.
+"""Writing entries: :func:`record` for every action, :func:`record_read` for reads counted per
+minute.
 
 Entries are added to the caller's own transaction, so an action and its record commit or roll
 back together: there is never a write without its entry, nor an entry for a write that failed.
+They are written unchained, which costs the writer one INSERT and no lock: the sealer
+(geo.audit.chain) chains them after they commit.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
 from typing import Any
 
-from fastapi import Depends, Query
-from sqlalchemy import select
+import orjson
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.audit.models import AuditEvent
-from geo.auth import Principal, require
-from geo.errors import ApiError
+from geo.auth import Principal
+
+LAYER_READ = "layer.read"
+TILE = "tile"
+
+# One entry per minute, layer, caller, way and grant: the first read of the minute inserts it,
+# the others add one to its count. `WHERE seq IS NULL`: a sealed entry never changes (a read
+# arriving after its minute was sealed, which the sealer's margin makes all but impossible,
+# is not counted rather than breaking the chain). clock_timestamp(), not now(): the minute is
+# the one the read happened in, whenever its transaction began.
+_UPSERT_READ = text(
+    """
+    WITH m AS (SELECT date_trunc('minute', clock_timestamp()) AS minute)
+    INSERT INTO audit_log
+        (at, department_code, key_prefix, role, action, target, client, details, read_slot)
+    SELECT m.minute, :department, :key, :role, :action, :layer, CAST(:client AS inet),
+           CAST(:details AS jsonb),
+           to_char(m.minute AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"') || ' ' || :slot
+    FROM m
+    ON CONFLICT (read_slot) DO UPDATE
+    SET details = jsonb_set(
+        audit_log.details, '{count}', to_jsonb((audit_log.details ->> 'count')::bigint + 1)
+    )
+    WHERE audit_log.seq IS NULL
+    """
+)
 
 
-def _ip_or_none(client: str | None) -> str | None:
+def client_address(client: str | None) -> str | None:
     """Only real addresses go into the INET column (test clients call themselves 'testclient')."""
     try:
         return str(ipaddress.ip_address(client)) if client else None
@@ -34,6 +60,13 @@ def record(
     target: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """Add the entry for `action` to the caller's transaction.
+
+    A tile read (``layer.read`` with ``via`` "tile ...", as tiles.access records each tile) is
+    counted in its minute's entry (:func:`record_read`) rather than written once per tile."""
+    if action == LAYER_READ and details and str(details.get("via", "")).startswith(TILE):
+        record_read(session, who, target or "", TILE, details.get("grant"))
+        return
     session.add(
         AuditEvent(
             department_code=who.department,
@@ -41,69 +74,32 @@ def record(
             role=who.role,
             action=action,
             target=target,
-            client=_ip_or_none(who.client),
+            client=client_address(who.client),
             details=details,
         )
     )
 
 
-def department_scope(
-    department: str | None = Query(
-        default=None,
-        description="department code; a department admin reads only its own department's",
-    ),
-    who: Principal = Depends(require("admin")),
-) -> str | None:
-    """Dependency of GET /audit: the department filter the caller may use.
-
-    The platform administrator reads every department's entries (or one, when asked). A
-    department admin reads its own department's entries only: without a filter it gets its
-    own, and asking for another department is a 403 rather than an empty list, so a mistyped
-    code is not mistaken for a quiet department."""
-    if who.is_admin:
-        return department
-    if department is not None and department != who.department:
-        raise ApiError(
-            403,
-            "Forbidden",
-            f"a department admin reads only its own department's audit: this key belongs to "
-            f"{who.department!r}, not {department!r}",
-            {"rule": "own-department", "department": department},
-        )
-    return who.department
-
-
-def query(
-    session: Session,
-    department: str | None = None,
-    action: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Newest first; each filter is optional and served by an index on (filter, at)."""
-    stmt = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-    if department:
-        stmt = stmt.where(AuditEvent.department_code == department)
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    if since:
-        stmt = stmt.where(AuditEvent.at >= since)
-    if until:
-        stmt = stmt.where(AuditEvent.at < until)
-    rows = session.scalars(stmt.limit(limit).offset(offset))
-    return [
+def record_read(
+    session: Session, who: Principal, layer: str, via: str, grant: int | str | None = None
+) -> None:
+    """A read of non-public `layer` by `who`, counted in one entry per minute, layer, caller,
+    way (`via`: "tile") and grant: details ``{"via", "count", "grant"}``. Exact across workers
+    and processes (the database's unique key on the slot, not a process's memory)."""
+    details: dict[str, Any] = {"via": via, "count": 1}
+    if grant is not None:
+        details["grant"] = grant
+    slot = orjson.dumps([layer, who.department, who.key_prefix, via, grant]).decode()
+    session.execute(
+        _UPSERT_READ,
         {
-            "id": e.id,
-            "at": e.at.isoformat(),
-            "department": e.department_code,
-            "key": e.key_prefix,
-            "role": e.role,
-            "action": e.action,
-            "target": e.target,
-            "client": str(e.client) if e.client else None,
-            "details": e.details,
-        }
-        for e in rows
-    ]
+            "department": who.department,
+            "key": who.key_prefix,
+            "role": who.role,
+            "action": LAYER_READ,
+            "layer": layer,
+            "client": client_address(who.client),
+            "details": orjson.dumps(details).decode(),
+            "slot": slot,
+        },
+    )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from geo.accounts.cli import app as account_app
 from geo.audit_cli import app as audit_app
 from geo.plugins import load_plugins
 from geo.settings import get_settings
@@ -32,6 +33,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(department_app, name="department")
 app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
+app.add_typer(account_app, name="account")
 out = Console()
 err = Console(stderr=True)
 
@@ -231,14 +233,31 @@ def key_create(
     department: str,
     role: Annotated[str, typer.Option(help="admin, editor or viewer")] = "viewer",
     label: Annotated[str | None, typer.Option()] = None,
+    read_only: Annotated[bool, typer.Option(help="never writes, whatever its role")] = False,
+    days: Annotated[int | None, typer.Option(min=1, help="expires this many days from now")] = None,
 ) -> None:
     """Issue another key for a department and print it (shown once)."""
+    from datetime import UTC, datetime, timedelta
+
     from geo import audit, departments
     from geo.db import session_scope
 
+    expires = datetime.now(UTC) + timedelta(days=days) if days else None
     with session_scope() as session:
-        key, plaintext = departments.create_key(session, department, role, label)
-        audit.record(session, _console_actor(), "key.create", f"{department}/{key.prefix}")
+        key, plaintext = departments.create_key(
+            session, department, role, label, expires, read_only
+        )
+        audit.record(
+            session,
+            _console_actor(),
+            "key.create",
+            f"{department}/{key.prefix}",
+            {
+                "role": role,
+                "read_only": read_only,
+                "expires_at": expires.isoformat() if expires else None,
+            },
+        )
     print(plaintext)
 
 

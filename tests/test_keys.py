@@ -266,3 +266,22 @@ def test_migration_marks_scopes_and_the_bootstrap_key_then_rotation_revokes_it(
         ]
     finally:
         engine.dispose()
+
+
+def test_cli_issues_read_only_and_expiring_keys(
+    client: TestClient, admin_headers: dict[str, str], dept: Dept
+) -> None:
+    from tests.test_access_secrets import geo
+
+    made = geo("key", "create", dept.code, "--role", "editor", "--read-only", "--days", "7")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    (entry,) = [
+        k for k in listed(client, admin_headers, dept.code).values() if k["prefix"] == key[:8]
+    ]
+    assert entry["read_only"] is True
+    expires = datetime.fromisoformat(entry["expires_at"])
+    assert timedelta(days=6, hours=23) < expires - datetime.now(UTC) <= timedelta(days=7)
+    r = client.post(f"/departments/{dept.code}/keys", json={"role": "viewer"}, headers=bearer(key))
+    assert r.status_code == 403
+    assert geo("key", "create", dept.code, "--days", "0").returncode == 2  # typer: bad option

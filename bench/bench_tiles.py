@@ -385,7 +385,9 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
     stop = threading.Event()
 
     def worker(n: int) -> None:
-        with psycopg.connect(ctx.psycopg_url, **CONNECTION_KWARGS) as conn:
+        # The pool's settings, with a plain cursor: the floor runs synchronous connections.
+        kwargs = {k: v for k, v in CONNECTION_KWARGS.items() if k != "cursor_factory"}
+        with psycopg.connect(ctx.psycopg_url, **kwargs) as conn:
             i = n * len(tiles) // CONNECTIONS
             while not stop.is_set():
                 layer, z, x, y = tiles[i % len(tiles)]

@@ -65,7 +65,7 @@ def record(
     A tile read (``layer.read`` with ``via`` "tile ...", as tiles.access records each tile) is
     counted in its minute's entry (:func:`record_read`) rather than written once per tile."""
     if action == LAYER_READ and details and str(details.get("via", "")).startswith(TILE):
-        record_read(session, who, target or "", TILE, details.get("grant"))
+        record_read(session, who, target or "", str(details["via"]), details.get("grant"))
         return
     session.add(
         AuditEvent(
@@ -84,12 +84,15 @@ def record_read(
     session: Session, who: Principal, layer: str, via: str, grant: int | str | None = None
 ) -> None:
     """A read of non-public `layer` by `who`, counted in one entry per minute, layer, caller,
-    way (`via`: "tile") and grant: details ``{"via", "count", "grant"}``. Exact across workers
-    and processes (the database's unique key on the slot, not a process's memory)."""
+    way and grant: details ``{"via", "count", "grant"}``. The way is the first word of `via`
+    ("tile" of "tile 14/13492/6210"); `via` as the minute's first read gave it is kept (for
+    tiles: the first tile read), `count` counts them all. Exact across workers and processes
+    (the database's unique key on the slot, not a process's memory)."""
     details: dict[str, Any] = {"via": via, "count": 1}
     if grant is not None:
         details["grant"] = grant
-    slot = orjson.dumps([layer, who.department, who.key_prefix, via, grant]).decode()
+    way = via.split(" ", 1)[0]
+    slot = orjson.dumps([layer, who.department, who.key_prefix, way, grant]).decode()
     session.execute(
         _UPSERT_READ,
         {

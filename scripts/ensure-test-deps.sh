@@ -3,7 +3,8 @@
 # Chromium, its WebDriver and a CJK font for the /map viewer test; wrk for `make bench`;
 # redis-server for the shared rate limit store test (tests/test_ratelimit.py);
 # npm, then the root package.json's packages (MapLibre's style validator) for the style tests;
-# curl for the documentation's examples (tests/test_docs_examples.py) and test_utf8_targets.
+# curl for the documentation's examples (tests/test_docs_examples.py) and test_utf8_targets;
+# QGIS and its Python bindings for the system python3 (tests/e2e/test_qgis.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -15,6 +16,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
+/usr/bin/python3 -c "import qgis.core" 2>/dev/null || missing+=(qgis python3-qgis)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing ${missing[*]}: install them (apt-get install ${missing[*]})" >&2

@@ -4,6 +4,8 @@ once; both sides list them; every bad input is a 4xx that writes nothing."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from geo.auth import Principal
 from geo.db import session_scope
+from geo.errors import ApiError
+from layers import requests as access_requests
 from tests.conftest import Dept, bearer
 from tests.layers_helpers import make_points_layer
 
@@ -324,3 +329,31 @@ def test_bad_requests_write_nothing(client: TestClient, world: World) -> None:
         client.get(f"/access-requests/{pending['id']}", headers=owner.admin).json()["status"]
         == "pending"
     )
+
+
+def test_concurrent_duplicates_meet_the_unique_index(client: TestClient, world: World) -> None:
+    """Two submissions of one department at once: the second cannot see the first's row yet,
+    so the check passes, and the partial unique index answers: a 409, not a second request."""
+    who = Principal(world.asker.dept.code, "editor", "tjg_test")
+    terms = {"collection": world.layer, "purpose": "并发", "level": "view", "duration_days": 5}
+    first_written = threading.Event()
+    outcome: list[object] = []
+
+    def first() -> None:
+        with session_scope() as s:
+            access_requests.submit(s, who, **terms)
+            s.flush()
+            first_written.set()
+            time.sleep(0.5)  # the second submission is waiting on the index meanwhile
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_written.wait(10)
+    try:
+        with session_scope() as s:
+            access_requests.submit(s, who, **terms)
+    except ApiError as exc:
+        outcome.append((exc.status, exc.code))
+    thread.join()
+    assert outcome == [(409, "DuplicateRequest")]
+    assert _rows(world.layer) == (1, 0)

@@ -237,3 +237,25 @@ def test_text_search_uses_the_trigram_index(client: TestClient) -> None:
         s.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(s.execute(text(f"EXPLAIN {sql}")).scalars())
     assert "ix_layers_search_trgm" in plan, plan
+
+
+def test_opening_a_shared_layer_ends_its_shared_with_grants(
+    client: TestClient, make_department
+) -> None:
+    owner, other = make_department(), make_department()
+    lid = layer_id("c")
+    body = {
+        "id": lid,
+        "geometry_type": "Point",
+        "access": "shared",
+        "shared_with": [other.code],
+    }
+    assert client.post("/collections", json=body, headers=owner.editor).status_code == 201
+    r = client.patch(
+        f"/collections/{lid}/catalogue-entry", json={"open_data": True}, headers=owner.editor
+    )
+    assert r.status_code == 200, r.text
+    doc = client.get(f"/collections/{lid}").json()
+    assert doc["access"] == "public" and doc["shared_with"] == []
+    grants = client.get(f"/collections/{lid}/grants", headers=owner.editor).json()["grants"]
+    assert [g["active"] for g in grants if g["grantee"] == other.code] == [False]

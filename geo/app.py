@@ -11,9 +11,18 @@ from geo import apidocs, inputs, logs, openapi, spool
 from geo.db import PinnedReadsMiddleware
 from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
+from geo.metrics import MetricsMiddleware
 from geo.plugins import load_plugins
 from geo.ratelimit import install_rate_limits
-from geo.routers import accounts, audit, crs, department_settings, departments, landing
+from geo.routers import (
+    accounts,
+    audit,
+    crs,
+    department_settings,
+    departments,
+    health,
+    landing,
+)
 from geo.settings import get_settings
 
 
@@ -43,7 +52,7 @@ def create_app() -> FastAPI:
     inputs.install(app)  # inside the body limit: bytes past the limit are never scanned
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(PinnedReadsMiddleware)  # one read replica per request
-    for module in (landing, crs, departments, accounts, department_settings, audit):
+    for module in (landing, health, crs, departments, accounts, department_settings, audit):
         app.include_router(module.router)
     apidocs.install(app)
     for plugin in load_plugins():
@@ -52,5 +61,6 @@ def create_app() -> FastAPI:
         if plugin.setup_app:
             plugin.setup_app(app)
     install_rate_limits(app, get_settings())  # last, so outermost: a refusal costs nothing else
+    app.add_middleware(MetricsMiddleware)  # times refused requests too
     logs.install(app)  # outside even that: refused requests are logged and timed too
     return app

@@ -20,10 +20,13 @@ from typing import Annotated, Any, cast
 import orjson
 import psycopg
 from fastapi import Depends
-from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
+from psycopg.errors import ReadOnlySqlTransaction
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from geo.metrics import waiting_for_connection
 from geo.settings import Settings, get_settings
 
 
@@ -81,28 +84,43 @@ def bulk_statement_timeout(session: Session | Connection) -> None:
     )
 
 
-def _make_engine(url: str, settings: Settings) -> Engine:
+def _stale_primary(context: ExceptionContext) -> None:
+    """A connection made to the primary before a failover may now reach a demoted server, which
+    refuses writes as read-only: treat that as a lost connection, so SQLAlchemy drops the whole
+    pool and the next checkout finds the new primary (target_session_attrs=read-write)."""
+    if isinstance(context.original_exception, ReadOnlySqlTransaction):
+        context.is_disconnect = True
+
+
+def _make_engine(url: str, settings: Settings, primary: bool = False) -> Engine:
     parsed = make_url(normalize_url(url))
     options = parsed.query.get("options")
-    return create_engine(
+    connect_args: dict[str, Any] = {
+        "options": timeout_options(
+            settings.statement_timeout_ms, options if isinstance(options, str) else None
+        )
+    }
+    if "connect_timeout" not in parsed.query:
+        # A host that does not answer must cost a bounded wait, never a hung request.
+        connect_args["connect_timeout"] = settings.db_connect_timeout_s
+    engine = create_engine(
         parsed,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size * 2,
         pool_pre_ping=True,
         json_serializer=lambda obj: orjson.dumps(obj).decode(),
         json_deserializer=orjson.loads,
-        connect_args={
-            "options": timeout_options(
-                settings.statement_timeout_ms, options if isinstance(options, str) else None
-            )
-        },
+        connect_args=connect_args,
     )
+    if primary:
+        event.listen(engine, "handle_error", _stale_primary)
+    return engine
 
 
 @lru_cache
 def get_engine() -> Engine:
     settings = get_settings()
-    return _make_engine(database_url(settings), settings)
+    return _make_engine(database_url(settings), settings, primary=True)
 
 
 @lru_cache
@@ -189,8 +207,16 @@ def bulk_session_scope() -> Iterator[Session]:
 
 
 def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one transaction per request, so a failed request writes nothing."""
+    """FastAPI dependency: one transaction per request, so a failed request writes nothing.
+
+    The connection is taken here, before the handler runs: time spent waiting for the pool is
+    measured (geo.metrics), and a database that cannot be reached (no primary during a
+    failover) is a 503 with Retry-After before any work starts (geo.errors). pool_pre_ping
+    replaces connections to a server that went away, so the first request after a failover
+    reaches the new primary through the multi-host URL without a restart."""
     with session_scope() as session:
+        with waiting_for_connection():
+            session.connection()
         yield session
 
 
@@ -200,6 +226,19 @@ def get_session() -> Iterator[Session]:
 # take it are plain `def`s, so FastAPI runs them, and this dependency, in its thread pool: the
 # event loop never waits on the database (a row lock held by one request must not stall /health).
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def made_engines() -> list[tuple[str, Engine]]:
+    """The engines this process has made so far, named (for the metrics of their pools)."""
+    made = [("primary", get_engine())] if get_engine.cache_info().currsize else []
+    if _read_engines.cache_info().currsize:
+        made += [(f"read-{i}", e) for i, e in enumerate(_read_engines())]
+    return made
+
+
+def replica_engines() -> tuple[Engine, ...]:
+    """One engine per GEO_READ_URLS entry (none without replicas)."""
+    return _read_engines()
 
 
 def reset_engines() -> None:

@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg.errors import QueryCanceled
+from psycopg import OperationalError
+from psycopg.errors import QueryCanceled, ReadOnlySqlTransaction
+from psycopg_pool import PoolTimeout
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -124,6 +126,26 @@ def statement_timeout_response() -> JSONResponse:
     )
 
 
+def database_unavailable_response() -> JSONResponse:
+    """503 while no primary can be reached (a failover under way, the server restarting): the
+    request wrote nothing, and the same request will work once a primary is back."""
+    return JSONResponse(
+        error_body(
+            "DatabaseUnavailable",
+            "the database cannot be reached or is not accepting writes right now (a failover "
+            "may be under way); nothing was written, retry shortly",
+        ),
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+# A failover takes seconds: ask clients back sooner than after a timeout.
+DATABASE_RETRY_AFTER_SECONDS = 5
+# Lost connections, refused connections, a demoted primary, a pool that found no server in time.
+UNAVAILABLE = (OperationalError, ReadOnlySqlTransaction, PoolTimeout)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Route every failure, including the framework's own, to the one JSON error shape."""
 
@@ -141,13 +163,19 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, message, details), status_code=400)
 
     @app.exception_handler(QueryCanceled)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
     @app.exception_handler(DBAPIError)
     async def _cancelled(_: Request, exc: Exception) -> JSONResponse:
-        # Only a statement PostgreSQL cancelled (statement_timeout, GEO_STATEMENT_TIMEOUT_MS)
-        # is the client's to retry; any other database error stays a 500.
-        if not isinstance(getattr(exc, "orig", exc), QueryCanceled):
-            raise exc
-        return statement_timeout_response()
+        # A statement PostgreSQL cancelled (statement_timeout, GEO_STATEMENT_TIMEOUT_MS) and a
+        # database out of reach are the client's to retry; any other database error stays a
+        # 500. (QueryCanceled is an OperationalError too: it is checked first.)
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(cause, QueryCanceled):
+            return statement_timeout_response()
+        if isinstance(cause, UNAVAILABLE):
+            return database_unavailable_response()
+        raise exc
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -72,6 +72,18 @@ class Settings(BaseSettings):
         validation_alias="GEO_SLOW_QUERY_MS",
         description="statements slower than this are logged as warnings; 0 logs every one",
     )
+    db_connect_timeout_s: int = Field(
+        default=5,
+        gt=0,
+        validation_alias="GEO_DB_CONNECT_TIMEOUT_S",
+        description="libpq connect_timeout when the URL sets none: a silent host costs this much",
+    )
+    ready_max_replica_lag_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="GEO_READY_MAX_REPLICA_LAG_S",
+        description="/health/ready is 503 while a read replica is further behind than this",
+    )
     max_items_limit: int = Field(default=10_000, validation_alias="GEO_MAX_ITEMS_LIMIT")
     pool_size: int = Field(default=10, validation_alias="GEO_POOL_SIZE")
     # Rate limits (geo.ratelimit): each class is "ANONYMOUS[,KEYED]" in the `limits` package's

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Iterable
 
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
 from geo.db import libpq_url, read_engine, timeout_options
@@ -34,6 +38,9 @@ _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncConn
 _pools = weakref.WeakKeyDictionary()
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
 _locks = weakref.WeakKeyDictionary()
+
+
+POOL_WAIT_SECONDS = 10.0
 
 
 def _connection_kwargs() -> dict[str, object]:
@@ -68,6 +75,9 @@ async def tile_pool() -> AsyncConnectionPool:
                 kwargs=_connection_kwargs(),
                 open=False,
                 name="tiles",
+                # Waiting for a connection (all busy, or no server during a failover) ends in
+                # PoolTimeout, a 503 with Retry-After (geo.errors), not a request left hanging.
+                timeout=POOL_WAIT_SECONDS,
             )
             await pool.open()
             pools[conninfo] = pool
@@ -79,3 +89,31 @@ async def close_pools() -> None:
     pools = _pools.pop(asyncio.get_running_loop(), {})
     for pool in pools.values():
         await pool.close()
+
+
+class TilePoolCollector(Collector):
+    """The tile pools' connections in use and idle, and tile requests waiting for one."""
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # names need no check at registration; collect() is cheap but needs pools
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "geo_tile_pool_connections",
+            "Connections of the tile pools (every event loop and database), by state",
+            labels=["state"],
+        )
+        totals = {"in_use": 0, "idle": 0, "waiting": 0}
+        for pools in list(_pools.values()):
+            for pool in list(pools.values()):
+                stats = pool.get_stats()
+                size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
+                totals["in_use"] += size - available
+                totals["idle"] += available
+                totals["waiting"] += stats.get("requests_waiting", 0)
+        for state, value in totals.items():
+            family.add_metric([state], value)
+        yield family
+
+
+REGISTRY.register(TilePoolCollector())

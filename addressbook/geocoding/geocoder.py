@@ -54,6 +54,7 @@ from addressbook.geocoding.readings import (
     without_unknown_words,
 )
 from geo.errors import ApiError
+from geo.metrics import GEOCODE_SECONDS
 
 MAX_TEXT: Final = 200
 MAX_LIMIT: Final = 20
@@ -177,6 +178,7 @@ def _sure(drafts: Iterable[Draft]) -> bool:
     return any(d.verdict.score >= scoring.CONFIDENT for d in drafts)
 
 
+@GEOCODE_SECONDS.time()
 def geocode_many(
     session: Session, texts: Sequence[str], limit: int = 1, area: str | None = None
 ) -> list[list[Candidate]]:

@@ -9,6 +9,7 @@ from fastapi import Depends, Query, UploadFile
 from addressbook.ingest.importer import import_addresses
 from geo.auth import Principal, require
 from geo.db import DbSession
+from geo.metrics import record_upload
 from geo.openapi import errors
 from geo.routing import api_router
 
@@ -32,4 +33,5 @@ def import_file(
     report = import_addresses(
         session, file.file, file.filename or "upload", who, crs=crs, skip_invalid=skip_invalid
     )
+    record_upload("addresses", file.size or 0, report.created + report.updated)
     return report.as_dict()

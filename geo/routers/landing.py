@@ -1,14 +1,11 @@
-"""OGC API landing page, conformance, and the health check."""
+"""OGC API landing page and conformance (health checks: geo.routers.health)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 
-from geo.db import server_info
-from geo.openapi import errors
 from geo.plugins import load_plugins
 from geo.routing import api_router
 
@@ -82,19 +79,3 @@ def conformance() -> dict[str, list[str]]:
     for plugin in load_plugins():
         classes.extend(c for c in plugin.conformance if c not in classes)
     return {"conformsTo": classes}
-
-
-@router.get("/health", summary="Database and PostGIS status", responses=errors(503))
-def health() -> JSONResponse:
-    try:
-        info = server_info()
-    except Exception as exc:  # the point of a health check is to report, not raise
-        return JSONResponse(
-            {
-                "code": "Unavailable",
-                "message": f"database unreachable: {type(exc).__name__}",
-                "details": None,
-            },
-            status_code=503,
-        )
-    return JSONResponse({"status": "ok", "database": info})

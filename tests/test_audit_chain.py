@@ -8,17 +8,21 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from bench.write_load import run_write_load
 from geo import audit
 from geo.audit.chain import GENESIS, entry_hash, seal, seal_pending, verify
 from geo.auth import Principal
 from geo.db import session_scope
 from tests.audit_helpers import sealed_ids, tampering, with_admin, write_entries
+from tests.layers_helpers import make_points_layer
+from tests.live_server import live_server
 
 
 def geo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -314,3 +318,37 @@ def test_verify_over_http_is_for_the_platform_admin(
     refused = client.get("/audit/verify", headers=police.admin)
     assert refused.status_code == 403 and refused.json()["details"]["rule"] == "platform-admin"
     assert client.get("/audit/verify").status_code == 401
+
+
+def test_the_chain_verifies_after_sixteen_writers_on_a_live_server(
+    client: TestClient, make_department: Callable
+) -> None:
+    """The concurrent-writer workload (bench/write_load.py) against a real server with two
+    workers, each with its sealer, sealing every half second while the writes land."""
+    dept = make_department()
+    layer = make_points_layer(client, dept.editor, n=1, access="private")
+    env = {"GEO_RATE_LIMITS": "off", "GEO_AUDIT_SEAL_SECONDS": "0.5"}
+    with live_server(workers=2, env=env) as server:
+        load = run_write_load(server.base, layer, dept.editor, writers=16, seconds=5.0)
+        assert not load.failures, load.failures[:3]
+        time.sleep(2)  # the servers' own sealers catch up
+        with session_scope() as session:
+            unsealed = session.execute(
+                text(
+                    "SELECT count(*) FROM audit_log WHERE action = 'feature.create' "
+                    "AND target LIKE :t AND seq IS NULL"
+                ),
+                {"t": f"{layer}/%"},
+            ).scalar()
+            report = verify(session)
+            created = session.execute(
+                text(
+                    "SELECT count(*) FROM audit_log "
+                    "WHERE action = 'feature.create' AND target LIKE :t"
+                ),
+                {"t": f"{layer}/%"},
+            ).scalar()
+    assert len(load.acknowledged) > 50
+    assert created == len(load.acknowledged)
+    assert unsealed == 0
+    assert report.ok, report

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from geo.metrics import TILE_CACHE
 from geo.sources import LayerSource
 from tiles.cache import DiskCache, MemoryCache, TileCache, TileKey
 from tiles.pool import tile_pool
@@ -89,6 +90,8 @@ class TileEngine:
         """The composite tile, from the cache where it can, from the database for the rest."""
         parts: list[bytes | None] = [self.cache.get(p.key(tile)) for p in plans]
         missing = [i for i, part in enumerate(parts) if part is None]
+        TILE_CACHE.labels("hit").inc(len(parts) - len(missing))
+        TILE_CACHE.labels("miss").inc(len(missing))
         if missing:
             pool = await tile_pool()
             async with pool.connection() as conn:

@@ -55,7 +55,7 @@ _COLUMNS = ", ".join(FIELDS)
 
 _LOCK_HEAD = "SELECT seq, hash FROM audit_chain WHERE id = 1 FOR UPDATE"
 # FOR UPDATE: a per-minute read entry's count cannot change between hashing and sealing.
-_UNSEALED = text(
+UNSEALED = text(
     f"""
     SELECT {_COLUMNS} FROM audit_log
     WHERE seq IS NULL
@@ -97,7 +97,7 @@ def seal_pending(session: Session, wait: bool = True, limit: int = BATCH) -> int
     if head is None:
         return None
     seq, previous = head
-    rows = session.execute(_UNSEALED, {"margin": MARGIN_S, "limit": limit}).mappings().all()
+    rows = session.execute(UNSEALED, {"margin": MARGIN_S, "limit": limit}).mappings().all()
     if not rows:
         return 0
     ids, seqs, hashes = [], [], []

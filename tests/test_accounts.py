@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -27,6 +28,8 @@ from geo.accounts.sessions import COOKIE, hash_token
 from geo.db import get_engine, session_scope
 from geo.errors import ApiError
 from tests.conftest import Dept, bearer
+from tests.live_server import live_server
+from tests.test_access_secrets import geo
 
 STRONG = "Haihe-Bridge-7th!"
 
@@ -497,8 +500,6 @@ def test_reset_and_disable(
 def test_cli_creates_resets_and_disables_accounts(
     app: FastAPI, client: TestClient, admin_headers: dict[str, str], dept: Dept
 ) -> None:
-    from tests.test_access_secrets import geo
-
     username = "cli" + secrets.token_hex(3)
     made = geo("account", "create", dept.code, username, "--role", "editor", "--name", "李四")
     assert made.returncode == 0, made.stderr
@@ -519,3 +520,20 @@ def test_cli_creates_resets_and_disables_accounts(
     assert geo("account", "create", dept.code, username).returncode == 2  # exists already
     listed = geo("account", "list", dept.code)
     assert username in listed.stdout and "已停用" in listed.stdout
+
+
+@pytest.mark.parametrize(("trusted", "secure"), [("127.0.0.1", True), ("10.9.9.9", False)])
+def test_x_forwarded_proto_counts_only_from_trusted_proxies(
+    person: Person, trusted: str, secure: bool
+) -> None:
+    """`geo serve` as run in production: uvicorn honours X-Forwarded-Proto from the addresses in
+    FORWARDED_ALLOW_IPS only, and the cookie is Secure exactly when it did."""
+    with live_server(env={"FORWARDED_ALLOW_IPS": trusted}) as server:
+        r = httpx.post(
+            f"{server.base}/auth/login",
+            json={"username": person.username, "password": person.password},
+            headers={"X-Forwarded-Proto": "https"},
+            timeout=30,
+        )
+    assert r.status_code == 200, r.text
+    assert ("Secure" in r.headers["set-cookie"]) is secure

@@ -20,6 +20,7 @@ from geo.db import ensure_extensions, get_engine
 from geo.migrations import upgrade
 from tests.conftest import ADMIN_KEY, Dept, bearer
 from tests.layers_helpers import collection, layer_id, point_features, upload
+from tests.test_access_secrets import geo
 
 
 def issue(
@@ -271,8 +272,6 @@ def test_migration_marks_scopes_and_the_bootstrap_key_then_rotation_revokes_it(
 def test_cli_issues_read_only_and_expiring_keys(
     client: TestClient, admin_headers: dict[str, str], dept: Dept
 ) -> None:
-    from tests.test_access_secrets import geo
-
     made = geo("key", "create", dept.code, "--role", "editor", "--read-only", "--days", "7")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()

@@ -13,10 +13,11 @@ A key may expire (`expires_at`) and may be read-only: on a write method (POST, P
 DELETE) a read-only key acts as a viewer whatever its role, so every role check a write makes
 refuses it, while reads (POST queries such as overlays included) keep working.
 
-Roles are per department. Only an `admin` key of the platform department is the platform
-administrator (creates departments, issues keys anywhere, reads every audit entry and layer); an
-`admin` key of any other department administers that department alone. Before this distinction
-every department admin acted platform-wide.
+Roles are per department, for keys and accounts alike. Only an `admin` of the platform
+department is the platform administrator (creates departments, issues keys and accounts
+anywhere, reads every audit entry and layer); an `admin` of any other department administers
+that department alone (its keys, accounts, audit entries and layers). Before this distinction
+every department's admin key acted platform-wide.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 numpy and pandas were imported by the address library for months while only geopandas pulled
 them in; dropping geopandas would have broken a fresh install. So every third-party top-level
 module the packages import must belong to a declared distribution: the product's packages to
-`dependencies`, the benchmarks to those plus the `dev` extra. An extra of a declared requirement
-(`psycopg[pool]`) declares what that extra brings (psycopg_pool).
+`dependencies`, the benchmarks to those plus the `dev` extra, the analysts' client (geo/client,
+which the service never imports) to those plus the `client` extra. An extra of a declared
+requirement (`psycopg[pool]`) declares what that extra brings (psycopg_pool).
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ from packaging.utils import canonicalize_name
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT = ("geo", "layers", "tiles", "addressbook")
 BENCH = ("bench",)
+CLIENT = "geo/client"
 
 
 def imported_modules(packages: Iterable[str]) -> dict[str, set[str]]:
     """Top-level modules imported anywhere in `packages` (absolute imports), with the files
-    importing each; our own packages and the standard library left out."""
+    importing each; our own packages and the standard library left out. The client's folder
+    counts only when named itself."""
     found: dict[str, set[str]] = {}
     for package in packages:
         for path in (REPO / package).rglob("*.py"):
+            if package != CLIENT and path.is_relative_to(REPO / CLIENT):
+                continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
@@ -86,6 +91,13 @@ def test_benchmark_imports_are_declared_in_the_dev_extra() -> None:
     project = _project()
     allowed = declared([*project["dependencies"], *project["optional-dependencies"]["dev"]])
     assert undeclared(BENCH, allowed) == {}
+
+
+def test_client_imports_are_declared_in_the_client_extra() -> None:
+    project = _project()
+    allowed = declared([*project["dependencies"], *project["optional-dependencies"]["client"]])
+    assert undeclared([CLIENT], allowed) == {}
+    assert "geopandas" in imported_modules([CLIENT])  # the check does see the client
 
 
 def test_the_check_sees_an_undeclared_import() -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import os
+import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,3 +258,18 @@ def test_the_key_goes_in_the_header(server: LiveServer, layers: dict[str, str]) 
     """The admin key reads a private layer through the header alone (links carry no key)."""
     with Client(server.base, os.environ["GEO_ADMIN_KEY"]) as admin:
         assert len(admin.read(layers["private"], page_size=2)) == 3
+
+
+def test_the_readme_example_runs_as_written(server: LiveServer, dept: Dept) -> None:
+    """geo/client/README.md's Python block, run in its own interpreter with GEO_URL and
+    GEO_KEY set, as an analyst would paste it."""
+    load()  # the districts the example aggregates by
+    readme = (CLIENT_DIR / "README.md").read_text()
+    (example,) = re.findall(r"^```python\n(.*?)^```", readme, re.S | re.M)
+    env = {**os.environ, "GEO_URL": server.base, "GEO_KEY": key_of(dept.editor)}
+    done = subprocess.run(
+        [sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 features written" in done.stdout
+    assert "400 InvalidFilter" in done.stdout

@@ -84,3 +84,29 @@ def test_bad_time_filter_is_400(client: TestClient, admin_headers: dict[str, str
     r = client.get("/audit", params={"since": "yesterday"}, headers=admin_headers)
     assert r.status_code == 400
     assert "since" in r.json()["message"]
+
+
+def test_a_person_signed_in_is_named_and_covered_by_the_chain(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """People signed in by cookie act with no key: the entry names their account, and the
+    hash chain covers it (setting or clearing it is found)."""
+    from sqlalchemy import text
+
+    from geo.audit.chain import seal, verify
+    from tests.audit_helpers import tampering
+
+    who = Principal("police", "editor", None, "10.0.0.1", account="zhang.san")
+    with session_scope() as session:
+        record(session, who, "test.by-account", "x")
+    event = client.get(
+        "/audit", params={"action": "test.by-account"}, headers=admin_headers
+    ).json()["events"][0]
+    assert (event["account"], event["key"]) == ("zhang.san", None)
+    seal()
+    with tampering() as session:
+        session.execute(
+            text("UPDATE audit_log SET account = NULL WHERE id = :id"), {"id": event["id"]}
+        )
+        broken = verify(session).broken
+    assert broken is not None and (broken.problem, broken.id) == ("altered", event["id"])

@@ -71,6 +71,7 @@ def test_entries_are_sealed_once_in_id_order_with_contiguous_places(database_url
         "department_code = NULL",
         "hash = repeat('a', 64)",
         "action = 'test.innocent'",
+        "account = 'mallory'",
     ],
 )
 def test_an_altered_entry_is_found(database_url: str, change: str) -> None:

@@ -9,13 +9,14 @@ in one short transaction that also moves the head (audit_chain). An entry that c
 an entry with a higher id simply takes the next place when it is sealed: the chain's order is
 the order of sealing, and every entry is sealed exactly once.
 
-The canonical JSON is the entry's fields (`FIELDS`) with `seq`, keys sorted, no whitespace,
-UTF-8, `at` in UTC with microseconds: anyone holding a copy (the CSV export has every field)
-can recompute it. A plain SHA-256 rather than a keyed one: a key would live on the same server
-as the database, within reach of whoever can rewrite rows, and would keep the inspector from
-checking a copy alone. What plain hashes cannot stop, someone rewriting the whole chain from an
-entry onwards, the head printed by `geo audit verify` does: written down by the inspector, it
-is checked against the chain on the next visit (`--anchor SEQ:HASH`).
+The canonical JSON is the entry's fields (`FIELDS`, and each of `LATER_FIELDS` that is set)
+with `seq`, keys sorted, no whitespace, UTF-8, `at` in UTC with microseconds: anyone holding
+a copy (the CSV export has every field) can recompute it. A plain SHA-256 rather than a keyed
+one: a key would live on the same server as the database, within reach of whoever can rewrite
+rows, and would keep the inspector from checking a copy alone. What plain hashes cannot stop,
+someone rewriting the whole chain from an entry onwards, the head printed by `geo audit verify`
+does: written down by the inspector, it is checked against the chain on the next visit
+(`--anchor SEQ:HASH`).
 
 Per-minute read entries (geo.audit.entries.record_read) are sealed only once their minute is
 over (and MARGIN more), since until then their count still grows.
@@ -51,7 +52,10 @@ FIELDS = (
     "details",
     "read_slot",
 )
-_COLUMNS = ", ".join(FIELDS)
+# Covered when set, left out when null: added after entries were first sealed, whose hashes
+# must not change (an entry given one, or losing it, still no longer matches its hash).
+LATER_FIELDS = ("account",)
+_COLUMNS = ", ".join(FIELDS + LATER_FIELDS)
 
 _LOCK_HEAD = "SELECT seq, hash FROM audit_chain WHERE id = 1 FOR UPDATE"
 # FOR UPDATE: a per-minute read entry's count cannot change between hashing and sealing.
@@ -79,6 +83,7 @@ _MOVE_HEAD = text("UPDATE audit_chain SET seq = :seq, hash = :hash, sealed_at = 
 
 def canonical(seq: int, row: Mapping[Any, Any]) -> bytes:
     fields = {name: row[name] for name in FIELDS}
+    fields.update({name: row[name] for name in LATER_FIELDS if row[name] is not None})
     fields["at"] = row["at"].astimezone(UTC).isoformat(timespec="microseconds")
     fields["client"] = str(row["client"]) if row["client"] is not None else None
     fields["seq"] = seq

@@ -31,8 +31,9 @@ _UPSERT_READ = text(
     """
     WITH m AS (SELECT date_trunc('minute', clock_timestamp()) AS minute)
     INSERT INTO audit_log
-        (at, department_code, key_prefix, role, action, target, client, details, read_slot)
-    SELECT m.minute, :department, :key, :role, :action, :layer, CAST(:client AS inet),
+        (at, department_code, key_prefix, account, role, action, target, client, details,
+         read_slot)
+    SELECT m.minute, :department, :key, :account, :role, :action, :layer, CAST(:client AS inet),
            CAST(:details AS jsonb),
            to_char(m.minute AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"') || ' ' || :slot
     FROM m
@@ -71,6 +72,7 @@ def record(
         AuditEvent(
             department_code=who.department,
             key_prefix=who.key_prefix,
+            account=who.account,
             role=who.role,
             action=action,
             target=target,
@@ -92,12 +94,13 @@ def record_read(
     if grant is not None:
         details["grant"] = grant
     way = via.split(" ", 1)[0]
-    slot = orjson.dumps([layer, who.department, who.key_prefix, way, grant]).decode()
+    slot = orjson.dumps([layer, who.department, who.key_prefix, who.account, way, grant]).decode()
     session.execute(
         _UPSERT_READ,
         {
             "department": who.department,
             "key": who.key_prefix,
+            "account": who.account,
             "role": who.role,
             "action": LAYER_READ,
             "layer": layer,

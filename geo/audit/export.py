@@ -33,6 +33,7 @@ HEADER = (
     ("时间", "at"),
     ("部门", "department"),
     ("密钥", "key"),
+    ("账户", "account"),
     ("角色", "role"),
     ("操作", "action"),
     ("对象", "target"),
@@ -55,7 +56,7 @@ def _cell(value: Any) -> str:
 def row(e: AuditEvent) -> list[str]:
     details = orjson.dumps(e.details).decode() if e.details is not None else None
     at = e.at.astimezone(BEIJING).isoformat(timespec="microseconds")
-    values = (e.id, at, e.department_code, e.key_prefix, e.role, e.action, e.target)
+    values = (e.id, at, e.department_code, e.key_prefix, e.account, e.role, e.action, e.target)
     return [_cell(v) for v in (*values, e.client, details, e.read_slot, e.seq, e.hash)]
 
 

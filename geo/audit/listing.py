@@ -47,6 +47,7 @@ def as_dict(e: AuditEvent) -> dict[str, Any]:
         "at": e.at.isoformat(),
         "department": e.department_code,
         "key": e.key_prefix,
+        "account": e.account,
         "role": e.role,
         "action": e.action,
         "target": e.target,

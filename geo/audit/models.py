@@ -44,6 +44,8 @@ class AuditEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     department_code: Mapped[str | None] = mapped_column(String(64))
     key_prefix: Mapped[str | None] = mapped_column(String(16))
+    # The username of a person signed in by cookie (geo.accounts), who acts with no key.
+    account: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str | None] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(500))

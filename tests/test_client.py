@@ -188,6 +188,13 @@ def test_upload_create_append_upsert_replace(anonymous: Client, editor: Client, 
     assert after.loc["a", "n"] == 10 and len(after) == 3
     editor.upload(more, lid, mode="replace")
     assert list(editor.read(lid)["code"]) == ["c"]
+    read_back = editor.read(lid)  # CRS84, as reads come by default
+    assert editor.upload(read_back, lid, mode="append")["crs"] == "CRS84"
+    gcj = editor.read(lid, crs="GCJ02")  # no pyproj CRS: the service's name in attrs
+    assert editor.upload(gcj, lid, mode="append")["crs"] == "GCJ02"
+    coords = shapely.get_coordinates(editor.read(lid).geometry)
+    assert len(coords) == 4  # 1 replaced + 1 appended + 2 appended from GCJ-02, same place
+    assert coords == pytest.approx(np.repeat(coords[:1], 4, axis=0), abs=1e-6)
     assert editor.layers().set_index("id").loc[lid, "title"] == "测试点"
 
 

@@ -69,10 +69,10 @@ def crs_name(frame: gpd.GeoDataFrame, crs: str | None) -> str:
     if crs:
         return crs
     if frame.crs is not None:
-        code = frame.crs.to_epsg()
-        if code is None:
-            raise ValueError(f"the frame's CRS has no EPSG code; pass crs= ({frame.crs.name})")
-        return f"EPSG:{code}"
+        authority = frame.crs.to_authority()
+        if authority is None:
+            raise ValueError(f"the frame's CRS has no EPSG/OGC code; pass crs= ({frame.crs.name})")
+        return ":".join(authority)
     if frame.attrs.get("crs"):
         return str(frame.attrs["crs"])
     raise ValueError("the frame has no CRS; set one (frame.set_crs) or pass crs=")

@@ -1,4 +1,5 @@
-"""`geo backup FILE` / `geo restore FILE`: the whole database, platform and layer tables alike.
+"""`geo export FILE` / `geo import FILE`: the whole database, platform and layer tables alike,
+to move it between installations (backups with point-in-time recovery: geo.pitr).
 
 We use PostgreSQL's own pg_dump custom format rather than an export of our own: it carries every
 table the service made at runtime (layer tables, their histories), indexes and sequences, and

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from geo import pitr_cli
 from geo.accounts.cli import app as account_app
 from geo.audit_cli import app as audit_app
 from geo.plugins import load_plugins
@@ -272,24 +273,31 @@ def key_revoke(department: str, key_id: int) -> None:
     err.print(f"key {key.prefix}… revoked")
 
 
-@app.command()
-def backup(
+@app.command("export")
+def export_dump(
     path: Annotated[Path, typer.Argument(help="file to write (pg_dump custom format)")],
 ) -> None:
-    """Back up everything: platform tables and every layer table."""
+    """Export everything (platform and layer tables) to one file, to move it to another
+    installation. Backups with point-in-time recovery: `geo backup`."""
     from geo.backup import backup as do_backup
 
     size = do_backup(path)
-    err.print(f"backup written to {path} ({size / 1e6:.1f} MB)")
+    err.print(f"已导出到 {path}（{size / 1e6:.1f} MB）")
 
 
-@app.command()
-def restore(path: Annotated[Path, typer.Argument(help="a file written by `geo backup`")]) -> None:
-    """Replace the database's contents with a backup (all or nothing)."""
+@app.command("import")
+def import_dump(
+    path: Annotated[Path, typer.Argument(help="a file written by `geo export`")],
+) -> None:
+    """Replace the database's contents with an export (all or nothing)."""
     from geo.backup import restore as do_restore
 
     do_restore(path)
-    err.print(f"restored from {path}")
+    err.print(f"已从 {path} 导入")
+
+
+app.command("backup")(pitr_cli.backup)
+app.command("restore")(pitr_cli.restore)
 
 
 def main() -> None:
@@ -302,11 +310,12 @@ def main() -> None:
         from geo.backup import BackupError
         from geo.embedded import EmbeddedError
         from geo.errors import ApiError
+        from geo.pitr import PitrError
 
         if isinstance(exc, ApiError):
             err.print(f"[red]error:[/red] {exc.message}")
             raise SystemExit(2) from None
-        if isinstance(exc, BackupError | EmbeddedError):
+        if isinstance(exc, BackupError | EmbeddedError | PitrError):
             err.print(f"[red]error:[/red] {exc}")
             raise SystemExit(1) from None
         raise

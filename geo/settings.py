@@ -84,6 +84,22 @@ class Settings(BaseSettings):
         validation_alias="GEO_READY_MAX_REPLICA_LAG_S",
         description="/health/ready is 503 while a read replica is further behind than this",
     )
+    backup_dir: Path | None = Field(
+        default=None,
+        validation_alias="GEO_BACKUP_DIR",
+        description="pgBackRest's local repository ($GEO_DATA_DIR/backups/local if unset)",
+    )
+    backup_offsite_dir: Path | None = Field(
+        default=None,
+        validation_alias="GEO_BACKUP_OFFSITE_DIR",
+        description="the second repository, the off-site copy: a mount of another site's disk",
+    )
+    backup_retention_full: int = Field(
+        default=2,
+        ge=1,
+        validation_alias="GEO_BACKUP_RETENTION_FULL",
+        description="full backups kept per repository (older ones and their WAL expire)",
+    )
     max_items_limit: int = Field(default=10_000, validation_alias="GEO_MAX_ITEMS_LIMIT")
     pool_size: int = Field(default=10, validation_alias="GEO_POOL_SIZE")
     # Rate limits (geo.ratelimit): each class is "ANONYMOUS[,KEYED]" in the `limits` package's

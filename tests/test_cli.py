@@ -59,14 +59,14 @@ def test_key_create_and_revoke(client: TestClient, admin_headers: dict[str, str]
     assert client.get("/departments/transport", headers=bearer(key)).status_code == 401
 
 
-def test_backup_and_restore_round_trip(
+def test_export_and_import_round_trip(
     client: TestClient, admin_headers: dict[str, str], tmp_path: Path
 ) -> None:
     client.post(
         "/departments", json={"name": "备份前", "code": "before-backup"}, headers=admin_headers
     )
     dump = tmp_path / "geo.dump"
-    result = geo("backup", str(dump))
+    result = geo("export", str(dump))
     assert result.returncode == 0, result.stderr
     assert dump.stat().st_size > 0
     # Changes after the backup: one department added, one removed.
@@ -80,7 +80,7 @@ def test_backup_and_restore_round_trip(
     with get_engine().begin() as conn:
         conn.execute(text("DELETE FROM departments WHERE code = 'before-backup'"))
     get_engine().dispose()  # pg_restore needs the tables free of our pooled connections' locks
-    result = geo("restore", str(dump))
+    result = geo("import", str(dump))
     assert result.returncode == 0, result.stderr
     codes = {
         d["code"] for d in client.get("/departments", headers=admin_headers).json()["departments"]
@@ -89,13 +89,13 @@ def test_backup_and_restore_round_trip(
     assert "after-backup" not in codes
 
 
-def test_restore_of_a_bad_file_changes_nothing(
+def test_import_of_a_bad_file_changes_nothing(
     client: TestClient, admin_headers: dict[str, str], tmp_path: Path
 ) -> None:
     before = client.get("/departments", headers=admin_headers).json()
     bad = tmp_path / "bad.dump"
     bad.write_bytes(b"not a backup")
-    result = geo("restore", str(bad))
+    result = geo("import", str(bad))
     assert result.returncode == 1
     assert "nothing was changed" in result.stderr
     assert client.get("/departments", headers=admin_headers).json() == before

@@ -280,3 +280,13 @@ def test_the_readme_example_runs_as_written(server: LiveServer, dept: Dept) -> N
     assert done.returncode == 0, done.stderr
     assert "2 features written" in done.stdout
     assert "400 InvalidFilter" in done.stdout
+
+
+def test_nothing_found_is_an_empty_frame(
+    anonymous: Client, layers: dict[str, str], dept: Dept, server: LiveServer
+) -> None:
+    none = anonymous.read(layers["public"], filter="pop > 100", crs="EPSG:4490")
+    assert len(none) == 0 and none.crs == "EPSG:4490" and isinstance(none, gpd.GeoDataFrame)
+    with Client(server.base, key_of(dept.viewer)) as api:
+        empty = api.geocode(pd.DataFrame({"address": []}, index=pd.Index([], dtype=int)))
+    assert len(empty) == 0 and "confident" in empty.columns

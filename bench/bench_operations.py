@@ -1,0 +1,114 @@
+"""Operations: back up and restore a database holding 3,000,000 addresses with pgBackRest (geo
+backup / geo restore), beside pg_dump / pg_restore (geo export / geo import), and a restore to a
+chosen second holding the rows written before it and none after.
+
+Ours writes a full backup into both repositories (local and off-site) and restores into a new
+data directory, replaying the archived WAL; the peer dumps to one custom-format file and restores
+it into a new database in one transaction (indexes rebuilt).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from bench import bench_address_import
+from bench.common import BenchContext, console
+from geo.backup import backup as pg_dump_to
+from geo.backup import restore as pg_restore_from
+from geo.db import libpq_url
+from geo.embedded import EmbeddedCluster
+from geo.pitr import Pitr, Repositories
+
+
+def _load(ctx: BenchContext) -> int:
+    bench_address_import._prepare(ctx)
+    path, _ = bench_address_import._generate(ctx)
+    bench_address_import._ours(ctx, path)
+    with psycopg.connect(ctx.psycopg_url) as conn:
+        row = conn.execute("SELECT count(*) FROM addresses").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _peer(ctx: BenchContext, dump: Path) -> tuple[float, float]:
+    started = time.perf_counter()
+    pg_dump_to(dump, ctx.url)
+    backed_up = time.perf_counter() - started
+    with psycopg.connect(ctx.psycopg_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE restore_peer")
+    target = ctx.url.rsplit("/", 1)[0] + "/restore_peer"
+    started = time.perf_counter()
+    pg_restore_from(dump, target)
+    restored = time.perf_counter() - started
+    with psycopg.connect(ctx.psycopg_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE restore_peer")
+    return backed_up, restored
+
+
+def _chosen_second(ctx: BenchContext, pitr: Pitr, work: Path) -> tuple[int, int]:
+    """Rows before the chosen second found, rows after it found, in the restored copy."""
+    with psycopg.connect(ctx.psycopg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_pitr (n int, at timestamptz DEFAULT clock_timestamp())")
+        for n in range(50):
+            conn.execute("INSERT INTO bench_pitr (n) VALUES (%s)", (n,))
+        time.sleep(1.1)
+        chosen = datetime.now(UTC).replace(microsecond=0)
+        time.sleep(1.1)
+        for n in range(50, 100):
+            conn.execute("INSERT INTO bench_pitr (n) VALUES (%s)", (n,))
+        conn.execute("SELECT pg_switch_wal()")
+    restored = pitr.restore(work / "at-second", chosen)
+    try:
+        with psycopg.connect(libpq_url(restored.url()), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE n < 50), count(*) FILTER (WHERE n >= 50)"
+                " FROM bench_pitr"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+    finally:
+        restored.destroy()
+
+
+def run(ctx: BenchContext) -> None:
+    count = _load(ctx)
+    work = Path(tempfile.mkdtemp(prefix="geo-bench-ops-", dir=ctx.root))
+    os.chmod(work, 0o755)
+    cluster = EmbeddedCluster(ctx.root / "pg")
+    pitr = Pitr(cluster, Repositories(work / "repo-local", work / "repo-offsite", 2))
+    pitr.setup()
+    started = time.perf_counter()
+    pitr.backup("full")
+    ours_backup = time.perf_counter() - started
+    started = time.perf_counter()
+    restored = pitr.restore(work / "latest", None)
+    ours_restore = time.perf_counter() - started
+    restored.destroy()
+    os.environ["DATABASE_URL"] = ctx.url
+    peer_backup, peer_restore = _peer(ctx, work / "peer.dump")
+    ctx.report(
+        f"back up {count:,} addresses",
+        f"{ours_backup:.1f} s (pgBackRest full, two repositories)",
+        "pg_dump -Fc (geo export)",
+        f"{peer_backup:.1f} s",
+    )
+    ctx.report(
+        f"restore {count:,} addresses",
+        f"{ours_restore:.1f} s (pgBackRest --latest, new directory, started)",
+        "pg_restore, one transaction",
+        f"{peer_restore:.1f} s",
+    )
+    before, after = _chosen_second(ctx, pitr, work)
+    ctx.report(
+        "restore to a chosen second",
+        f"{before}/50 rows before it, {after}/50 after it",
+        "pg_dump",
+        "only the moment of the last dump",
+        "exact" if (before, after) == (50, 0) else "WRONG",
+    )
+    console.print(f"repositories: {', '.join(map(str, pitr.repos.paths))}")

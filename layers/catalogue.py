@@ -384,9 +384,9 @@ def sync_shared_with(session: Session, who: Principal, layer: Layer) -> None:
                 layer_id=layer.id, grantee=code, level="view", origin="shared_with", created_by=by
             )
         )
-    for code in set(held) - wanted:
-        held[code].revoked_at = datetime.now(UTC)
-        held[code].revoked_by = by
+    for gone in set(held) - wanted:
+        held[gone].revoked_at = datetime.now(UTC)
+        held[gone].revoked_by = by
     session.flush()
 
 

@@ -64,13 +64,22 @@ def collection(
             owner=layer.owner,
             access=layer.access,
             shared_with=list(layer.shared_with or []),
-            properties=layer.properties,
+            # A grant's withheld attributes are not even named (layers.scope).
+            properties=[p for p in layer.properties if p["name"] in source.properties],
             key_property=layer.key_property,
             created_at=layer.created_at.isoformat() if layer.created_at else None,
             updated_at=layer.updated_at.isoformat() if layer.updated_at else None,
         )
     else:
         doc["properties"] = [{"name": n, "type": t} for n, t in source.properties.items()]
+    if source.scope is not None:
+        expires = source.scope.expires_at
+        doc["grant"] = {
+            "id": source.scope.grant_id,
+            "level": source.scope.level,
+            "area": source.scope.area is not None,
+            "expires_at": expires.isoformat() if expires else None,
+        }
     return doc
 
 

@@ -4,6 +4,10 @@ Every change first copies the row as it was into the layer's history table (same
 then writes the new version with ``version + 1``; the version is the feature's ETag, so a client
 holding an old ETag gets a 412 instead of overwriting someone else's edit. Single features go
 through the same geometry and value checks as uploads (layers.ingest), so the rules cannot drift.
+
+An ``edit`` grantee (layers.scope) edits through its grant's scope: features outside the grant's
+area do not exist for it, new geometries must intersect the area, and withheld attributes are
+neither shown, nor accepted, nor changed (they keep their values).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from geo import audit, versions
 from geo.auth import Principal
 from geo.errors import ApiError
 from geo.settings import get_settings
-from layers import catalogue, storage
+from geo.sources import Scope
+from layers import catalogue, scope, storage
 from layers.ingest import geometry
 from layers.ingest.target import actor
 from layers.ingest.values import ValueProblem, coerce
@@ -84,18 +89,51 @@ def _write_params(values: dict[str, Any], ewkb: str, who: Principal) -> dict[str
     return params
 
 
-def _bump(session: Session, who: Principal, layer: Layer, action: str, fid: int) -> None:
+def _bump(
+    session: Session, who: Principal, layer: Layer, action: str, fid: int, grant: Scope | None
+) -> None:
     versions.bump(session, catalogue.version_key(layer.id))
-    audit.record(session, who, action, f"{layer.id}/{fid}")
+    details = {"grant": grant.grant_id} if grant else None
+    audit.record(session, who, action, f"{layer.id}/{fid}", details)
+
+
+def visible_specs(layer: Layer, grant: Scope | None) -> list[PropertySpec]:
+    """The attributes the editor may see and write: all, or those its grant does not withhold."""
+    hidden = set(grant.hidden) if grant else set()
+    return [s for s in specs_of(layer.properties) if s.name not in hidden]
+
+
+def _check_area(session: Session, grant: Scope | None, ewkb: str | None) -> None:
+    if grant is None or not grant.area or ewkb is None:
+        return
+    if not scope.intersects_area(session, grant.grant_id, ewkb):
+        raise ApiError(
+            422,
+            "OutsideGrantArea",
+            f"the geometry lies outside the area of grant {grant.grant_id}",
+            {"grant": grant.grant_id},
+        )
 
 
 def create(
-    session: Session, who: Principal, layer: Layer, body: Any, source_crs: str
+    session: Session,
+    who: Principal,
+    layer: Layer,
+    body: Any,
+    source_crs: str,
+    grant: Scope | None = None,
 ) -> tuple[int, int]:
     geom, props = _feature_parts(body)
-    specs = specs_of(layer.properties)
+    specs = visible_specs(layer, grant)
     values = check_properties(props, specs)
+    withheld = [s.name for s in specs_of(layer.properties) if s.required and s not in specs]
+    if withheld:
+        raise _invalid(
+            f"required attributes {', '.join(withheld)} are withheld by your grant: "
+            "only the owner can add features"
+        )
     ewkb = check_geometry(geom, source_crs, layer)
+    _check_area(session, grant, ewkb)
     columns = "".join(f"{quote_ident(n)}, " for n in values)
     binds = "".join(f":p{i}, " for i in range(len(values)))
     row = session.execute(
@@ -105,17 +143,19 @@ def create(
         ),
         _write_params(values, ewkb, who),
     ).one()
-    _bump(session, who, layer, "feature.create", row[0])
+    _bump(session, who, layer, "feature.create", row[0], grant)
     return int(row[0]), int(row[1])
 
 
-def _lock(session: Session, layer: Layer, fid: int) -> dict[str, Any]:
-    """The current row (properties as stored, version), locked until the transaction ends."""
-    specs = specs_of(layer.properties)
+def _lock(session: Session, layer: Layer, fid: int, grant: Scope | None) -> dict[str, Any]:
+    """The current row (visible properties as stored, version), locked until the transaction
+    ends; a row outside the grant's area is as absent as a missing one."""
+    specs = visible_specs(layer, grant)
+    area = f" AND {grant.area}" if grant and grant.area else ""
     row = session.execute(
         text(
             f"SELECT t.version, {storage.properties_jsonb('t', specs)}::text "
-            f"FROM {storage.table_ref(layer.table_name)} t WHERE t.id = :fid FOR UPDATE"
+            f"FROM {storage.table_ref(layer.table_name)} t WHERE t.id = :fid{area} FOR UPDATE"
         ),
         {"fid": fid},
     ).first()
@@ -136,6 +176,7 @@ def _update(
     fid: int,
     values: dict[str, Any],
     ewkb: str | None,
+    grant: Scope | None,
 ) -> int:
     sets = [f"{quote_ident(n)} = :p{i}" for i, n in enumerate(values)]
     if ewkb is not None:
@@ -148,23 +189,38 @@ def _update(
         ),
         {**_write_params(values, ewkb or "", who), "fid": fid},
     ).scalar_one()
-    _bump(session, who, layer, "feature.update", fid)
+    _bump(session, who, layer, "feature.update", fid, grant)
     return int(version)
 
 
+Changes = Callable[
+    [Layer, list[PropertySpec], int, Any, str, dict[str, Any]], tuple[dict[str, Any], str | None]
+]
+
+
 def _replaced(
-    layer: Layer, fid: int, body: Any, source_crs: str, current: dict[str, Any]
+    layer: Layer,
+    specs: list[PropertySpec],
+    fid: int,
+    body: Any,
+    source_crs: str,
+    current: dict[str, Any],
 ) -> tuple[dict[str, Any], str | None]:
-    """PUT: the whole feature."""
+    """PUT: the whole feature (the attributes the editor may see)."""
     if isinstance(body, dict) and body.get("id") not in (None, fid, str(fid)):
         raise ApiError(400, "InvalidParameterValue", f"body id {body['id']!r} is not {fid}")
     geom, props = _feature_parts(body)
-    values = check_properties(props, specs_of(layer.properties))
+    values = check_properties(props, specs)
     return values, check_geometry(geom, source_crs, layer)
 
 
 def _merged(
-    layer: Layer, fid: int, body: Any, source_crs: str, current: dict[str, Any]
+    layer: Layer,
+    specs: list[PropertySpec],
+    fid: int,
+    body: Any,
+    source_crs: str,
+    current: dict[str, Any],
 ) -> tuple[dict[str, Any], str | None]:
     """PATCH as JSON merge patch (RFC 7396): members given replace, null removes."""
     if not isinstance(body, dict):
@@ -178,7 +234,7 @@ def _merged(
         raise _invalid("properties must be an object")
     for name, value in patch_props.items():
         merged[name] = value
-    values = check_properties(merged, specs_of(layer.properties))
+    values = check_properties(merged, specs)
     ewkb = None
     if "geometry" in body:
         if body["geometry"] is None:
@@ -188,7 +244,7 @@ def _merged(
 
 
 def _edit(
-    changes: Callable[[Layer, int, Any, str, dict[str, Any]], tuple[dict[str, Any], str | None]],
+    changes: Changes,
     session: Session,
     who: Principal,
     layer: Layer,
@@ -196,42 +252,59 @@ def _edit(
     body: Any,
     source_crs: str,
     check_version: Any,
+    grant: Scope | None = None,
 ) -> int:
     """Lock the row, ``check_version(current)`` (raises on a stale If-Match), then update it."""
-    current = _lock(session, layer, fid)
+    current = _lock(session, layer, fid, grant)
     check_version(current["version"])
-    values, ewkb = changes(layer, fid, body, source_crs, current)
+    values, ewkb = changes(layer, visible_specs(layer, grant), fid, body, source_crs, current)
+    _check_area(session, grant, ewkb)
     _archive(session, who, layer, fid, "update")
-    return _update(session, who, layer, fid, values, ewkb)
+    return _update(session, who, layer, fid, values, ewkb, grant)
 
 
 replace = partial(_edit, _replaced)
 patch = partial(_edit, _merged)
 
 
-def delete(session: Session, who: Principal, layer: Layer, fid: int, check_version: Any) -> None:
-    current = _lock(session, layer, fid)
+def delete(
+    session: Session,
+    who: Principal,
+    layer: Layer,
+    fid: int,
+    check_version: Any,
+    grant: Scope | None = None,
+) -> None:
+    current = _lock(session, layer, fid, grant)
     check_version(current["version"])
     _archive(session, who, layer, fid, "delete")
     session.execute(
         text(f"DELETE FROM {storage.table_ref(layer.table_name)} WHERE id = :fid"), {"fid": fid}
     )
-    _bump(session, who, layer, "feature.delete", fid)
+    _bump(session, who, layer, "feature.delete", fid, grant)
 
 
-def history(session: Session, layer: Layer, fid: int) -> list[dict[str, Any]]:
+def history(
+    session: Session, layer: Layer, fid: int, grant: Scope | None = None
+) -> list[dict[str, Any]]:
     """Every version of a feature, newest first: the current one (if it still exists), then the
-    archived ones, each with who wrote it, when, and what replaced it."""
-    specs = specs_of(layer.properties)
+    archived ones, each with who wrote it, when, and what replaced it.
+
+    Through a grant: only versions whose geometry intersects its area, and only the attributes
+    it lets the reader see (archived versions keep every attribute, so they are filtered here).
+    """
+    specs = visible_specs(layer, grant)
+    visible = {s.name for s in specs}
+    area = f" AND {grant.area}" if grant and grant.area else ""
     rows = session.execute(
         text(
             f"SELECT version, {storage.properties_jsonb('t', specs)}::text, ST_AsGeoJSON(geom, 8),"
             " updated_by, updated_at, NULL, NULL, NULL "
-            f"FROM {storage.table_ref(layer.table_name)} t WHERE id = :fid "
+            f"FROM {storage.table_ref(layer.table_name)} t WHERE id = :fid{area} "
             "UNION ALL "
             "SELECT version, properties::text, ST_AsGeoJSON(geom, 8), updated_by, updated_at,"
             " action, archived_by, archived_at "
-            f"FROM {storage.history_ref(layer.table_name)} WHERE fid = :fid "
+            f"FROM {storage.history_ref(layer.table_name)} WHERE fid = :fid{area} "
             "ORDER BY 1 DESC, 8 DESC NULLS FIRST"
         ),
         {"fid": fid},
@@ -239,7 +312,7 @@ def history(session: Session, layer: Layer, fid: int) -> list[dict[str, Any]]:
     return [
         {
             "version": r[0],
-            "properties": orjson.loads(r[1]),
+            "properties": {k: v for k, v in orjson.loads(r[1]).items() if k in visible},
             "geometry": orjson.loads(r[2]) if r[2] else None,
             "updated_by": r[3],
             "updated_at": r[4].isoformat() if r[4] else None,

@@ -76,11 +76,15 @@ def geopackage(session: Session, source: LayerSource, target_crs: str) -> Path:
         )
         written = True
     if not written:
+        # No feature (or none in the reader's grant area): the file still declares the fields.
         pyogrio.raw.write(
             str(path),
             geometry=np.array([], dtype=object),
-            field_data=[np.array([], dtype="int64")],
-            fields=["fid_source"],
+            field_data=[
+                np.array([], dtype="int64"),
+                *(_column([], source.properties[n]) for n in names),
+            ],
+            fields=["fid_source", *names],
             driver="GPKG",
             layer=source.id,
             crs=info.proj or info.id,

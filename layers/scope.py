@@ -186,6 +186,18 @@ def area_predicate(grant_id: int, geometry_column: str) -> str:
     )
 
 
+def intersects_area(session: Session, grant_id: int, ewkb_hex: str) -> bool:
+    """Whether a geometry (hex EWKB in the storage CRS) intersects the grant's area."""
+    found = session.execute(
+        select(
+            func.ST_Intersects(
+                func.ST_GeomFromEWKB(func.decode(ewkb_hex, "hex")), Grant.area_storage
+            )
+        ).where(Grant.id == grant_id)
+    ).scalar_one_or_none()
+    return bool(found)
+
+
 def scope_of(grant: Grant, properties: list[str], geometry_column: str) -> Scope:
     hidden = (
         ()

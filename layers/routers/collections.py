@@ -471,7 +471,7 @@ def item_history(
     if not source.versioned:
         raise ApiError(404, "NotFound", f"{collection_id!r} keeps no feature history")
     layer = catalogue.readable_layer(session, who, collection_id)
-    versions = editing.history(session, layer, _fid(feature_id))
+    versions = editing.history(session, layer, _fid(feature_id), source.scope)
     if not versions:
         raise ApiError(404, "NotFound", f"no feature {feature_id} in {collection_id!r}")
     catalogue.audit_read(session, who, [source], "history")

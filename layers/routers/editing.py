@@ -22,9 +22,9 @@ from geo.http import json_body
 from geo.openapi import FEATURE, errors, returns
 from geo.preconditions import check_if_match, etag
 from geo.routing import api_router
+from geo.sources import LayerSource
 from layers import catalogue, editing, features
 from layers.http import GEOJSON, base_url
-from layers.models import Layer
 from layers.routers.collections import _fid
 
 router = api_router(tags=["collections"])
@@ -54,14 +54,15 @@ def _if_match(request: Request, fid: int) -> Callable[[int], None]:
 
 
 def _feature_response(
-    session: Session, request: Request, layer: Layer, fid: int, status: int
+    session: Session, request: Request, source: LayerSource, fid: int, status: int
 ) -> Response:
-    """The feature as written, with its new ETag (read back in the same transaction)."""
-    found = features.one(session, catalogue.source_of(layer), fid, crs.DEFAULT_CRS)
+    """The feature as written and as the editor may see it, with its new ETag (read back in the
+    same transaction)."""
+    found = features.one(session, source, fid, crs.DEFAULT_CRS)
     if found is None:
-        raise ApiError(404, "NotFound", f"no feature {fid} in {layer.id!r}")
+        raise ApiError(404, "NotFound", f"no feature {fid} in {source.id!r}")
     feature, version = found
-    href = f"{base_url(request)}/collections/{layer.id}/items/{fid}"
+    href = f"{base_url(request)}/collections/{source.id}/items/{fid}"
     return Response(
         feature,
         status,
@@ -80,10 +81,11 @@ def _edit_item(
     session: Session,
 ) -> Response:
     """PUT and PATCH: ``write`` (editing.replace or editing.patch), then the feature as written."""
-    layer = catalogue.writable_layer(session, who, collection_id)
+    layer, source = catalogue.editable_source(session, who, collection_id)
     fid = _fid(feature_id)
-    write(session, who, layer, fid, body, _input_crs(request), _if_match(request, fid))
-    return _feature_response(session, request, layer, fid, 200)
+    check = _if_match(request, fid)
+    write(session, who, layer, fid, body, _input_crs(request), check, source.scope)
+    return _feature_response(session, request, source, fid, 200)
 
 
 @router.post(
@@ -102,9 +104,9 @@ def create_item(
     body: Any = Depends(json_body),
     who: Principal = Depends(editor),
 ) -> Response:
-    layer = catalogue.writable_layer(session, who, collection_id)
-    fid, _ = editing.create(session, who, layer, body, _input_crs(request))
-    return _feature_response(session, request, layer, fid, 201)
+    layer, source = catalogue.editable_source(session, who, collection_id)
+    fid, _ = editing.create(session, who, layer, body, _input_crs(request), source.scope)
+    return _feature_response(session, request, source, fid, 201)
 
 
 @router.put(
@@ -164,7 +166,7 @@ def delete_item(
     session: DbSession,
     who: Principal = Depends(editor),
 ) -> Response:
-    layer = catalogue.writable_layer(session, who, collection_id)
+    layer, source = catalogue.editable_source(session, who, collection_id)
     fid = _fid(feature_id)
-    editing.delete(session, who, layer, fid, _if_match(request, fid))
+    editing.delete(session, who, layer, fid, _if_match(request, fid), source.scope)
     return Response(status_code=204)

@@ -28,7 +28,7 @@ router = api_router(tags=["collections"])
     responses=returns(
         {"application/geopackage+sqlite3": None, CSV: None}, "a GeoPackage, or CSV with f=csv"
     )
-    | errors(404),
+    | errors(403, 404),
 )
 def export_route(
     collection_id: str,
@@ -38,7 +38,7 @@ def export_route(
     who: Principal = Depends(principal),
 ) -> Response:
     target = geo_crs.resolve(crs).id
-    source = catalogue.readable_source(session, who, collection_id)
+    source = catalogue.readable_source(session, who, collection_id, need="download")
     catalogue.audit_read(session, who, [source], f"export.{f}")
     if f == "csv":
         query = features.Query(limit=2**62, crs=target)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.http import json_body, model
-from geo.openapi import errors
+from geo.openapi import errors, returns
 from geo.routing import api_router
 from layers import grants
 from layers.scope import LEVELS
@@ -55,10 +55,7 @@ _GRANT = {"type": "object", "required": ["id", "collection", "level"]}
             "content": {"application/json": {"schema": GrantIn.model_json_schema()}},
         }
     },
-    responses={
-        201: {"description": "the grant", "content": {"application/json": {"schema": _GRANT}}}
-    }
-    | errors(403, 404, 405),
+    responses=returns({"application/json": _GRANT}, "the grant", 201) | errors(403, 404, 405),
 )
 def create_grant_route(
     collection_id: str,

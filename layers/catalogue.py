@@ -1,9 +1,11 @@
 """The catalogue: which layers exist, who may read or change them, and how to read each one.
 
-Graded access (DESIGN.md, security): ``public`` layers are readable by everyone, ``shared``
-ones by the owning department and the departments named, ``private`` ones by the owner only;
-platform admins read everything. A layer the caller may not read does not exist for them: every
-lookup answers 404, never 403, so ids of other departments' private layers leak nothing.
+Graded access (DESIGN.md, security; issue 11): ``public`` (open data) layers are readable by
+everyone, unconditionally shared ones (无条件共享) are viewable by every department, and
+everything else by the owning department and the holders of a grant (layers.scope), through
+that grant's scope; platform admins read everything. A layer the caller may not read does not
+exist for them: every lookup answers 404, never 403, so ids of other departments' private
+layers leak nothing.
 
 Other packages' datasets (the address library's addresses, districts, subdistricts,
 communities, grids) are listed here too, as public read-only *system* collections, so overlay,
@@ -51,7 +53,7 @@ def is_system(layer_id: str) -> bool:
 
 def is_public(layer: Layer) -> bool:
     """Readable by everyone, anonymous callers included: `access=public`, or open data."""
-    return layer.access == "public" or bool(getattr(layer, "open_data", False))
+    return layer.access == "public" or bool(layer.open_data)
 
 
 def full_access(who: Principal, layer: Layer, need: str = "view") -> bool:
@@ -67,7 +69,7 @@ def full_access(who: Principal, layer: Layer, need: str = "view") -> bool:
         return False
     if is_public(layer):
         return True
-    unconditional = getattr(layer, "sharing_type", None) == "unconditional"
+    unconditional = layer.sharing_type == "unconditional"
     return need == "view" and unconditional and who.department is not None
 
 
@@ -169,15 +171,12 @@ def readable_layers(session: Session, who: Principal) -> list[Layer]:
     stmt = select(Layer).order_by(Layer.id)
     if not who.is_admin:
         rules = [Layer.access == "public"]
-        if hasattr(Layer, "open_data"):
-            rules.append(Layer.open_data.is_(True))
         if who.department:
             rules += [
                 Layer.owner == who.department,
+                Layer.sharing_type == "unconditional",
                 Layer.id.in_(scope.granted_layer_ids(who.department)),
             ]
-            if hasattr(Layer, "sharing_type"):
-                rules.append(Layer.sharing_type == "unconditional")
         stmt = stmt.where(or_(*rules))
     return list(session.scalars(stmt))
 

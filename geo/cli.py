@@ -15,6 +15,7 @@ from rich.console import Console
 from geo import pitr_cli
 from geo.accounts.cli import app as account_app
 from geo.audit_cli import app as audit_app
+from geo.ha import cli as ha_cli
 from geo.plugins import load_plugins
 from geo.settings import get_settings
 
@@ -94,6 +95,9 @@ def db_replica(
     if not replica.initialized():
         replica.init_replica(primary)
     print(replica.start())
+
+
+db_app.command("ha")(ha_cli.ha)
 
 
 @db_app.command("url")

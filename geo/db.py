@@ -44,8 +44,18 @@ def normalize_url(url: str) -> str:
 
 def libpq_url(url: str | URL) -> str:
     """A SQLAlchemy URL as libpq takes it (psycopg.connect, psycopg pools): the driver name
-    dropped, the password kept."""
-    text_url = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    dropped, the password kept, and SQLAlchemy's multi-host form (`@/db?host=h1:p1&host=h2:p2`,
+    a pg_auto_failover pair) written as libpq's `@h1:p1,h2:p2/db`."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    hosts = parsed.query.get("host")
+    if isinstance(hosts, tuple):
+        query = {k: v for k, v in parsed.query.items() if k != "host"}
+        single = parsed.set(query=query, host="HOSTS")
+        text_url = single.render_as_string(hide_password=False).replace(
+            "@HOSTS", "@" + ",".join(hosts), 1
+        )
+    else:
+        text_url = parsed.render_as_string(hide_password=False)
     return text_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 

@@ -17,6 +17,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
 command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+command -v pg_autoctl >/dev/null || missing+=(postgresql-15-auto-failover)
 /usr/bin/python3 -c "import qgis.core" 2>/dev/null || missing+=(qgis python3-qgis)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -73,8 +73,8 @@ def require_authority(session: Session, who: Principal) -> None:
 
 def actor(who: Principal) -> str:
     """How the library names who changed an address (`updated_by`, history): the department and
-    the key's prefix, as the audit trail does."""
-    return f"{who.department}/{who.key_prefix}" if who.department else (who.key_prefix or "")
+    the account or key prefix, as the audit trail does."""
+    return f"{who.department}/{who.actor}" if who.department else (who.actor or "")
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -70,6 +70,12 @@ class Principal:
         return self.role is None
 
     @property
+    def actor(self) -> str | None:
+        """Who acted, as rows that record it say (created_by, decided_by, history): the signed-in
+        person's account name, else the key's prefix; None when anonymous."""
+        return self.account or self.key_prefix
+
+    @property
     def is_admin(self) -> bool:
         """The platform administrator: an admin key of the platform department. Only it acts
         across departments; a department's own admin key is `administers(its code)`."""

@@ -30,7 +30,7 @@ from geo.errors import ApiError
 from geo.plugins import system_collections
 from geo.sources import LayerSource
 from layers import scope, storage
-from layers.models import ACCESS_LEVELS, Layer
+from layers.models import ACCESS_LEVELS, SHARING_OF_ACCESS, Layer
 from layers.schema import PropertySpec, check_geometry_type, specs_of
 from layers.scope import Grant
 
@@ -338,9 +338,10 @@ def create_layer(
         key_property=key_property,
         access=access,
         shared_with=shared,
+        sharing_type=SHARING_OF_ACCESS[access],
         owner=who.department,
         table_name="l_" + layer_id,
-        created_by=who.key_prefix,
+        created_by=who.actor,
     )
     session.add(layer)
     session.flush()
@@ -376,7 +377,7 @@ def sync_shared_with(session: Session, who: Principal, layer: Layer) -> None:
             )
         )
     }
-    by = who.key_prefix or who.department
+    by = who.actor or who.department
     for code in sorted(wanted - set(held)):
         session.add(
             Grant(
@@ -403,7 +404,10 @@ def update_layer(session: Session, who: Principal, layer_id: str, changes: dict[
     layer = writable_layer(session, who, layer_id, lock=True)
     access = changes.get("access", layer.access)
     shared = changes.get("shared_with", layer.shared_with if access == "shared" else [])
-    layer.access, layer.shared_with = check_access(access, shared or [])
+    access, shared = check_access(access, shared or [])
+    if access != layer.access:
+        layer.sharing_type = SHARING_OF_ACCESS[access]
+    layer.access, layer.shared_with = access, shared
     sync_shared_with(session, who, layer)
     if "title" in changes:
         layer.title = changes["title"] or layer.id

@@ -48,7 +48,7 @@ def _bad(code: str, message: str, details: Any = None) -> ApiError:
     return ApiError(400, code, message, details)
 
 
-def _check_level(level: str) -> str:
+def check_level(level: str) -> str:
     if level not in LEVELS:
         raise _bad(
             "InvalidParameterValue",
@@ -76,7 +76,7 @@ def _check_grantee(session: Session, owner: str, grantee: str | None) -> str | N
     return grantee
 
 
-def _check_attributes(declared: list[str], attributes: list[str] | None) -> list[str] | None:
+def check_attributes(declared: list[str], attributes: list[str] | None) -> list[str] | None:
     if attributes is None:
         return None
     if len(attributes) > MAX_ATTRIBUTES:
@@ -111,7 +111,7 @@ def _multipolygon(shape: Any) -> Any:
     return shape
 
 
-def _polygon(area: dict[str, Any]) -> Any:
+def polygon(area: dict[str, Any]) -> Any:
     """A GeoJSON (Multi)Polygon in EPSG:4326, valid and inside the city, as a shapely shape."""
     kind = area.get("type") if isinstance(area, dict) else None
     if kind not in ("Polygon", "MultiPolygon"):
@@ -132,7 +132,7 @@ def _polygon(area: dict[str, Any]) -> Any:
     return _multipolygon(shape)
 
 
-def _admin_area(session: Session, code: str) -> Any:
+def admin_area(session: Session, code: str) -> Any:
     """An admin area's polygon, read through the address library (never its tables)."""
     try:
         found = get_area(session, code, STORAGE_CRS)
@@ -167,10 +167,10 @@ def create_grant(
     """Grant ``grantee`` (None: every department) ``level`` on the layer, in the caller's
     transaction; everything is checked before anything is written."""
     layer = catalogue.writable_layer(session, who, layer_id, lock=True)
-    _check_level(level)
+    check_level(level)
     grantee = _check_grantee(session, layer.owner, grantee)
     declared = [p.name for p in specs_of(layer.properties)]
-    kept = _check_attributes(declared, attributes)
+    kept = check_attributes(declared, attributes)
     expires = _check_expiry(expires_at)
     if note is not None and len(note) > MAX_NOTE:
         raise _bad("InvalidParameterValue", f"note is longer than {MAX_NOTE} characters")
@@ -178,9 +178,9 @@ def create_grant(
         raise _bad("InvalidParameterValue", "give area or area_code, not both")
     shape = None
     if area_code is not None:
-        shape = _admin_area(session, area_code)
+        shape = admin_area(session, area_code)
     elif area is not None:
-        shape = _polygon(area)
+        shape = polygon(area)
     grant = Grant(
         layer_id=layer.id,
         grantee=grantee,
@@ -195,7 +195,7 @@ def create_grant(
         note=note,
         request_id=request_id,
         origin="grant",
-        created_by=who.key_prefix or who.department,
+        created_by=who.actor or who.department,
     )
     session.add(grant)
     session.flush()
@@ -234,7 +234,7 @@ def revoke_grant(
             409, "Conflict", f"grant {grant_id} was revoked already", {"grant": grant_id}
         )
     grant.revoked_at = datetime.now(UTC)
-    grant.revoked_by = who.key_prefix or who.department
+    grant.revoked_by = who.actor or who.department
     versions.bump(session, catalogue.version_key(grant.layer_id))
     audit.record(
         session, who, "grant.revoke", grant.layer_id, {"grant": grant.id, "grantee": grant.grantee}

@@ -39,6 +39,10 @@ from geo.db import Base
 
 ACCESS_LEVELS = ("public", "shared", "private")
 SHARING_TYPES = ("unconditional", "conditional", "none")
+# The sharing type a layer gets from its access level, when it is created or its access changes
+# without one being named: open data is shared unconditionally, a list of departments is
+# conditional sharing (grants), a private layer is not shared (the migration used the same rule).
+SHARING_OF_ACCESS = {"public": "unconditional", "shared": "conditional", "private": "none"}
 # ISO 19115 MD_MaintenanceFrequencyCode, the update cycles catalogue clients know.
 UPDATE_CYCLES = (
     "continual",

@@ -6,7 +6,7 @@ collection, the matching features ``l`` are found with ``l.geom && <o's box>`` (
 ST_Intersects/ST_Within/ST_Contains, written out for distances and representative points), so
 counting two million points into ten thousand grid cells is ten thousand index probes, not a
 cross product. Large layers are stored in spatial order (layers.storage), so each probe reads a
-few neighbouring pages. ``tests/test_layers_explain.py`` checks the plans.
+few neighbouring pages. ``tests/test_layers_analysis.py`` checks the plans.
 """
 
 from __future__ import annotations

@@ -84,15 +84,15 @@ def _shape(session: Session, area_code: str | None, area: dict[str, Any] | None)
     if area is not None and area_code is not None:
         raise _bad("InvalidParameterValue", "give area or area_code, not both")
     if area_code is not None:
-        return grants._admin_area(session, area_code)
+        return grants.admin_area(session, area_code)
     if area is not None:
-        return grants._polygon(area)
+        return grants.polygon(area)
     return None
 
 
 def _asked_shape(session: Session, request: AccessRequest) -> Any:
     if request.area_code is not None:
-        return grants._admin_area(session, request.area_code)
+        return grants.admin_area(session, request.area_code)
     return to_shape(request.area) if request.area is not None else None
 
 
@@ -120,7 +120,7 @@ def submit(
     layer = session.scalar(select(Layer).where(Layer.id == collection, records_query.visible(who)))
     if layer is None:
         raise ApiError(404, "NotFound", f"no collection {collection!r}", {"collection": collection})
-    grants._check_level(level)
+    grants.check_level(level)
     if catalogue.full_access(who, layer, level):
         raise ApiError(
             409,
@@ -137,7 +137,7 @@ def submit(
             f"state how long access is needed: duration_days (1-{MAX_DURATION_DAYS}) or expires_at",
         )
     declared = [p.name for p in specs_of(layer.properties)]
-    kept = grants._check_attributes(declared, attributes)
+    kept = grants.check_attributes(declared, attributes)
     shape = _shape(session, area_code, area)
     pending = session.scalar(
         select(AccessRequest.id).where(
@@ -152,7 +152,7 @@ def submit(
         layer_id=layer.id,
         requester=who.department,
         owner=layer.owner,
-        requested_by=who.key_prefix,
+        requested_by=who.actor,
         purpose=purpose,
         level=level,
         area_code=area_code,
@@ -235,14 +235,14 @@ def _narrower(
     """The grant's terms: each as asked unless ``changes`` narrows it; wider is a 400."""
     wider: list[str] = []
     level = changes.get("level") or request.level
-    grants._check_level(level)
+    grants.check_level(level)
     if LEVEL_RANK[level] > LEVEL_RANK[request.level]:
         wider.append("level")
     attributes = request.attributes
     if changes.get("attributes") is not None:
         layer = session.get(Layer, request.layer_id)
         declared = [p.name for p in specs_of(layer.properties)] if layer else []
-        attributes = grants._check_attributes(declared, changes["attributes"]) or []
+        attributes = grants.check_attributes(declared, changes["attributes"]) or []
         if request.attributes is not None and not set(attributes) <= set(request.attributes):
             wider.append("attributes")
     area_code, area = request.area_code, request.area
@@ -288,7 +288,7 @@ def approve(
         request_id=request.id,
         **terms,
     )
-    request.status, request.decided_at, request.decided_by = "approved", now, who.key_prefix
+    request.status, request.decided_at, request.decided_by = "approved", now, who.actor
     request.reason, request.grant_id = note, grant.id
     session.flush()
     narrowed = sorted(
@@ -314,7 +314,7 @@ def approve(
 def reject(session: Session, who: Principal, request_id: int, reason: str) -> AccessRequest:
     request = _for_decision(session, who, request_id)
     request.status, request.decided_at = "rejected", datetime.now(UTC)
-    request.decided_by, request.reason = who.key_prefix, reason
+    request.decided_by, request.reason = who.actor, reason
     session.flush()
     audit.record(
         session,
@@ -341,7 +341,7 @@ def withdraw(session: Session, who: Principal, request_id: int) -> AccessRequest
         )
     _still_pending(request)
     request.status, request.decided_at = "withdrawn", datetime.now(UTC)
-    request.decided_by = who.key_prefix
+    request.decided_by = who.actor
     session.flush()
     audit.record(session, who, "access_request.withdraw", request.layer_id, {"request": request.id})
     return request

@@ -259,3 +259,26 @@ def test_opening_a_shared_layer_ends_its_shared_with_grants(
     assert doc["access"] == "public" and doc["shared_with"] == []
     grants = client.get(f"/collections/{lid}/grants", headers=owner.editor).json()["grants"]
     assert [g["active"] for g in grants if g["grantee"] == other.code] == [False]
+
+
+def test_access_given_at_creation_or_by_patch_sets_the_sharing_type(
+    client: TestClient, make_department
+) -> None:
+    """An access level set through /collections (not the catalogue entry) moves the sharing
+    type with it, so a record never reads 不予共享 and 开放 at once."""
+    owner = make_department()
+    lid = layer_id("c")
+    body = {"id": lid, "geometry_type": "Point", "access": "public", "properties": []}
+    assert client.post("/collections", json=body, headers=owner.editor).status_code == 201
+
+    def sharing() -> tuple[str, bool]:
+        record = client.get(f"{ITEMS}/{lid}", headers=owner.editor).json()["properties"]
+        return record["sharingType"], record["openData"]
+
+    assert sharing() == ("unconditional", True)
+    for access, expected in (("shared", "conditional"), ("private", "none")):
+        r = client.patch(f"/collections/{lid}", json={"access": access}, headers=owner.editor)
+        assert r.status_code == 200, r.text
+        assert sharing() == (expected, False)
+    r = client.patch(f"/collections/{lid}", json={"title": "只改标题"}, headers=owner.editor)
+    assert r.status_code == 200 and sharing() == ("none", False)

@@ -50,7 +50,7 @@ class Problems:
 
 def actor(who: Principal) -> str:
     """How feature rows name who last changed them."""
-    return f"{who.department or 'anonymous'}/{who.key_prefix or '-'}"
+    return f"{who.department or 'anonymous'}/{who.actor or '-'}"
 
 
 class Target:

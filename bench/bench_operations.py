@@ -1,6 +1,7 @@
-"""Operations: back up and restore a database holding 3,000,000 addresses with pgBackRest (geo
-backup / geo restore), beside pg_dump / pg_restore (geo export / geo import), and a restore to a
-chosen second holding the rows written before it and none after.
+"""Operations: failover time and acknowledged writes lost when the primary's machine is killed
+(pg_auto_failover, `geo db ha`, three times); back up and restore a database holding 3,000,000
+addresses with pgBackRest (geo backup / geo restore), beside pg_dump / pg_restore (geo export /
+geo import); and a restore to a chosen second holding the rows written before it and none after.
 
 Ours writes a full backup into both repositories (local and off-site) and restores into a new
 data directory, replaying the archived WAL; the peer dumps to one custom-format file and restores
@@ -10,6 +11,7 @@ it into a new database in one transaction (indexes rebuilt).
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,7 +25,10 @@ from geo.backup import backup as pg_dump_to
 from geo.backup import restore as pg_restore_from
 from geo.db import libpq_url
 from geo.embedded import EmbeddedCluster
+from geo.ha.cluster import HaFormation
 from geo.pitr import Pitr, Repositories
+
+FAILOVERS = 3
 
 
 def _load(ctx: BenchContext) -> int:
@@ -75,7 +80,71 @@ def _chosen_second(ctx: BenchContext, pitr: Pitr, work: Path) -> tuple[int, int]
         restored.destroy()
 
 
+def _failover_once(ha: HaFormation, url: str, first: int) -> tuple[float, int, int]:
+    """Kill the primary's keeper and PostgreSQL while a writer commits rows one by one; the
+    seconds until a commit succeeds again, the commits acknowledged, and those lost."""
+    acknowledged: list[int] = []
+    n = first
+
+    def commit() -> bool:
+        nonlocal n
+        n += 1
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
+                conn.execute("INSERT INTO bench_failover VALUES (%s)", (n,))
+        except psycopg.Error:
+            return False
+        acknowledged.append(n)
+        return True
+
+    for _ in range(50):
+        commit()
+    old = ha.primary()
+    assert old is not None
+    ha.kill_node(old)
+    killed = time.perf_counter()
+    while not commit():
+        time.sleep(0.1)
+    seconds = time.perf_counter() - killed
+    for _ in range(50):
+        commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = {r[0] for r in conn.execute("SELECT n FROM bench_failover").fetchall()}
+    ha.rejoin(old)
+    return seconds, len(acknowledged), len(set(acknowledged) - found)
+
+
+def _failovers(ctx: BenchContext) -> None:
+    ha = HaFormation(ctx.root / "ha")
+    ha.create()
+    url = libpq_url(ha.url())
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_failover (n int PRIMARY KEY)")
+    try:
+        runs = [_failover_once(ha, url, i * 100_000) for i in range(FAILOVERS)]
+    finally:
+        ha.destroy()
+    times = sorted(r[0] for r in runs)
+    ctx.report(
+        f"failover, primary's machine killed (median of {FAILOVERS})",
+        f"{statistics.median(times):.1f} s to the next commit (runs: "
+        + ", ".join(f"{t:.1f}" for t in times)
+        + ")",
+        "-",
+        "-",
+    )
+    acked, lost = sum(r[1] for r in runs), sum(r[2] for r in runs)
+    ctx.report(
+        "acknowledged writes lost (synchronous replication)",
+        f"{lost} of {acked}",
+        "-",
+        "-",
+        "none lost" if lost == 0 else "LOST WRITES",
+    )
+
+
 def run(ctx: BenchContext) -> None:
+    _failovers(ctx)
     count = _load(ctx)
     work = Path(tempfile.mkdtemp(prefix="geo-bench-ops-", dir=ctx.root))
     os.chmod(work, 0o755)

@@ -239,6 +239,12 @@ class HaFormation:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def rejoin(self, name: str) -> None:
+        """Start a killed node's keeper again: pg_auto_failover rewinds it and makes it the
+        new primary's standby (a machine back after a failover)."""
+        self._keeper(name)
+        self.wait_healthy()
+
     def primary(self) -> str | None:
         """The node the monitor has made primary."""
         for name, state in self.states("goalstate").items():

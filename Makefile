@@ -39,7 +39,8 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 ## Refresh the MapLibre GL files the viewer serves (committed under tiles/static/vendor) and the
-## Swagger UI files of /api.html (geo/static/swagger-ui), so neither npm nor a network is needed
+## Swagger UI files of /api.html (geo/static/swagger-ui), htmx for /console (console/static/vendor)
+## and axe-core for the console's accessibility tests (tests/e2e/vendor), so neither npm nor a network is needed
 ## at run time, after changing a version in package.json
 vendor:
 	npm ci --no-audit --no-fund --loglevel=error
@@ -50,6 +51,13 @@ vendor:
 	   node_modules/swagger-ui-dist/favicon-32x32.png node_modules/swagger-ui-dist/LICENSE \
 	   node_modules/swagger-ui-dist/NOTICE geo/static/swagger-ui/
 	node -p "require('./node_modules/swagger-ui-dist/package.json').version" > geo/static/swagger-ui/VERSION
+	mkdir -p console/static/vendor tests/e2e/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js console/static/vendor/
+	cp node_modules/htmx.org/LICENSE console/static/vendor/htmx-LICENSE
+	node -p "require('./node_modules/htmx.org/package.json').version" > console/static/vendor/htmx-VERSION
+	cp node_modules/axe-core/axe.min.js tests/e2e/vendor/
+	cp node_modules/axe-core/LICENSE tests/e2e/vendor/axe-LICENSE
+	node -p "require('./node_modules/axe-core/package.json').version" > tests/e2e/vendor/axe-VERSION
 
 clean-data:
 	-$(BIN)/geo db stop

@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = ("geo", "layers", "tiles", "addressbook")
+PRODUCT = ("geo", "layers", "tiles", "addressbook", "console")
 BENCH = ("bench",)
 CLIENT = "geo/client"
 

@@ -142,6 +142,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_PasswordChangeRequired": "请先修改密码。",
         "err_other": "操作失败：{message}",
         "no_file": "请选择一个文件。",
+        "empty_file": "文件是空的，未创建任何图层。",
+        "err_MalformedJSON": "文件不是有效的 JSON，未创建任何图层。",
     },
     "en": {
         "app": "Tianjin spatial data console",
@@ -272,6 +274,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_PasswordChangeRequired": "Change your password first.",
         "err_other": "It failed: {message}",
         "no_file": "Choose a file.",
+        "empty_file": "The file is empty; no layer was created.",
+        "err_MalformedJSON": "The file is not valid JSON; no layer was created.",
     },
 }
 LANGUAGES = tuple(MESSAGES)

@@ -172,7 +172,8 @@
       ul.id = "feature-errors";
       for (const item of reported) {
         const li = document.createElement("li");
-        li.textContent = fmt("feature_error", { row: item.index, reason: item.reason });
+        // The API counts features from 0; people count from 1.
+        li.textContent = fmt("feature_error", { row: item.index + 1, reason: item.reason });
         ul.appendChild(li);
       }
       box.appendChild(ul);
@@ -192,6 +193,7 @@
       status.textContent = "";
       const file = form.elements.file.files[0];
       if (!file) { $("upload-error").textContent = M.no_file; return; }
+      if (file.size === 0) { $("upload-error").textContent = M.empty_file; return; }
       const mode = form.elements.mode.value;
       const params = new URLSearchParams({ mode, crs: form.elements.crs.value });
       if (mode === "upsert" && form.elements.key_property.value) {
@@ -413,10 +415,13 @@
   /* ---------------- catalogue and access requests ---------------- */
   function initCatalogue() {
     const dept = body.dataset.department;
+    let searches = 0;
     async function search() {
       const q = $("q").value.trim();
+      const mine = ++searches;
       const found = await api("GET", "/catalogue/collections/layers/items?limit=50"
         + (q ? "&q=" + enc(q) : ""));
+      if (mine !== searches) return;  // a later search is on its way: its answer counts
       const tbody = $("results-body");
       tbody.replaceChildren();
       $("results-empty").hidden = found.features.length > 0;
@@ -463,7 +468,8 @@
         cell(tr, M["level_" + r.level] || r.level);
         cell(tr, M["status_" + r.status] || r.status);
         const actions = cell(tr, "");
-        if (r.status === "pending") {
+        // Deciding is a department administrator's (the API answers 403 to others).
+        if (r.status === "pending" && body.dataset.role === "admin") {
           for (const [verb, label] of [["approve", M.approve], ["reject", M.reject]]) {
             const button = document.createElement("button");
             button.type = "button";

@@ -284,8 +284,10 @@
       const found = await api("GET", base + "/grants");
       const tbody = $("grants-body");
       tbody.replaceChildren();
-      $("grants-empty").hidden = found.grants.length > 0;
-      for (const g of found.grants) {
+      // The API lists revoked and expired grants too (their history); the table shows those in force.
+      const current = found.grants.filter((g) => g.active);
+      $("grants-empty").hidden = current.length > 0;
+      for (const g of current) {
         const tr = document.createElement("tr");
         cell(tr, g.grantee || M.everyone);
         cell(tr, M["level_" + g.level] || g.level);
@@ -296,13 +298,17 @@
         button.type = "button";
         button.textContent = M.revoke;
         button.setAttribute("aria-label", M.revoke + " " + (g.grantee || M.everyone));
-        button.setAttribute("hx-delete", base + "/grants/" + g.id);
-        button.setAttribute("hx-swap", "none");
-        button.addEventListener("htmx:afterRequest", () => loadGrants().catch(() => {}));
+        button.addEventListener("click", async () => {
+          try {
+            await api("DELETE", base + "/grants/" + g.id);
+            await loadGrants();
+          } catch (err) {
+            $("grant-error").textContent = errorText(err);
+          }
+        });
         cell(tr, "").appendChild(button);
         tbody.appendChild(tr);
       }
-      if (window.htmx) window.htmx.process(tbody);
     }
 
     function drawMap(collection) {

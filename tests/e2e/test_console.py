@@ -263,10 +263,30 @@ def test_console_flows(
     click(driver, "#catalogue-form button[type=submit]")
     wait_text(driver, "catalogue-status", "已保存")
     shot(driver, "console-4-grant.png")
+    # Revoking.
+    click(driver, "#grants-body button")
+    wait_for(driver, "return !document.getElementById('grants-empty').hidden", what="revoked")
+    assert driver.execute_script("return document.getElementById('grants-body').rows.length") == 0
+
+    # A session that ends while a form is being filled: sign in again, the form is still there.
+    asker = people["asker"][0]
+    fill(driver, {"grant-grantee": asker.department, "grant-attributes": "名称"})
+    driver.delete_cookie("geo_session")
+    click(driver, "#grant-form button[type=submit]")
+    wait_for(driver, "return location.pathname === '/console/login'", what="back to sign-in")
+    wait_text(driver, "main", "您填写的内容已保留")
+    fill(driver, {"username": owner.username, "password": STRONG})
+    click(driver, "#login-form button[type=submit]")
+    wait_for(driver, f"return location.pathname === '/console/layers/{layer}'", what="back")
+    kept = "return document.getElementById('grant-grantee').value"
+    wait_for(driver, f"{kept} === {asker.department!r}", what="the form put back")
+    assert driver.execute_script("return document.getElementById('grant-attributes').value") == (
+        "名称"
+    )
     sign_out(driver)
 
-    # 4. Another department finds the layer, requests access; the owner approves it.
-    asker, password = people["asker"]
+    # 4. Another department finds the layer, requests access; its administrator approves it.
+    password = people["asker"][1]
     sign_in(driver, server, asker, password)
     wait_for(driver, "return location.pathname === '/console/layers'", what="asker signed in")
     driver.get(server + "/console/catalogue")

@@ -243,14 +243,20 @@ def test_console_flows(
     # Creating it again is refused with a clear message, not a second layer.
     click(driver, "#upload-submit")
     wait_text(driver, "upload-error", "该标识已存在")
+    # The same file appended to the layer.
+    fill(driver, {"upload-mode": "append"})
+    click(driver, "#upload-submit")
+    wait_text(driver, "upload-status", "写入 3 个要素")
+    count = f"#layers-body tr[data-layer='{layer}'] td:nth-child(3)"
+    wait_for(driver, f"return document.querySelector({count!r}).innerText === '6'", what="6")
 
     driver.get(f"{server}/console/layers/{layer}")
-    wait_text(driver, "features-range", "共 3 条")
+    wait_text(driver, "features-range", "共 6 条")
     wait_text(driver, "schema-body", "名称")
-    wait_for(driver, "return window.consoleMapReady === 3", what="the map preview")
+    wait_for(driver, "return window.consoleMapReady === 6", what="the map preview")
     fill(driver, {"filter": "名称 = '南京路站'"})
     click(driver, "#filter-form button[type=submit]")
-    wait_text(driver, "features-range", "共 1 条")
+    wait_text(driver, "features-range", "共 2 条")
     shot(driver, "console-3-layer.png")
     no_serious_violations(driver)
 

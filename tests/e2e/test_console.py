@@ -202,6 +202,16 @@ def test_console_flows(
     wait_text(driver, "main", "本部门还没有图层")
     shot(driver, "console-1-signin.png")
     no_serious_violations(driver)
+    # English on request, remembered, and back to Chinese.
+    click(driver, "#lang-switch")
+    wait_for(driver, "return document.documentElement.lang === 'en'", what="English")
+    wait_text(driver, "main", "My layers")
+    no_serious_violations(driver)
+    driver.get(server + "/console/layers")
+    assert driver.execute_script("return document.documentElement.lang") == "en"
+    click(driver, "#lang-switch")
+    wait_for(driver, "return document.documentElement.lang === 'zh-CN'", what="Chinese")
+    wait_text(driver, "main", "我的图层")
 
     # 2. An XLSX with one bad row: the error in Chinese, nothing created; then the fixed file.
     fill(

@@ -14,7 +14,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-ADMIN_KEY = "tjg_test_admin_" + secrets.token_urlsafe(16)
+# One key per test process, even when this module is imported twice (as pytest's conftest and
+# as tests.conftest): two random keys would leave the servers a test starts with the other one.
+ADMIN_KEY = os.environ.setdefault(
+    "GEO_TEST_ADMIN_KEY", "tjg_test_admin_" + secrets.token_urlsafe(16)
+)
 REPO = Path(__file__).resolve().parents[1]
 
 

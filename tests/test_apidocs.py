@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +15,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.browser import headless_chromium
 from tests.live_server import LiveServer, live_server
 
 REPO = Path(__file__).resolve().parents[1]
 VENDOR = REPO / "geo" / "static" / "swagger-ui"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def test_api_html_names_no_external_host(client: TestClient) -> None:
@@ -61,25 +58,7 @@ def server(database_url: str) -> Iterator[LiveServer]:
 
 def test_swagger_ui_renders_operations_offline(server: LiveServer) -> None:
     """Headless Chromium: the operations appear, and every request stayed on our server."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="geo-apidocs-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
-        driver.set_page_load_timeout(60)
+    with headless_chromium() as driver:
         driver.get(server.base + "/api.html")
         deadline = time.monotonic() + 60
         paths: list[str] = []
@@ -95,6 +74,3 @@ def test_swagger_ui_renders_operations_offline(server: LiveServer) -> None:
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin);"
         )
         assert set(origins) == {server.base}, set(origins)
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)

@@ -31,12 +31,11 @@ from geo.crs import transform_geojson
 from geo.db import get_engine, session_scope
 from geo.embedded import free_port
 from geo.versions import bump
+from tests.browser import headless_chromium, poll
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DISTRICTS = REPO / "addressbook" / "data" / "districts_gcj02.geojson"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # Codes outside the real numbering, so these rows never collide with an imported hierarchy.
 CODE_PREFIX = "9901"
 ADDRESS = {"district": "和平区", "road": "测图路", "house_number": "8"}
@@ -129,43 +128,14 @@ def server(districts: None, address: tuple[float, float]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="geo-e2e-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-angle=swiftshader",
-        "--enable-unsafe-swiftshader",
-        "--window-size=1280,900",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait_for(driver, script: str, timeout: float = 60, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = driver.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.25)
+    value = poll(driver, script, timeout, interval=0.25)
+    if value:
+        return value
     logs = driver.execute_script("return (window.geoViewerErrors || []).join('\\n')")
     raise AssertionError(f"timed out waiting for {what or script}\n{logs}")
 

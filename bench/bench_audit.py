@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from bench.common import BenchContext
-from bench.write_load import CENTRE
+from bench.write_load import in_process_writes_per_s
 
 WRITERS = 16
 SECONDS = 8.0
@@ -63,40 +63,7 @@ def _create_layers() -> None:
 def _writes_per_s(layers: list[str], in_transaction: Callable[[Session], object]) -> float:
     """Writes/s of WRITERS threads, writer n on layers[n % len(layers)], each transaction
     ending with `in_transaction(session)` before its commit."""
-    from geo.db import session_scope
-    from layers import catalogue, editing
-
-    who = _who()
-    done = [0] * WRITERS
-    stop = threading.Event()
-
-    def writer(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            feature = {
-                "type": "Feature",
-                "geometry": {
-                    "type": "Point",
-                    "coordinates": [CENTRE[0] + (n * 5000 + i) * 1e-7, CENTRE[1] - n * 1e-4],
-                },
-                "properties": {"name": f"a{n}-{i}"},
-            }
-            with session_scope() as session:
-                layer = catalogue.writable_layer(session, who, layers[n % len(layers)])
-                editing.create(session, who, layer, feature, "CRS84")
-                in_transaction(session)
-            done[n] += 1
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    stop.wait(SECONDS)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.perf_counter() - started)
+    return in_process_writes_per_s(_who(), layers, SECONDS, WRITERS, in_transaction)
 
 
 def _with_sealer(run: Callable[[], float]) -> float:

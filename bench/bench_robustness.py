@@ -13,13 +13,11 @@ test_concurrent_writes.py).
 from __future__ import annotations
 
 import statistics
-import threading
-import time
 
 import httpx
 
 from bench.common import BenchContext, geo_server, ms_summary
-from bench.write_load import CENTRE, run_write_load
+from bench.write_load import in_process_writes_per_s, run_write_load
 
 WRITERS = 16
 SECONDS = 30.0
@@ -40,39 +38,9 @@ def _create_layer(base: str, headers: dict[str, str]) -> None:
 def _floor(seconds: float) -> float:
     """Writes per second of 16 threads calling layers.editing.create directly."""
     from geo.auth import Principal
-    from geo.db import session_scope
-    from layers import catalogue, editing
 
     who = Principal("platform", "admin", "bench")
-    done = [0] * WRITERS
-    stop = threading.Event()
-
-    def writer(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            feature = {
-                "type": "Feature",
-                "geometry": {
-                    "type": "Point",
-                    "coordinates": [CENTRE[0] + (n * 5000 + i) * 1e-7, CENTRE[1] - n * 1e-4],
-                },
-                "properties": {"name": f"floor{n}-{i}"},
-            }
-            with session_scope() as session:
-                layer = catalogue.writable_layer(session, who, LAYER)
-                editing.create(session, who, layer, feature, "CRS84")
-            done[n] += 1
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    stop.wait(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.perf_counter() - started)
+    return in_process_writes_per_s(who, [LAYER], seconds, WRITERS)
 
 
 def run(ctx: BenchContext) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import morecantile
@@ -100,3 +102,49 @@ def run_write_load(
         t.join(timeout=120)
     out.seconds = time.perf_counter() - started
     return out
+
+
+def in_process_writes_per_s(
+    who: Any,
+    layers: list[str],
+    seconds: float,
+    writers: int,
+    in_transaction: Callable[[Any], object] | None = None,
+) -> float:
+    """Writes/s of ``writers`` threads calling layers.editing.create directly (no HTTP), writer
+    n on ``layers[n % len(layers)]``, each transaction ending with ``in_transaction(session)``
+    before its commit: the floor the HTTP figures are set beside."""
+    from geo.db import session_scope
+    from layers import catalogue, editing
+
+    done = [0] * writers
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            feature = {
+                "type": "Feature",
+                "geometry": {
+                    "type": "Point",
+                    "coordinates": [CENTRE[0] + (n * 5000 + i) * 1e-7, CENTRE[1] - n * 1e-4],
+                },
+                "properties": {"name": f"w{n}-{i}"},
+            }
+            with session_scope() as session:
+                layer = catalogue.writable_layer(session, who, layers[n % len(layers)])
+                editing.create(session, who, layer, feature, "CRS84")
+                if in_transaction is not None:
+                    in_transaction(session)
+            done[n] += 1
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    stop.wait(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - started)

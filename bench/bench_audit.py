@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from bench.common import BenchContext
+from bench.common import BenchContext, ops_per_s
 from bench.write_load import in_process_writes_per_s
 
 WRITERS = 16
@@ -109,24 +109,11 @@ def _compare_writes(ctx: BenchContext, label: str, layers: list[str]) -> None:
 def _reads_per_s(record: Callable[[Session, int], None]) -> float:
     from geo.db import session_scope
 
-    threads_n, done = WRITERS, [0] * WRITERS
-    stop = threading.Event()
+    def read(n: int, _: int) -> None:
+        with session_scope() as session:
+            record(session, n)
 
-    def reader(n: int) -> None:
-        while not stop.is_set():
-            with session_scope() as session:
-                record(session, n)
-            done[n] += 1
-
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(threads_n)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    stop.wait(SECONDS)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.perf_counter() - started)
+    return ops_per_s(read, WRITERS, SECONDS)
 
 
 def _compare_tile_reads(ctx: BenchContext) -> None:

@@ -11,8 +11,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,28 @@ def wait_http(url: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+def ops_per_s(step: Callable[[int, int], object], threads: int, seconds: float) -> float:
+    """Operations per second of ``threads`` threads, each calling ``step(thread, i)`` (``i``:
+    the operations that thread has done so far) until ``seconds`` have passed."""
+    done = [0] * threads
+    stop = threading.Event()
+
+    def run(n: int) -> None:
+        while not stop.is_set():
+            step(n, done[n])
+            done[n] += 1
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    started = time.perf_counter()
+    for t in workers:
+        t.start()
+    stop.wait(seconds)
+    stop.set()
+    for t in workers:
+        t.join()
+    return sum(done) / (time.perf_counter() - started)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import morecantile
 
+from bench.common import ops_per_s
+
 CENTRE = (117.2, 39.1)
 
 
@@ -117,34 +119,19 @@ def in_process_writes_per_s(
     from geo.db import session_scope
     from layers import catalogue, editing
 
-    done = [0] * writers
-    stop = threading.Event()
+    def write(n: int, i: int) -> None:
+        feature = {
+            "type": "Feature",
+            "geometry": {
+                "type": "Point",
+                "coordinates": [CENTRE[0] + (n * 5000 + i) * 1e-7, CENTRE[1] - n * 1e-4],
+            },
+            "properties": {"name": f"w{n}-{i}"},
+        }
+        with session_scope() as session:
+            layer = catalogue.writable_layer(session, who, layers[n % len(layers)])
+            editing.create(session, who, layer, feature, "CRS84")
+            if in_transaction is not None:
+                in_transaction(session)
 
-    def writer(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            feature = {
-                "type": "Feature",
-                "geometry": {
-                    "type": "Point",
-                    "coordinates": [CENTRE[0] + (n * 5000 + i) * 1e-7, CENTRE[1] - n * 1e-4],
-                },
-                "properties": {"name": f"w{n}-{i}"},
-            }
-            with session_scope() as session:
-                layer = catalogue.writable_layer(session, who, layers[n % len(layers)])
-                editing.create(session, who, layer, feature, "CRS84")
-                if in_transaction is not None:
-                    in_transaction(session)
-            done[n] += 1
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    stop.wait(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.perf_counter() - started)
+    return ops_per_s(write, writers, seconds)

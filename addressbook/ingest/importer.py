@@ -190,24 +190,20 @@ def _collect_errors(session: Session, resolved: str, report: ImportReport) -> No
             f"FROM {resolved}"
         )
     ).one()
-    report.errors = [
-        {"line": line, "problem": problem}
-        for line, problem in session.execute(
-            text(
-                f"SELECT line, problem FROM {resolved} WHERE problem IS NOT NULL "
-                f"ORDER BY line LIMIT {MAX_REPORTED_ERRORS}"
-            )
-        ).tuples()
-    ]
-    report.notes = [
-        {"line": line, "note": note}
-        for line, note in session.execute(
-            text(
-                f"SELECT line, note FROM {resolved} WHERE note IS NOT NULL AND problem IS NULL "
-                f"ORDER BY line LIMIT {MAX_REPORTED_ERRORS}"
-            )
-        ).tuples()
-    ]
+    report.errors = _first_lines(session, resolved, "problem", "problem IS NOT NULL")
+    report.notes = _first_lines(session, resolved, "note", "note IS NOT NULL AND problem IS NULL")
+
+
+def _first_lines(session: Session, resolved: str, column: str, where: str) -> list[dict[str, Any]]:
+    """The first MAX_REPORTED_ERRORS rows matching ``where`` (fixed SQL of this module), as
+    {"line": ..., column: ...}."""
+    rows = session.execute(
+        text(
+            f"SELECT line, {column} FROM {resolved} WHERE {where} "
+            f"ORDER BY line LIMIT {MAX_REPORTED_ERRORS}"
+        )
+    ).tuples()
+    return [{"line": line, column: value} for line, value in rows]
 
 
 def _rejected(report: ImportReport) -> ApiError:

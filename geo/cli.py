@@ -124,7 +124,7 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from geo.logs import log_config
-    from geo.utf8_targets import PROTOCOL
+    from geo.request_lines import PROTOCOL
 
     settings = get_settings()
     uvicorn.run(

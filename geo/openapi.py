@@ -11,6 +11,7 @@ that it cannot drift from it:
 - 401 on every route that reads the caller (``geo.auth.principal``): a wrong or revoked key is
   refused, never taken as anonymous;
 - 413 on every operation that takes a body (geo.http's body limit);
+- 414 on every operation: a request line longer than geo.request_lines reads;
 - 429 on every path the rate limiter counts (geo.ratelimit);
 - 503 on every route that queries the database (a statement cancelled by its timeout).
 
@@ -53,6 +54,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state (exists already, retired...)",
     412: "If-Match names a version that is no longer current",
     413: "The request body is larger than the service accepts",
+    414: "The request line (path and query) is longer than the service reads",
     415: "The body's media type is not one this operation reads",
     422: "Well-formed, but the data cannot be stored (an invalid geometry, duplicate keys...)",
     428: "If-Match is required to change this resource",
@@ -194,7 +196,7 @@ def finish(
         responses = operation.setdefault("responses", {})
         if "HTTPValidationError" in json.dumps(responses.get("422", {})):
             del responses["422"]  # FastAPI's; geo.errors answers validation errors with a 400
-        statuses = set(derived.get((path, method), ()))
+        statuses = set(derived.get((path, method), ())) | {414}
         if "requestBody" in operation:
             statuses.add(413)
         for status, response in errors(*sorted(statuses)).items():

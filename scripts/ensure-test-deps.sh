@@ -3,7 +3,7 @@
 # Chromium, its WebDriver and a CJK font for the /map viewer test; wrk for `make bench`;
 # redis-server for the shared rate limit store test (tests/test_ratelimit.py);
 # npm, then the root package.json's packages (MapLibre's style validator) for the style tests;
-# curl for the documentation's examples (tests/test_docs_examples.py) and test_utf8_targets;
+# curl for the documentation's examples (tests/test_docs_examples.py) and test_request_lines;
 # QGIS and its Python bindings for the system python3 (tests/e2e/test_qgis.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -24,8 +24,9 @@ from psycopg.errors import ReadOnlySqlTransaction
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from geo.asgi import HttpMiddleware
 from geo.metrics import waiting_for_connection
 from geo.settings import Settings, get_settings
 
@@ -174,16 +175,10 @@ def pinned_reads() -> Iterator[None]:
         _pinned.reset(token)
 
 
-class PinnedReadsMiddleware:
+class PinnedReadsMiddleware(HttpMiddleware):
     """One read replica per request (pure ASGI: nothing buffered)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         with pinned_reads():
             await self.app(scope, receive, send)
 

@@ -24,9 +24,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from geo import inputs
+from geo.asgi import HttpMiddleware
 from geo.errors import ApiError, error_body
 from geo.nesting import check_json_depth
 from geo.settings import get_settings
@@ -54,14 +55,8 @@ def too_large_message(limit: int, setting: str) -> str:
     return f"the request body is larger than {limit} bytes ({setting})"
 
 
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class BodyLimitMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.lower(): v for k, v in scope["headers"]}
         limit, setting = body_limit(headers.get(b"content-type", b"").decode("latin-1"))
         declared = headers.get(b"content-length", b"").decode("latin-1").strip()

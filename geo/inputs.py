@@ -27,8 +27,9 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from geo.asgi import HttpMiddleware
 from geo.errors import ApiError, error_body
 
 BIGINT_MIN = -(2**63)
@@ -148,16 +149,10 @@ class _NulScanner:
         return None
 
 
-class InputGuardMiddleware:
+class InputGuardMiddleware(HttpMiddleware):
     """Path and query string checked before routing; non-file bodies watched as they are read."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             check_text("path", scope.get("path", ""), label="the request path")
             check_query(scope.get("query_string", b"").decode("latin-1"))

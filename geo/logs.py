@@ -36,8 +36,9 @@ from psycopg.rows import Row
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 from sqlalchemy import Engine, event
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from geo.asgi import HttpMiddleware
 from geo.errors import internal_error
 from geo.redact import RedactSecrets, redact
 from geo.settings import Settings, get_settings
@@ -77,18 +78,12 @@ def _target(scope: Scope) -> str:
     return redact(_printable(target))
 
 
-class RequestLogMiddleware:
+class RequestLogMiddleware(HttpMiddleware):
     """Pure ASGI (no body buffering, streaming responses untouched); outermost of ours, so that
     requests other middleware refuses (rate limits, hostile input, bodies too large) are logged
     and timed too."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = _incoming_id(scope) or uuid.uuid4().hex
         token = request_id.set(rid)
         started = time.perf_counter()

@@ -26,7 +26,9 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from geo.asgi import HttpMiddleware
 
 REQUEST_SECONDS = Histogram(
     "geo_http_request_duration_seconds",
@@ -66,17 +68,11 @@ def waiting_for_connection() -> Iterator[None]:
         SESSIONS_WAITING.dec()
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Times every request (pure ASGI: bodies stream untouched). Inside the request log's
     middleware, so its route template is the one the log names."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

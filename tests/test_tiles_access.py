@@ -62,7 +62,7 @@ def test_query_key_for_map_clients_and_the_audit_trail(
     assert client.get(f"/tiles/{lid}/{PATH}?key={key}").status_code == 200
     tilejson = client.get(f"/tiles/{lid}/tilejson.json?key={key}").json()
     # The tile URL carries a tile token for the map client, never the key itself.
-    assert key not in tilejson["tiles"][0] and "?token=" in tilejson["tiles"][0]
+    assert key not in tilejson["tiles"][0] and "&token=" in tilejson["tiles"][0]
     events = client.get(
         "/audit", params={"action": "layer.read", "department": police.code}, headers=admin_headers
     ).json()["events"]

@@ -8,6 +8,7 @@ tile SQL on the async pool); only catalogue misses and audit records go to a thr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,22 @@ TOKEN_QUERY = Query(
     default=None,
     description="a tile token (POST /tiles/token) for clients that cannot send headers",
 )
+VERSION_QUERY = Query(
+    default=None,
+    description=(
+        "the layers' data version, as TileJSON and styles write it into their tile URLs (the sum"
+        " of the layers' versions): at the current version a public tile is immutable"
+    ),
+)
+# A year: what `immutable` means to browsers and CDNs. Only a URL naming the current version
+# gets it; an edit gives the layers a new version, so documents then point at new URLs.
+IMMUTABLE = "public, max-age=31536000, immutable"
+# An older version gets today's tile for a little while: long enough to absorb a map's burst of
+# requests in a shared cache, short enough that the data it holds is soon asked again.
+OLD_VERSION_MAX_AGE = 10
+# Versions are PostgreSQL bigints; a sum of GEO_TILE_MAX_LAYERS of them stays far below this.
+MAX_VERSION = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")  # fullmatch: "$" also matches before "\n"
 
 
 async def caller(request: Request, token: str | None = TOKEN_QUERY) -> Principal:
@@ -133,12 +150,46 @@ def parse_layer_ids(raw: str) -> list[str]:
     return ids
 
 
-def cache_control(sources: Sequence[LayerSource]) -> str:
-    """Public data may sit in browsers and CDNs for max-age, then revalidate by ETag (a 304
-    costs one version lookup); anything with a non-public layer never lands in a shared cache."""
-    if all(s.public for s in sources):
+def layers_version(sources: Sequence[LayerSource]) -> int:
+    """One number for a list of layers that grows whenever any of them changes: the sum of their
+    versions. Each layer's version only ever grows (geo.versions.bump; a deleted layer's counter
+    stays), so an equal sum means no layer changed; and a number, unlike a list, is one check."""
+    return sum(s.version for s in sources)
+
+
+def parse_version(raw: str | None) -> int | None:
+    """`?v=` from a tile URL: absent, or a whole number 0 to 2^63 - 1 (400 otherwise)."""
+    if raw is None:
+        return None
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_VERSION:
+        raise ApiError(
+            400,
+            "InvalidParameterValue",
+            f"tile version v={raw!r} is not a data version (a whole number, 0 to {MAX_VERSION})",
+            {"parameter": "v", "value": raw},
+        )
+    return int(raw)
+
+
+def cache_control(sources: Sequence[LayerSource], version: int | None = None) -> str:
+    """Who may keep a tile, and for how long.
+
+    Anything with a non-public layer never lands in a shared cache. Public data without a version
+    in the URL may sit in browsers and CDNs for max-age, then revalidate by ETag (a 304 costs one
+    version lookup). At the current version the URL can only ever mean these bytes: immutable.
+    At an older version the client holds an old document: today's tile, briefly. A version ahead
+    of ours (a worker or replica that has not seen the edit yet) must not be kept at all, or the
+    new version's URL would hold the old data."""
+    if not all(s.public for s in sources):
+        return "private, no-store"
+    if version is None:
         return f"public, max-age={tile_settings().max_age}"
-    return "private, no-store"
+    current = layers_version(sources)
+    if version == current:
+        return IMMUTABLE
+    if version < current:
+        return f"public, max-age={OLD_VERSION_MAX_AGE}"
+    return "no-store"
 
 
 def _expired(sources: Sequence[LayerSource]) -> bool:
@@ -180,13 +231,16 @@ def _audit(who: Principal, sources: Sequence[LayerSource], read_as: str) -> None
 
 
 async def tile_response(
-    request: Request, who: Principal, ids: Sequence[str], tile: Tile
+    request: Request, who: Principal, ids: Sequence[str], tile: Tile, version: int | None = None
 ) -> Response:
+    """The tile at the layers' current data; `version` (parse_version) only sets how long it may
+    be kept (cache_control): a request at an old version gets today's data, never a redirect, so
+    a map holding an old style costs no extra round trip per tile."""
     engine = tile_engine()
     sources = await readable_for_tiles(who, ids, f"tile {tile}")
     plans = await engine.plan(sources)
     etag = engine.etag(plans, tile)
-    headers = {"ETag": etag, "Cache-Control": cache_control(sources)}
+    headers = {"ETag": etag, "Cache-Control": cache_control(sources, version)}
     if preconditions.not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     data = await engine.render(plans, tile)

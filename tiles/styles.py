@@ -164,7 +164,7 @@ def style(request: Request, sources: Sequence[LayerSource], bounds: Bounds) -> d
     sources_doc: dict[str, Any] = {
         SOURCE: {
             "type": "vector",
-            "tiles": [tiles_template(request, ids)],
+            "tiles": [tiles_template(request, sources)],
             "minzoom": MIN_ZOOM,
             "maxzoom": MAX_ZOOM,
             "bounds": list(bounds),

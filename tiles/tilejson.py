@@ -74,7 +74,7 @@ def tilejson(
         "version": "1.0.0",
         "attribution": "天津市空间地址与地理信息服务",
         "scheme": "xyz",
-        "tiles": [tiles_template(request, ids)],
+        "tiles": [tiles_template(request, sources)],
         "minzoom": MIN_ZOOM,
         "maxzoom": MAX_ZOOM,
         "bounds": list(bounds),

@@ -7,6 +7,11 @@ and a key opens everything its department may do. The URLs carry a tile token in
 (tiles.tokens: read-only, for the layers of the request, expiring), made once per document; a
 client that came with a token finds the same token. A client that sent a Bearer header gets
 clean URLs: it adds the header itself.
+
+Tile URL templates also carry the layers' data version (`?v=`, tiles.service.layers_version):
+a new version after every edit means a new URL, so browsers, nginx and CDNs may keep a tile at
+the current version forever (tiles.service.cache_control) and a client with a fresh document
+never meets an old tile.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
+from geo.sources import LayerSource
 from tiles import tokens
-from tiles.service import requested_layers
+from tiles.service import layers_version, requested_layers
 
 
 def base_url(request: Request) -> str:
@@ -53,7 +59,13 @@ def layer_list(ids: Sequence[str]) -> str:
     return ",".join(ids)
 
 
-def tiles_template(request: Request, ids: Sequence[str]) -> str:
+def versioned(url: str, sources: Sequence[LayerSource]) -> str:
+    """`url` naming the layers' current data version (before any token)."""
+    return f"{url}?{urlencode({'v': layers_version(sources)})}"
+
+
+def tiles_template(request: Request, sources: Sequence[LayerSource]) -> str:
     """`{z}/{x}/{y}` stay literal: TileJSON and MapLibre fill them in."""
+    ids = [s.id for s in sources]
     url = f"{base_url(request)}/tiles/{layer_list(ids)}/{{z}}/{{x}}/{{y}}.mvt"
-    return with_token(request, url)
+    return with_token(request, versioned(url, sources))

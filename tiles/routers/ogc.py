@@ -18,7 +18,7 @@ from tiles import service
 from tiles.engine import tile_engine
 from tiles.tilejson import FIELD_TYPES, Bounds, layers_bounds
 from tiles.tms import MAX_ZOOM, MIN_ZOOM, TMS_ID, parse_tile, tile_matrix_set, tile_matrix_set_json
-from tiles.urls import base_url, with_key
+from tiles.urls import base_url, versioned, with_key
 
 router = api_router(tags=["tiles"])
 
@@ -151,7 +151,9 @@ def _tileset(
                 "type": service.MVT_MEDIA_TYPE,
                 "title": "tiles (templated)",
                 "templated": True,
-                "href": with_key(request, url + "/{tileMatrix}/{tileRow}/{tileCol}"),
+                "href": with_key(
+                    request, versioned(url + "/{tileMatrix}/{tileRow}/{tileCol}", [source])
+                ),
             },
             _tms_link(request),
             {
@@ -231,8 +233,10 @@ async def get_collection_tile(
     tile_matrix: str,
     tile_row: str,
     tile_col: str,
+    v: str | None = service.VERSION_QUERY,
     who: Principal = Depends(service.caller),
 ) -> Response:
     _check_tms(tms)
     tile = parse_tile(tile_matrix, tile_col, tile_row)
-    return await service.tile_response(request, who, [collection_id], tile)
+    version = service.parse_version(v)
+    return await service.tile_response(request, who, [collection_id], tile, version)

@@ -33,11 +33,13 @@ async def get_tile(
     z: str,
     x: str,
     y: str,
+    v: str | None = service.VERSION_QUERY,
     who: Principal = Depends(service.caller),
 ) -> Response:
     ids = service.parse_layer_ids(layers)
     tile = parse_tile(z, x, y)
-    return await service.tile_response(request, who, ids, tile)
+    version = service.parse_version(v)
+    return await service.tile_response(request, who, ids, tile, version)
 
 
 @router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0.0 for a set of layers")

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from geo import apidocs, inputs, logs, openapi, spool
+from geo import apidocs, inputs, logs, openapi, spool, version_watch
 from geo.db import PinnedReadsMiddleware
 from geo.errors import install_handlers
 from geo.http import BodyLimitMiddleware
@@ -35,7 +35,12 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
         install_admin_key()
     # Uploads a killed process left in the spool; live siblings' folders are locked (geo.spool).
     spool.sweep()
-    yield
+    # Data versions in memory, kept current by LISTEN/NOTIFY: cache hits need no database.
+    await version_watch.start()
+    try:
+        yield
+    finally:
+        await version_watch.stop()
 
 
 def create_app() -> FastAPI:

@@ -3,6 +3,8 @@
 Every write bumps its dataset's counter in the same transaction, and caches (tiles, ETags) key on
 the counter. Because the counter lives in the database, every worker and every replica sees an
 edit at once: no cache has to be told to forget anything, it simply stops asking for old keys.
+Each bump also announces the new version on the channel CHANNEL when it commits, so that
+workers can hold versions in memory (geo.version_watch) instead of reading them per request.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from sqlalchemy import BigInteger, DateTime, String, func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, DateTime, String, func, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from geo.db import Base
@@ -27,14 +28,34 @@ class DataVersion(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# The upsert and its notice in one statement: the notice is queued in the writer's transaction,
+# so listeners (geo.version_watch) hear of a version only once it is committed, and never of a
+# rolled-back one. Payload `<version>:<name>`, the version first because names hold colons.
+CHANNEL = "data_versions"
+BUMP_SQL = text(
+    f"""
+    WITH bumped AS (
+        INSERT INTO {DataVersion.__tablename__} (name, version) VALUES (:name, 1)
+        ON CONFLICT (name) DO UPDATE
+            SET version = {DataVersion.__tablename__}.version + 1, changed_at = now()
+        RETURNING version)
+    SELECT version, pg_notify('{CHANNEL}', version || ':' || :name) FROM bumped
+    """
+)
+
+
 def bump(session: Session, name: str) -> int:
-    """Increase `name`'s version (creating it at 1) and return the new value."""
-    insert_new = insert(DataVersion).values(name=name, version=1)
-    upsert = insert_new.on_conflict_do_update(
-        index_elements=["name"],
-        set_={"version": DataVersion.version + 1, "changed_at": func.now()},
-    ).returning(DataVersion.version)
-    return int(session.execute(upsert).scalar_one())
+    """Increase `name`'s version (creating it at 1), tell every listener at commit, and return
+    the new value."""
+    return int(session.execute(BUMP_SQL, {"name": name}).scalar_one())
+
+
+def parse_notice(payload: str) -> tuple[str, int] | None:
+    """`bump`'s notice as (name, version); None for anything else on the channel."""
+    version, sep, name = payload.partition(":")
+    if not sep or not name or not version.isdigit():
+        return None
+    return name, int(version)
 
 
 # Plain SQL, not the ORM: the tile path runs it on a psycopg pool on every tile request, where

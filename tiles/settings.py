@@ -22,8 +22,14 @@ class TileSettings(BaseSettings):
     cache_mb: int = Field(default=256, ge=0, validation_alias="GEO_TILE_CACHE_MB")
     # The shared on-disk cache: "" (default) turns it off; "default" means GEO_DATA_DIR/tiles.
     disk_cache: str = Field(default="", validation_alias="GEO_TILE_DISK_CACHE")
-    # Features per layer per tile; beyond it a tile holds the first N the index yields.
+    # Features per layer per tile; beyond it points are clustered and lines and polygons keep
+    # the N largest, saying how many were left out (tiles.aggregate).
     max_features: int = Field(default=10_000, ge=1, validation_alias="GEO_TILE_MAX_FEATURES")
+    # Deepest zoom of the point layers' precomputed clusters (cells of 8 pixels): deeper
+    # over-full tiles keep the cap first points and count the others, like polygons.
+    cluster_max_zoom: int = Field(
+        default=16, ge=0, le=20, validation_alias="GEO_TILE_CLUSTER_MAX_ZOOM"
+    )
     # Layers in one composite request.
     max_layers: int = Field(default=20, ge=1, validation_alias="GEO_TILE_MAX_LAYERS")
     # Browser and CDN lifetime of tiles made only of public layers, in seconds.
@@ -36,6 +42,12 @@ class TileSettings(BaseSettings):
     # HMAC secret of tile tokens; unset: one generated once and kept in platform_state, which
     # every worker and machine on the database shares.
     token_secret: str = Field(default="", validation_alias="GEO_TOKEN_SECRET")
+    # Open /events streams per worker (each holds a connection and a queue); beyond: 503.
+    events_max_streams: int = Field(default=100, ge=1, validation_alias="GEO_EVENTS_MAX_STREAMS")
+    # Seconds between /events heartbeat comments, which keep proxies from closing idle streams.
+    events_heartbeat: float = Field(
+        default=15.0, gt=0, le=300, validation_alias="GEO_EVENTS_HEARTBEAT"
+    )
 
     @field_validator("token_secret")
     @classmethod

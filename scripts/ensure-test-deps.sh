@@ -4,6 +4,7 @@
 # redis-server for the shared rate limit store test (tests/test_ratelimit.py);
 # npm, then the root package.json's packages (MapLibre's style validator) for the style tests;
 # curl for the documentation's examples (tests/test_docs_examples.py) and test_request_lines;
+# nginx for the shipped proxy config (tests/test_nginx.py, the tile benchmark; never as a service);
 # QGIS and its Python bindings for the system python3 (tests/e2e/test_qgis.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v pgbackrest >/dev/null || missing+=(pgbackrest)
 command -v pg_autoctl >/dev/null || missing+=(postgresql-15-auto-failover)
 /usr/bin/python3 -c "import qgis.core" 2>/dev/null || missing+=(qgis python3-qgis)
@@ -25,6 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  if [[ " ${missing[*]} " == *" nginx "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    # nginx runs only with its own prefix (bench/nginx_proxy.py): its package must not start it.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}"
 fi

@@ -38,7 +38,9 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-## Refresh the MapLibre GL files the viewer serves (committed under tiles/static/vendor) and the
+## Refresh the MapLibre GL and PMTiles files the viewer serves (committed under tiles/static/vendor;
+## pmtiles' npm package ships no licence file: its BSD-3 text is kept in pmtiles-LICENSE, and
+## pmtiles-fflate-LICENSE is the licence of the fflate inflater bundled into pmtiles.js) and the
 ## Swagger UI files of /api.html (geo/static/swagger-ui), htmx for /console (console/static/vendor)
 ## and axe-core for the console's accessibility tests (tests/e2e/vendor), so neither npm nor a network is needed
 ## at run time, after changing a version in package.json
@@ -47,6 +49,9 @@ vendor:
 	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
 	   node_modules/maplibre-gl/dist/LICENSE.txt tiles/static/vendor/
 	node -p "require('./node_modules/maplibre-gl/package.json').version" > tiles/static/vendor/VERSION
+	cp node_modules/pmtiles/dist/pmtiles.js tiles/static/vendor/
+	cp node_modules/fflate/LICENSE tiles/static/vendor/pmtiles-fflate-LICENSE
+	node -p "require('./node_modules/pmtiles/package.json').version" > tiles/static/vendor/pmtiles-VERSION
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
 	   node_modules/swagger-ui-dist/favicon-32x32.png node_modules/swagger-ui-dist/LICENSE \
 	   node_modules/swagger-ui-dist/NOTICE geo/static/swagger-ui/

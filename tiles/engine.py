@@ -5,17 +5,25 @@ each ST_AsMVT result is a protobuf message whose only fields are `layers` entrie
 messages concatenate into the message holding all their fields. Each layer's tile is cached on
 its own, keyed by that layer's data version, so an edit of one layer re-renders only that
 layer's part of every composite it appears in.
+
+A layer's tile past GEO_TILE_MAX_FEATURES is never truncated silently (tiles.aggregate): its
+statement says `over`, and the tile is made again as clusters (points, from the layer version's
+build) or as the largest features with a count of the dropped ones (lines, polygons).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from psycopg.types.numeric import Int8
+
 from geo.metrics import TILE_CACHE
 from geo.sources import LayerSource
+from tiles.aggregate import Build, Builds, cluster_statement, is_point_layer
 from tiles.cache import DiskCache, MemoryCache, TileCache, TileKey
 from tiles.pool import tile_pool
 from tiles.settings import tile_settings
@@ -48,9 +56,11 @@ def _signature(source: LayerSource) -> tuple[object, ...]:
 
 
 class TileEngine:
-    def __init__(self, cache: TileCache, max_features: int) -> None:
+    def __init__(self, cache: TileCache, max_features: int, cluster_max_zoom: int = 16) -> None:
         self.cache = cache
         self.max_features = max_features
+        self.cluster_max_zoom = cluster_max_zoom
+        self.builds = Builds()
         # Filled from the event loop only: no lock needed.
         self._queries: dict[tuple[object, ...], LayerQuery] = {}
 
@@ -63,7 +73,8 @@ class TileEngine:
             async with pool.connection() as conn:
                 cursor = await conn.execute(ID_TYPE_SQL, (source.table, source.id_column))
                 row = await cursor.fetchone()
-            query = build_query(source, row[0] if row else "", self.max_features)
+            clusters = cluster_statement(source) if is_point_layer(source) else None
+            query = build_query(source, row[0] if row else "", self.max_features, clusters)
             self._queries[signature] = query
         return query
 
@@ -86,12 +97,51 @@ class TileEngine:
         digest.update(str(tile).encode())
         return f'"{digest.hexdigest()}"'
 
+    async def build(self, plan: LayerPlan) -> Build:
+        """The layer version's cluster build for this recipe (made on first need, in a thread:
+        it may take seconds on a large layer, once per version)."""
+        return await asyncio.to_thread(
+            self.builds.get,
+            plan.source,
+            plan.query.recipe,
+            self.max_features,
+            self.cluster_max_zoom,
+        )
+
+    async def complete_from_zoom(self, source: LayerSource) -> int | None:
+        """The lowest zoom at which no tile of the layer exceeds the cap (TileJSON)."""
+        (plan,) = await self.plan([source])
+        return (await self.build(plan)).complete_from_zoom
+
+    async def _over_cap(self, plan: LayerPlan, tile: Tile) -> bytes:
+        """The tile of a layer past the cap: clusters while the build has them, otherwise the
+        largest features and the count of the others."""
+        query = plan.query
+        params = query_params(query, tile)
+        text = query.drop_text
+        if query.cluster_text is not None and tile.z <= self.cluster_max_zoom:
+            built = await self.build(plan)
+            if built.complete_from_zoom is None or tile.z < built.complete_from_zoom:
+                text = query.cluster_text
+                params = {
+                    "build": Int8(built.id),
+                    "z": params["z"],
+                    "x": params["x"],
+                    "y": params["y"],
+                }
+        pool = await tile_pool()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(text, params, prepare=True, binary=True)
+            row = await cursor.fetchone()
+        return bytes(row[0]) if row and row[0] is not None else b""
+
     async def render(self, plans: Sequence[LayerPlan], tile: Tile) -> bytes:
         """The composite tile, from the cache where it can, from the database for the rest."""
         parts: list[bytes | None] = [self.cache.get(p.key(tile)) for p in plans]
         missing = [i for i, part in enumerate(parts) if part is None]
         TILE_CACHE.labels("hit").inc(len(parts) - len(missing))
         TILE_CACHE.labels("miss").inc(len(missing))
+        over: list[int] = []
         if missing:
             pool = await tile_pool()
             async with pool.connection() as conn:
@@ -101,9 +151,17 @@ class TileEngine:
                         query.text, query_params(query, tile), prepare=True, binary=True
                     )
                     row = await cursor.fetchone()
+                    if row is not None and row[1]:
+                        over.append(i)
+                        continue
                     data = bytes(row[0]) if row and row[0] is not None else b""
                     self.cache.put(plans[i].key(tile), data)
                     parts[i] = data
+        # Outside the connection: a first build may take a while, and needs none of the pool's.
+        for i in over:
+            data = await self._over_cap(plans[i], tile)
+            self.cache.put(plans[i].key(tile), data)
+            parts[i] = data
         return b"".join(p for p in parts if p)
 
 
@@ -115,4 +173,4 @@ def tile_engine() -> TileEngine:
     cache = TileCache(
         MemoryCache(settings.cache_mb * 1024 * 1024), DiskCache(root) if root else None
     )
-    return TileEngine(cache, settings.max_features)
+    return TileEngine(cache, settings.max_features, settings.cluster_max_zoom)

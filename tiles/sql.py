@@ -36,14 +36,19 @@ STORAGE_SRID = 4490
 FID = "__fid"
 INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 POINT_TYPES = frozenset({"point", "multipoint"})
+# Name suffix of the MVT layer that says how many features an over-full tile left out.
+DROPPED_SUFFIX = ".dropped"
 
 
 @dataclass(frozen=True)
 class LayerQuery:
-    """A layer's tile statement and the fingerprint of everything that shapes its output."""
+    """A layer's tile statements and the fingerprint of everything that shapes their output."""
 
     layer: str
+    # The tile, or NULL and `over` true when the tile holds more than the cap (see build_query).
     text: str
+    # An over-full tile: the cap largest features and the `<layer>.dropped` count layer.
+    drop_text: str
     simplify: bool
     # Whether features carry the id as MVT feature id (integer ids) besides the `id` property.
     integer_id: bool
@@ -51,15 +56,26 @@ class LayerQuery:
     # grant scope it was built for (geo.sources.Scope): cached tiles made by another recipe,
     # or for another grant, are never served for this one.
     recipe: str
+    # Point layers: a clustered tile from the layer's build (tiles.aggregate).
+    cluster_text: str | None = None
 
 
-def build_query(source: LayerSource, id_type: str, max_features: int) -> LayerQuery:
+def build_query(
+    source: LayerSource, id_type: str, max_features: int, cluster_text: str | None = None
+) -> LayerQuery:
     """`id_type` is the id column's SQL type: MVT feature ids must be unsigned integers, so a
-    layer keyed by text keeps its id as a property only."""
+    layer keyed by text keeps its id as a property only. `cluster_text` is the clustered tile's
+    statement (tiles.aggregate) for point layers; the recipe covers it too.
+
+    The tile statement reads at most cap + 1 rows from the GiST index into a materialised CTE:
+    up to the cap it encodes them exactly as a plain `LIMIT cap` query would (same rows, same
+    order, same bytes); past it, it encodes nothing (an uncorrelated scalar subquery is an
+    InitPlan, run only when the CASE reaches it) and says `over`, and the engine asks for the
+    clustered or sized-down tile instead. No full count is ever made to decide."""
     geom = sql.Identifier(source.geometry_column)
     ident = sql.Identifier(source.id_column)
     simplify = source.geometry_type.lower() not in POINT_TYPES
-    in_3857 = sql.SQL("ST_Transform({geom}, 3857)").format(geom=geom)
+    in_3857: sql.Composable = sql.SQL("ST_Transform(__geom, 3857)")
     if simplify:
         in_3857 = sql.SQL("ST_Simplify({g}, %(tolerance)s, true)").format(g=in_3857)
     # An integer id travels as the MVT feature id (MapLibre's feature.id), not again as a
@@ -68,6 +84,7 @@ def build_query(source: LayerSource, id_type: str, max_features: int) -> LayerQu
     integer_id = id_type in INTEGER_TYPES
     id_alias = FID if integer_id else "id"
     columns = [sql.SQL("{} AS {}").format(ident, sql.Identifier(id_alias))]
+    aliases = [sql.Identifier(id_alias)]
     for name, kind in source.properties.items():
         if name in ("id", FID, "geom", source.geometry_column):
             continue
@@ -75,33 +92,77 @@ def build_query(source: LayerSource, id_type: str, max_features: int) -> LayerQu
         cast = sql.SQL("::text") if kind in ("date", "datetime") else sql.SQL("")
         column = sql.Identifier(name)
         columns.append(sql.SQL("{}{} AS {}").format(column, cast, column))
+        aliases.append(column)
     # The filter is the catalogue's own SQL; `%` is doubled so psycopg does not read it as a
     # placeholder (a LIKE pattern, say).
     where = sql.SQL(f" AND ({source.where.replace('%', '%%')})") if source.where else sql.SQL("")
-    statement = sql.SQL(
-        "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {fid}) FROM ("
-        "SELECT {columns}, ST_AsMVTGeom({geom3857}, "
-        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {extent}, {buffer}, true) AS geom "
-        "FROM {table} "
+    rows = sql.SQL(
+        "SELECT {columns}, {geom} AS __geom{extra} FROM {table} "
         "WHERE {geom} && ST_Transform("
-        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), {srid}){where} "
-        "LIMIT {limit}) AS t"
+        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), {srid}){where}"
+    )
+    common = {
+        "columns": sql.SQL(", ").join(columns),
+        "geom": geom,
+        "table": sql.SQL(source.table),
+        "srid": sql.Literal(STORAGE_SRID),
+        "where": where,
+    }
+
+    def encode(relation: str) -> sql.Composed:
+        return sql.SQL(
+            "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {fid}) FROM ("
+            "SELECT {aliases}, ST_AsMVTGeom({geom3857}, "
+            "ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {extent}, {buffer}, true) AS geom "
+            "FROM {relation}) AS t"
+        ).format(
+            name=sql.Literal(source.id),
+            extent=sql.Literal(EXTENT),
+            fid=sql.Literal(FID if integer_id else None),
+            aliases=sql.SQL(", ").join(aliases),
+            geom3857=in_3857,
+            buffer=sql.Literal(BUFFER),
+            relation=sql.Identifier(relation),
+        )
+
+    statement = sql.SQL(
+        "WITH f AS MATERIALIZED ({rows} LIMIT {probe}) "
+        "SELECT CASE WHEN (SELECT count(*) FROM f) <= {limit} THEN ({encode}) END, "
+        "(SELECT count(*) FROM f) > {limit} AS over"
     ).format(
-        name=sql.Literal(source.id),
-        extent=sql.Literal(EXTENT),
-        fid=sql.Literal(FID if integer_id else None),
-        columns=sql.SQL(", ").join(columns),
-        geom3857=in_3857,
-        buffer=sql.Literal(BUFFER),
-        table=sql.SQL(source.table),
-        geom=geom,
-        srid=sql.Literal(STORAGE_SRID),
-        where=where,
+        rows=rows.format(extra=sql.SQL(""), **common),
+        probe=sql.Literal(max_features + 1),
         limit=sql.Literal(max_features),
+        encode=encode("f"),
+    )
+    # Over the cap: the largest features first (a linear size in storage units: the square
+    # root of a polygon's area, a line's length, 0 for a point), the cap of them kept, and a
+    # one-feature layer `<layer>.dropped` at the tile's centre with the number left out.
+    size = sql.SQL(
+        ", CASE ST_Dimension({g}) WHEN 2 THEN sqrt(ST_Area({g})) ELSE ST_Length({g}) END AS __size"
+    ).format(g=geom)
+    drop = sql.SQL(
+        "WITH f AS ({rows}), kept AS MATERIALIZED ("
+        "SELECT * FROM f ORDER BY __size DESC, {id_alias} LIMIT {limit}) "
+        "SELECT coalesce(({encode}), ''::bytea) || ("
+        "SELECT ST_AsMVT(d, {dropped}, {extent}, 'geom') FROM ("
+        "SELECT (SELECT count(*) FROM f) - (SELECT count(*) FROM kept) AS dropped, "
+        "ST_MakePoint({half}, {half}) AS geom) AS d)"
+    ).format(
+        rows=rows.format(extra=size, **common),
+        id_alias=sql.Identifier(id_alias),
+        limit=sql.Literal(max_features),
+        encode=encode("kept"),
+        dropped=sql.Literal(f"{source.id}{DROPPED_SUFFIX}"),
+        extent=sql.Literal(EXTENT),
+        half=sql.Literal(EXTENT // 2),
     )
     text = statement.as_string(None)
-    recipe = hashlib.blake2b(f"{text}\0{source.scope_key()}".encode(), digest_size=6).hexdigest()
-    return LayerQuery(source.id, text, simplify, integer_id, recipe)
+    drop_text = drop.as_string(None)
+    recipe = hashlib.blake2b(
+        f"{text}\0{drop_text}\0{cluster_text}\0{source.scope_key()}".encode(), digest_size=6
+    ).hexdigest()
+    return LayerQuery(source.id, text, drop_text, simplify, integer_id, recipe, cluster_text)
 
 
 def query_params(query: LayerQuery, tile: Tile) -> dict[str, object]:

@@ -45,7 +45,9 @@ async def layers_bounds(sources: Sequence[LayerSource]) -> Bounds:
     return (west, south, east, north) if west < east and south < north else city
 
 
-def vector_layer(source: LayerSource, integer_id: bool) -> dict[str, Any]:
+def vector_layer(
+    source: LayerSource, integer_id: bool, complete_from_zoom: int | None = None
+) -> dict[str, Any]:
     # Integer ids are the features' MVT ids (feature.id), not an attribute; others are `id`.
     fields = {} if integer_id else {"id": "String"}
     for name, kind in source.properties.items():
@@ -56,6 +58,9 @@ def vector_layer(source: LayerSource, integer_id: bool) -> dict[str, Any]:
         "minzoom": MIN_ZOOM,
         "maxzoom": MAX_ZOOM,
         "fields": fields,
+        # Our extension: below this zoom a tile may hold clusters or drop the smallest
+        # features (tiles.aggregate); null: not complete even at GEO_TILE_CLUSTER_MAX_ZOOM.
+        "complete_from_zoom": complete_from_zoom,
     }
 
 
@@ -64,6 +69,7 @@ def tilejson(
     sources: Sequence[LayerSource],
     bounds: Bounds,
     integer_ids: Sequence[bool],
+    complete_zooms: Sequence[int | None],
 ) -> dict[str, Any]:
     ids = [s.id for s in sources]
     centre_zoom = 10
@@ -79,5 +85,8 @@ def tilejson(
         "maxzoom": MAX_ZOOM,
         "bounds": list(bounds),
         "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, centre_zoom],
-        "vector_layers": [vector_layer(s, i) for s, i in zip(sources, integer_ids, strict=True)],
+        "vector_layers": [
+            vector_layer(s, i, c)
+            for s, i, c in zip(sources, integer_ids, complete_zooms, strict=True)
+        ],
     }

@@ -48,7 +48,8 @@ async def get_tilejson(
 ) -> dict[str, Any]:
     sources = await service.readable_for_tiles(who, service.parse_layer_ids(layers))
     integer_ids = [await tile_engine().integer_id(s) for s in sources]
-    return tilejson(request, sources, await layers_bounds(sources), integer_ids)
+    complete = [await tile_engine().complete_from_zoom(s) for s in sources]
+    return tilejson(request, sources, await layers_bounds(sources), integer_ids, complete)
 
 
 @router.get(

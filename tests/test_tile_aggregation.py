@@ -1,0 +1,335 @@
+"""Tiles past the feature cap (issue 12, part 3): clusters, sized drops, complete-from zooms.
+
+A dense point layer and a polygon layer of many sizes are made here in SQL; the engine runs with
+a cap of 100 so a few thousand rows overflow it at several zooms. Counts are checked exactly
+against PostGIS, tiles decoded with mapbox-vector-tile (the real client library).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from geo.db import get_engine
+from geo.sources import LayerSource, Scope
+from tests.layers_helpers import collection, layer_id, upload
+from tests.tiles_fixtures import decode, tile_at
+from tiles.cache import MemoryCache, TileCache
+from tiles.engine import TileEngine, tile_engine
+from tiles.pool import close_pools, tile_pool
+from tiles.sql import DROPPED_SUFFIX, query_params
+from tiles.tms import Tile
+
+SCHEMA = "tiles_agg_test"
+CENTRE = (117.2, 39.13)
+CAP = 100
+POINTS_N = 4000
+POLYGONS_N = 400
+RUN = secrets.token_hex(3)
+
+
+@pytest.fixture(scope="module")
+def loop(database_url: str) -> Iterator[asyncio.Runner]:
+    rng = np.random.default_rng(12)
+    lon = rng.normal(CENTRE[0], 0.01, POINTS_N)
+    lat = rng.normal(CENTRE[1], 0.01, POINTS_N)
+    with get_engine().begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+        conn.execute(
+            text(
+                f"CREATE TABLE {SCHEMA}.points (id bigserial PRIMARY KEY, name text, "
+                "pop integer, score double precision, geom geometry(Point, 4490) NOT NULL)"
+            )
+        )
+        conn.execute(
+            text(
+                f"INSERT INTO {SCHEMA}.points (name, pop, score, geom) "
+                "SELECT 'p' || i, i % 7, i / 4.0, ST_SetSRID(ST_MakePoint(x, y), 4490) "
+                "FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[])) "
+                "WITH ORDINALITY AS u(x, y, i)"
+            ),
+            {"lon": lon.tolist(), "lat": lat.tolist()},
+        )
+        # Squares of 400 sizes, from 1 m to a few hundred metres, around the centre.
+        conn.execute(
+            text(
+                f"CREATE TABLE {SCHEMA}.squares (id integer PRIMARY KEY, name text, "
+                "geom geometry(Polygon, 4490) NOT NULL)"
+            )
+        )
+        conn.execute(
+            text(
+                f"INSERT INTO {SCHEMA}.squares SELECT i, 's' || i, ST_MakeEnvelope("
+                ":x + (i % 20) * 0.001, :y + (i / 20) * 0.001, "
+                ":x + (i % 20) * 0.001 + i * 0.00001, :y + (i / 20) * 0.001 + i * 0.00001, 4490) "
+                "FROM generate_series(1, :n) i"
+            ),
+            {"x": CENTRE[0] - 0.01, "y": CENTRE[1] - 0.01, "n": POLYGONS_N},
+        )
+        for table in ("points", "squares"):
+            conn.execute(text(f"CREATE INDEX ON {SCHEMA}.{table} USING gist (geom)"))
+            conn.execute(text(f"ANALYZE {SCHEMA}.{table}"))
+    with asyncio.Runner() as runner:
+        yield runner
+        runner.run(close_pools())
+
+
+POINTS = LayerSource(
+    id=f"agg_points_{RUN}",
+    title="dense points",
+    table=f"{SCHEMA}.points",
+    geometry_type="Point",
+    properties={"name": "string", "pop": "integer", "score": "number"},
+    version_key=f"agg_points_{RUN}",
+    version=1,
+)
+SQUARES = LayerSource(
+    id=f"agg_squares_{RUN}",
+    title="squares",
+    table=f"{SCHEMA}.squares",
+    geometry_type="Polygon",
+    properties={"name": "string"},
+    version_key=f"agg_squares_{RUN}",
+    version=1,
+)
+
+
+@pytest.fixture
+def engine() -> TileEngine:
+    return TileEngine(TileCache(MemoryCache(16 * 1024 * 1024)), CAP, cluster_max_zoom=19)
+
+
+def render(loop: asyncio.Runner, engine: TileEngine, source: LayerSource, tile: Tile) -> bytes:
+    async def go() -> bytes:
+        return await engine.render(await engine.plan([source]), tile)
+
+    return loop.run(go())
+
+
+def in_tile(source: LayerSource, tile: Tile) -> tuple[int, int]:
+    """Points of the source inside the tile (half-open, as the cells are cut) and their `pop`."""
+    where = f" AND ({source.where})" if source.where else ""
+    with get_engine().connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT count(*), coalesce(sum(pop), 0) FROM "
+                f"(SELECT ST_Transform(geom, 3857) AS p, pop FROM {source.table} "
+                f"WHERE true{where}) AS s, ST_TileEnvelope(:z, :x, :y) AS e "
+                "WHERE ST_X(p) >= ST_XMin(e) AND ST_X(p) < ST_XMax(e) "
+                "AND ST_Y(p) > ST_YMin(e) AND ST_Y(p) <= ST_YMax(e)"
+            ),
+            {"z": tile.z, "x": tile.x, "y": tile.y},
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def tiles_around(z: int) -> list[Tile]:
+    centre = tile_at(*CENTRE, z)
+    return [Tile(z, centre.x + dx, centre.y + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+
+def test_sum_of_counts_equals_the_points_in_each_tile(
+    loop: asyncio.Runner, engine: TileEngine
+) -> None:
+    clustered = 0
+    for z in (8, 11, 13, 14):
+        for tile in tiles_around(z):
+            count, pop = in_tile(POINTS, tile)
+            layers = decode(render(loop, engine, POINTS, tile))
+            features = layers.get(POINTS.id, {"features": []})["features"]
+            if not features or "count" not in features[0]["properties"]:
+                continue  # a tile under the cap, checked below
+            clustered += 1
+            assert len(features) <= 32 * 32
+            assert sum(f["properties"]["count"] for f in features) == count
+            assert sum(f["properties"]["sum_pop"] for f in features) == pop
+            assert all(f["geometry"]["type"] == "Point" for f in features)
+            assert set(features[0]["properties"]) == {"count", "sum_pop", "sum_score"}
+    assert clustered >= 6
+
+
+def test_a_tile_under_the_cap_is_the_plain_tile_byte_for_byte(
+    loop: asyncio.Runner, engine: TileEngine
+) -> None:
+    """The statement as it was before clustering (LIMIT cap, no probe), written out."""
+    tile = Tile(16, tile_at(*CENTRE, 16).x + 3, tile_at(*CENTRE, 16).y)
+    (plan,) = loop.run(engine.plan([POINTS]))
+    old = (
+        "SELECT ST_AsMVT(t, %(name)s, 4096, 'geom', '__fid') FROM ("
+        'SELECT "id" AS "__fid", "name" AS "name", "pop" AS "pop", "score" AS "score", '
+        "ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s), "
+        f"4096, 64, true) AS geom FROM {SCHEMA}.points WHERE geom && ST_Transform("
+        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4490) "
+        f"LIMIT {CAP}) AS t"
+    )
+
+    async def before() -> bytes:
+        pool = await tile_pool()
+        async with pool.connection() as conn:
+            params = query_params(plan.query, tile) | {"name": POINTS.id}
+            row = await (await conn.execute(old, params, binary=True)).fetchone()
+            return bytes(row[0])
+
+    expected = loop.run(before())
+    features = decode(expected)[POINTS.id]["features"]
+    assert 0 < len(features) < CAP
+    assert render(loop, engine, POINTS, tile) == expected
+
+
+def test_polygons_past_the_cap_keep_the_largest_and_count_the_others(
+    loop: asyncio.Runner, engine: TileEngine
+) -> None:
+    tile = tile_at(*CENTRE, 12)
+    layers = decode(render(loop, engine, SQUARES, tile))
+    kept = layers[SQUARES.id]["features"]
+    assert len(kept) == CAP
+    (note,) = layers[SQUARES.id + DROPPED_SUFFIX]["features"]
+    assert note["properties"] == {"dropped": POLYGONS_N - CAP}
+    # Smallest first: the squares kept are the CAP largest (their ids, as sizes grow with id).
+    assert sorted(f["id"] for f in kept) == list(range(POLYGONS_N - CAP + 1, POLYGONS_N + 1))
+    # Zoomed in, under the cap, no count layer.
+    close = tile_at(CENTRE[0] - 0.0095, CENTRE[1] - 0.0095, 17)
+    assert list(decode(render(loop, engine, SQUARES, close))) == [SQUARES.id]
+
+
+def _true_complete_from_zoom(source: LayerSource) -> int:
+    """Brute force: the lowest zoom at which every tile, with its 64-unit margin, holds at most
+    the cap (points in 3857, counted per tile in numpy)."""
+    with get_engine().connect() as conn:
+        xy = np.array(
+            conn.execute(
+                text(
+                    f"SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(geom, 3857) AS p "
+                    f"FROM {source.table}) AS s"
+                )
+            ).all()
+        )
+    world = 20037508.342789244
+    for z in range(0, 23):
+        size = 2 * world / 2**z
+        margin = size * 64 / 4096
+        fx = (xy[:, 0] + world) / size
+        fy = (world - xy[:, 1]) / size
+        worst = 0
+        for tx, ty in set(zip(fx.astype(int).tolist(), fy.astype(int).tolist(), strict=True)):
+            inside = (
+                (fx >= tx - margin / size)
+                & (fx <= tx + 1 + margin / size)
+                & (fy >= ty - margin / size)
+                & (fy <= ty + 1 + margin / size)
+            )
+            worst = max(worst, int(inside.sum()))
+        if worst <= CAP:
+            return z
+    raise AssertionError("never complete")
+
+
+def test_complete_from_zoom_is_conservative_and_close(
+    loop: asyncio.Runner, engine: TileEngine
+) -> None:
+    reported = loop.run(engine.complete_from_zoom(POINTS))
+    truth = _true_complete_from_zoom(POINTS)
+    assert reported is not None, truth
+    assert truth <= reported <= truth + 1
+    # From that zoom on, no tile around the centre is clustered.
+    for tile in tiles_around(reported):
+        layers = decode(render(loop, engine, POINTS, tile))
+        for layer in layers.values():
+            assert all("count" not in f["properties"] for f in layer["features"])
+
+
+def test_clusters_come_only_from_the_callers_scope(
+    loop: asyncio.Runner, engine: TileEngine
+) -> None:
+    """A grant narrowed to the west half and without `score`: its clusters count and sum only
+    those points, and no cluster or cached tile of the whole layer is served to it."""
+    scoped = replace(
+        POINTS,
+        properties={"name": "string", "pop": "integer"},
+        where="ST_X(geom) < 117.2",
+        scope=Scope(grant_id=987, level="view", area="west", hidden=("score",)),
+    )
+    tile = tile_at(*CENTRE, 11)
+    whole = decode(render(loop, engine, POINTS, tile))[POINTS.id]["features"]
+    part = decode(render(loop, engine, scoped, tile))[POINTS.id]["features"]
+    count, pop = in_tile(scoped, tile)
+    assert count < in_tile(POINTS, tile)[0]
+    assert sum(f["properties"]["count"] for f in part) == count
+    assert sum(f["properties"]["sum_pop"] for f in part) == pop
+    assert all("sum_score" not in f["properties"] for f in part)
+    assert sum(f["properties"]["count"] for f in whole) != count
+    plans = loop.run(engine.plan([POINTS, scoped]))
+    assert plans[0].key(tile) != plans[1].key(tile)
+
+
+def test_a_new_version_is_a_new_build(loop: asyncio.Runner, engine: TileEngine) -> None:
+    first = loop.run(engine.build(loop.run(engine.plan([POINTS]))[0]))
+    second = loop.run(engine.build(loop.run(engine.plan([replace(POINTS, version=2)]))[0]))
+    assert first.id != second.id
+    with get_engine().connect() as conn:
+        left = conn.execute(
+            text("SELECT count(*) FROM tile_cluster_builds WHERE id = :id"), {"id": first.id}
+        ).scalar_one()
+    assert left == 0  # the older version's build and its cells are gone
+
+
+def test_clustered_tile_reads_one_primary_key_range(
+    loop: asyncio.Runner, engine: TileEngine
+) -> None:
+    """A z10 tile of a large layer must stay a few hundred index rows, never a scan."""
+    (plan,) = loop.run(engine.plan([POINTS]))
+    built = loop.run(engine.build(plan))
+    tile = tile_at(*CENTRE, 10)
+    assert plan.query.cluster_text is not None
+
+    async def explain() -> str:
+        pool = await tile_pool()
+        async with pool.connection() as conn:
+            await conn.execute("ANALYZE tile_clusters")
+            cursor = await conn.execute(
+                "EXPLAIN " + plan.query.cluster_text,
+                {"build": built.id, "z": tile.z, "x": tile.x, "y": tile.y},
+            )
+            return "\n".join(row[0] for row in await cursor.fetchall())
+
+    shown = loop.run(explain())
+    assert "tile_clusters_pkey" in shown, shown
+    assert "Seq Scan" not in shown, shown
+
+
+def test_tilejson_says_from_which_zoom_each_layer_is_complete(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """Through the API with the service's cap (10,000): a layer of 10,500 points on a short
+    line is complete only from a deep zoom; its low-zoom tile is clusters counting them all."""
+    lid = layer_id("agg")
+    n = 10_500
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [117.2 + i * 2e-6, 39.13 + i * 1e-6]},
+            "properties": {"v": i % 10},
+        }
+        for i in range(n)
+    ]
+    r = upload(client, admin_headers, lid, collection(features), access="public")
+    assert r.status_code == 201, r.text
+    doc = client.get(f"/tiles/{lid}/tilejson.json").json()
+    (layer,) = doc["vector_layers"]
+    zoom = layer["complete_from_zoom"]
+    assert isinstance(zoom, int) and 10 <= zoom <= 18
+    tile = tile_at(117.2 + n * 1e-6, 39.13 + n * 5e-7, 8)
+    response = client.get(f"/tiles/{lid}/{tile.z}/{tile.x}/{tile.y}.mvt")
+    assert response.status_code == 200
+    clusters = decode(response.content)[lid]["features"]
+    assert sum(f["properties"]["count"] for f in clusters) == n
+    assert sum(f["properties"]["sum_v"] for f in clusters) == sum(i % 10 for i in range(n))
+    assert tile_engine().max_features == 10_000

@@ -421,3 +421,84 @@
 
   start();
 })();
+
+// ---- offline packages (.pmtiles) ---------------------------------------------------------
+// An archive made by `geo tiles export` or GET /tiles/{layers}.pmtiles (tiles/pmtiles_export.py),
+// opened from the person's own disk, for networks that cannot reach the service (政务内网).
+// pmtiles' MapLibre protocol reads it through the File API (FileSource); the archive's metadata
+// carries the live style's layers for its layers (geo:style_layers), so it is drawn as the service
+// draws them. Archives made elsewhere get one plain layer per geometry kind.
+(function () {
+  const input = document.getElementById("offline-file");
+  const status = document.getElementById("offline-status");
+  const viewer = window.geoViewer;
+  if (!input || !viewer || typeof pmtiles === "undefined") return;
+  const protocol = new pmtiles.Protocol();
+  maplibregl.addProtocol("pmtiles", protocol.tile);
+  viewer.offline = [];
+
+  function say(text, isError) {
+    status.textContent = text;
+    status.classList.toggle("error", !!isError);
+  }
+
+  function plainLayers(vectorLayers) {
+    const kinds = [
+      ["fill", "Polygon", { "fill-color": "#555", "fill-opacity": 0.25 }],
+      ["line", "LineString", { "line-color": "#555", "line-width": 1.5 }],
+      ["circle", "Point", { "circle-color": "#555", "circle-radius": 4 }],
+    ];
+    return vectorLayers.flatMap((v) => kinds.map(([type, kind, paint]) => ({
+      id: `${v.id}-${type}`, type, "source-layer": v.id, paint,
+      filter: ["==", ["geometry-type"], kind],
+      metadata: { "geo:layer": v.id, "geo:title": v.description || v.id },
+    })));
+  }
+
+  function listEntry(name, ids) {
+    const li = document.createElement("li");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.dataset.offline = name;
+    box.addEventListener("change", () => {
+      for (const id of ids) viewer.map.setLayoutProperty(id, "visibility", box.checked ? "visible" : "none");
+    });
+    label.append(box, document.createTextNode(` 离线 · ${name}`));
+    li.append(label);
+    document.getElementById("layers").append(li);
+  }
+
+  async function open(file) {
+    const map = viewer.map;
+    if (!map) return say("地图尚未就绪，请稍候 · the map is not ready yet", true);
+    if (!map.isStyleLoaded()) await map.once("idle");
+    const archive = new pmtiles.PMTiles(new pmtiles.FileSource(file));
+    let header, metadata;
+    try {
+      [header, metadata] = await Promise.all([archive.getHeader(), archive.getMetadata()]);
+    } catch (err) {
+      return say(`无法读取离线包 · cannot read ${file.name}: ${err}`, true);
+    }
+    protocol.add(archive);
+    const source = `offline-${viewer.offline.length}`;
+    map.addSource(source, {
+      type: "vector", url: `pmtiles://${file.name}`, attribution: metadata.attribution || "",
+    });
+    const ids = [];
+    for (const layer of metadata["geo:style_layers"] || plainLayers(metadata.vector_layers || [])) {
+      ids.push(`${source}-${layer.id}`);
+      map.addLayer({ ...layer, id: ids[ids.length - 1], source });
+    }
+    listEntry(file.name, ids);
+    viewer.offline.push({ name: file.name, source, layers: ids });
+    map.fitBounds([[header.minLon, header.minLat], [header.maxLon, header.maxLat]],
+      { padding: 20, maxZoom: header.maxZoom, duration: 0 });
+    say(`已打开 ${file.name}（${header.minZoom}-${header.maxZoom} 级）· opened`);
+  }
+
+  input.addEventListener("change", () => {
+    for (const file of input.files) open(file);
+  });
+})();

@@ -122,6 +122,10 @@ def test_metadata_is_the_tilejson_for_the_zooms(
     assert header["min_lon_e7"] / 1e7 == pytest.approx(meta["bounds"][0], abs=1e-6)
     assert header["max_lat_e7"] / 1e7 == pytest.approx(meta["bounds"][3], abs=1e-6)
     assert set(meta["versions"]) == {public_layer}
+    # The viewer draws the archive with the layers of the live style (tiles.styles).
+    live = client.get(f"/styles/{public_layer}.json").json()["layers"]
+    assert meta["geo:style_layers"] == [layer for layer in live if layer.get("source") == "geo"]
+    assert {layer["source-layer"] for layer in meta["geo:style_layers"]} == {public_layer}
 
 
 def test_bbox_narrows_the_archive(

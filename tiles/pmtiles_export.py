@@ -34,6 +34,7 @@ from pmtiles.writer import Writer
 from psycopg import sql
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.requests import Request
 
 from geo import spool
 from geo.auth import Principal
@@ -42,6 +43,7 @@ from geo.errors import ApiError
 from geo.extent import Bounds
 from geo.sources import LayerSource
 from layers.catalogue import audit_read, readable_sources
+from tiles import styles
 from tiles.engine import LayerPlan, tile_engine
 from tiles.pool import close_pools, tile_pool
 from tiles.sql import STORAGE_SRID
@@ -78,6 +80,20 @@ class ExportSettings(BaseSettings):
 @lru_cache
 def export_settings() -> ExportSettings:
     return ExportSettings()
+
+
+# tiles.styles makes a style for a request (its URLs name the server asked); an archive is its own
+# source, so the style is made for this placeholder address and only its layers are kept.
+_PLACEHOLDER_REQUEST = {
+    "type": "http",
+    "method": "GET",
+    "scheme": "http",
+    "server": ("offline.invalid", 80),
+    "path": "/",
+    "root_path": "",
+    "query_string": b"",
+    "headers": [],
+}
 
 
 @dataclass(frozen=True)
@@ -214,17 +230,26 @@ def header(bbox: Bounds, zooms: tuple[int, int]) -> dict[str, Any]:
     }
 
 
+def style_layers(sources: Sequence[LayerSource], bbox: Bounds) -> list[dict[str, Any]]:
+    """The MapLibre layers /styles/{layers}.json draws these layers' tiles with, so that the
+    viewer shows an opened archive as it shows the live layers. Area labels are left out: they
+    come from a GeoJSON source of their own (tiles.labels), not from the tiles."""
+    document = styles.style(Request(dict(_PLACEHOLDER_REQUEST)), sources, bbox)
+    return [layer for layer in document["layers"] if layer.get("source") == styles.SOURCE]
+
+
 def metadata(
     sources: Sequence[LayerSource],
     integer_ids: Sequence[bool],
+    complete_zooms: Sequence[int | None],
     bbox: Bounds,
     zooms: tuple[int, int],
 ) -> dict[str, Any]:
     """TileJSON's fields (tiles.tilejson) for the archive's layers and zooms, plus the layer
     versions the tiles were made at (an offline copy goes stale: this says how stale)."""
     layers = []
-    for source, integer_id in zip(sources, integer_ids, strict=True):
-        layer = vector_layer(source, integer_id)
+    for source, integer_id, complete in zip(sources, integer_ids, complete_zooms, strict=True):
+        layer = vector_layer(source, integer_id, complete)
         layer["minzoom"], layer["maxzoom"] = zooms
         layers.append(layer)
     return {
@@ -239,6 +264,7 @@ def metadata(
         "maxzoom": zooms[1],
         "vector_layers": layers,
         "versions": {s.id: s.version for s in sources},
+        "geo:style_layers": style_layers(sources, bbox),
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -307,6 +333,8 @@ async def _export(
         engine = tile_engine()
         plans = await engine.plan(sources)
         integer_ids = [await engine.integer_id(s) for s in sources]
+        complete_zooms = [await engine.complete_from_zoom(s) for s in sources]
+        document = metadata(sources, integer_ids, complete_zooms, area, zooms)
         on_start(count)
         writer = Writer(out)
         # The writer keeps tile data in a temporary file until it writes the directory: in the
@@ -317,7 +345,7 @@ async def _export(
             written = await _write_tiles(plans, area, zooms, writer, on_tile)
             if not written:
                 raise _nothing(area, zooms)
-            writer.finalize(header(area, zooms), metadata(sources, integer_ids, area, zooms))
+            writer.finalize(header(area, zooms), document)
         finally:
             writer.tile_f.close()
         return Summary(count, written, out.tell())

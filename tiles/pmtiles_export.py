@@ -1,9 +1,11 @@
 """Offline packages (离线包) for isolated government networks (政务内网): a set of layers' tiles
 over an area and a zoom range, in one PMTiles v3 archive.
 
-The tiles are rendered by the service's own engine (tiles.engine: plan, then render), so every
-tile in an archive is byte for byte the tile `GET /tiles/{layers}/{z}/{x}/{y}.mvt` serves at the
-same layer versions; empty tiles (the API's 204) are left out. Tiles are stored gzip-compressed
+The tiles are rendered by the service's own engine (tiles.engine: plan, then render, through the
+tile cache), so every tile in an archive is the tile `GET /tiles/{layers}/{z}/{x}/{y}.mvt` serves
+at the same layer versions, byte for byte (the tests compare them); the one way they can differ is
+the order of features, should the database pick another plan for the tile SQL in between (it has
+no ORDER BY). Empty tiles (the API's 204) are left out. Tiles are stored gzip-compressed
 (the header says so, and MapLibre's pmtiles protocol and the reader library inflate them).
 
 Bounded: the tile count follows from the area and the zooms alone, so an export over
@@ -52,7 +54,6 @@ from tiles.tms import MAX_ZOOM, MIN_ZOOM, Tile, tile_matrix_set
 from tiles.urls import layer_list
 
 MEDIA_TYPE = "application/vnd.pmtiles"
-ATTRIBUTION = "天津市空间地址与地理信息服务"
 # Renders in flight at once: enough to keep the database busy on 2 cores, few enough to leave
 # the tile pool to the map's own requests.
 WINDOW = 4
@@ -73,7 +74,7 @@ EXTENT_SQL = (
 class ExportSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    # Tiles an archive may address (empty ones included): the city at z8-16 is about 150,000.
+    # Tiles an archive may address (empty ones included): Tianjin at z8-16 is about 134,000.
     max_tiles: int = Field(default=250_000, ge=1, validation_alias="GEO_PMTILES_MAX_TILES")
 
 
@@ -230,14 +231,6 @@ def header(bbox: Bounds, zooms: tuple[int, int]) -> dict[str, Any]:
     }
 
 
-def style_layers(sources: Sequence[LayerSource], bbox: Bounds) -> list[dict[str, Any]]:
-    """The MapLibre layers /styles/{layers}.json draws these layers' tiles with, so that the
-    viewer shows an opened archive as it shows the live layers. Area labels are left out: they
-    come from a GeoJSON source of their own (tiles.labels), not from the tiles."""
-    document = styles.style(Request(dict(_PLACEHOLDER_REQUEST)), sources, bbox)
-    return [layer for layer in document["layers"] if layer.get("source") == styles.SOURCE]
-
-
 def metadata(
     sources: Sequence[LayerSource],
     integer_ids: Sequence[bool],
@@ -247,6 +240,9 @@ def metadata(
 ) -> dict[str, Any]:
     """TileJSON's fields (tiles.tilejson) for the archive's layers and zooms, plus the layer
     versions the tiles were made at (an offline copy goes stale: this says how stale)."""
+    # /styles/{layers}.json: the viewer draws the archive with its tile layers, as it draws the
+    # live layers (area labels stay out: they come from a GeoJSON source, tiles.labels).
+    live = styles.style(Request(dict(_PLACEHOLDER_REQUEST)), sources, bbox)
     layers = []
     for source, integer_id, complete in zip(sources, integer_ids, complete_zooms, strict=True):
         layer = vector_layer(source, integer_id, complete)
@@ -255,7 +251,7 @@ def metadata(
     return {
         "name": layer_list([s.id for s in sources]),
         "description": "; ".join(s.title for s in sources),
-        "attribution": ATTRIBUTION,
+        "attribution": live["sources"][styles.SOURCE]["attribution"],
         "type": "overlay",
         "format": "pbf",
         "bounds": list(bbox),
@@ -264,7 +260,9 @@ def metadata(
         "maxzoom": zooms[1],
         "vector_layers": layers,
         "versions": {s.id: s.version for s in sources},
-        "geo:style_layers": style_layers(sources, bbox),
+        "geo:style_layers": [
+            layer for layer in live["layers"] if layer.get("source") == styles.SOURCE
+        ],
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

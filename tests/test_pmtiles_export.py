@@ -146,7 +146,7 @@ def test_bbox_narrows_the_archive(
     assert 4 <= len(ids) < POINTS
 
 
-def test_tile_count_is_morecantiles(public_layer: str) -> None:
+def test_tile_count_is_morecantiles() -> None:
     bbox = (117.0, 38.9, 117.5, 39.3)
     tms = morecantile.tms.get("WebMercatorQuad")
     expected = sum(1 for _ in tms.tiles(*bbox, zooms=list(range(8, 14))))

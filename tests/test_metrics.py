@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Dept
-from tests.layers_helpers import make_points_layer
+from tests.layers_helpers import collection, layer_id, make_points_layer, point_features, upload
 
 
 def _samples(client: TestClient, headers: dict[str, str]) -> dict[str, list[tuple[dict, float]]]:
@@ -66,3 +66,22 @@ def test_unmatched_paths_share_one_series(
     samples = _samples(client, admin_headers)
     routes = {got["route"] for got, _ in samples["geo_http_request_duration_seconds_count"]}
     assert "unmatched" in routes and not any(r.startswith("/no/such") for r in routes)
+
+
+def test_layer_uploads_count_bytes_and_rows_once_committed(
+    client: TestClient, admin_headers: dict[str, str], make_department
+) -> None:
+    dept: Dept = make_department()
+    good = collection(point_features(7))
+    bad = collection([*point_features(2), {"type": "Feature", "geometry": None, "properties": {}}])
+    before = _samples(client, admin_headers)
+    lid = layer_id()
+    assert upload(client, dept.editor, lid, good).status_code == 201
+    assert upload(client, dept.editor, lid, good, mode="append").status_code == 200
+    refused = upload(client, dept.editor, lid, bad, mode="append")  # nothing written
+    assert refused.status_code == 422, refused.text
+    after = _samples(client, admin_headers)
+
+    rows, size = "geo_upload_rows_total", "geo_upload_bytes_total"
+    assert _value(after, rows, kind="layers") - _value(before, rows, kind="layers") == 14
+    assert _value(after, size, kind="layers") - _value(before, size, kind="layers") == 2 * len(good)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from fastapi import Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
+from sqlalchemy import event
 
 from geo.auth import Principal, require
 from geo.db import DbSession
 from geo.errors import ApiError
 from geo.http import model, parse_json
+from geo.metrics import record_upload
 from geo.openapi import errors
 from geo.routing import api_router
 from geo.settings import get_settings
@@ -85,8 +87,15 @@ def upload_file(
     try:
         name = Path(file.filename or "upload").name
         path = folder / ("upload" + Path(name).suffix.lower())
-        spool(file.file, path, get_settings().max_upload_bytes)
+        size = spool(file.file, path, get_settings().max_upload_bytes)
         report = upload(session, who, collection_id, path, name, opts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    # Counted when the request's transaction commits: a rolled-back upload loaded nothing.
+    event.listen(
+        session,
+        "after_commit",
+        lambda _: record_upload("layers", size, report["features"]),
+        once=True,
+    )
     return JSONResponse(report, status_code=201 if mode == "create" else 200)

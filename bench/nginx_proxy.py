@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +34,13 @@ WORKER_USER = "www-data"
 _KEY_LINE = re.compile(rb"\nKEY: ([^\n]*)\n")
 
 
-def site_config(upstream: str, listen: str, cache_dir: Path) -> str:
-    """deploy/nginx/geo.conf with its site values replaced (each must occur exactly once)."""
+def site_config(upstreams: Sequence[str], listen: str, cache_dir: Path) -> str:
+    """deploy/nginx/geo.conf with its site values replaced (each must occur exactly once); one
+    `server` line per API process in `upstreams`."""
     text = GEO_CONF.read_text()
+    servers = "\n    ".join(f"server {upstream};" for upstream in upstreams)
     for shipped, ours in (
-        ("server 127.0.0.1:8000;", f"server {upstream};"),
+        ("server 127.0.0.1:8000;", servers),
         ("listen 80;", f"listen {listen};"),
         ("/var/cache/nginx/geo", str(cache_dir)),
     ):
@@ -90,15 +92,15 @@ class NginxProxy:
 
 
 @contextmanager
-def nginx_proxy(upstream: str) -> Iterator[NginxProxy]:
-    """nginx with the shipped config in front of `upstream` (host:port), on a free port."""
+def nginx_proxy(*upstreams: str) -> Iterator[NginxProxy]:
+    """nginx with the shipped config in front of `upstreams` (host:port each), on a free port."""
     root = Path(tempfile.mkdtemp(prefix="geo-nginx-"))
     root.chmod(0o755)  # the workers (another user when we are root) must enter it
     (root / "temp").mkdir(mode=0o755)
     cache_dir = root / "cache"
     port = free_port()
     site = root / "geo.conf"
-    site.write_text(site_config(upstream, f"127.0.0.1:{port}", cache_dir))
+    site.write_text(site_config(upstreams, f"127.0.0.1:{port}", cache_dir))
     conf = root / "nginx.conf"
     conf.write_text(main_config(root, site))
     check = subprocess.run([NGINX, "-t", "-p", str(root), "-c", str(conf)], capture_output=True)

@@ -8,6 +8,12 @@ the service's `geo` role and says how to reach the pair: one multi-host URL with
 `target_session_attrs=read-write`. Synchronous replication is pg_auto_failover's default for two
 nodes (`synchronous_standby_names = 'ANY 1 (...)'`), so an acknowledged commit is on both.
 
+Optionally a third node serves reads only (`read_replica=True`, `geo db ha --read-replica`):
+candidate priority 0, so the monitor never promotes it, and outside the replication quorum, so
+commits never wait for it (it replicates asynchronously). It follows whichever node is primary;
+the read URL (`url(read=True)`) names it first, so the service's reads (GEO_READ_URLS) go there
+and fall back to the synchronous standby, then the primary, when it is down.
+
 The same commands, one per machine with its own `--hostname`, give the three-machine layout
 (docs/operations.md).
 """
@@ -31,6 +37,7 @@ from urllib.parse import quote
 from geo.embedded import DATABASE, SUPERUSER, EmbeddedError, ensure_binaries, free_port
 
 NODES = ("node1", "node2")
+REPLICA = "replica"
 # Failure detection, tightened from pg_auto_failover's defaults (20 s before a node counts as
 # unhealthy, about 50 s to a new primary): a city service should be writable again in seconds.
 MONITOR_SETTINGS = {
@@ -51,6 +58,7 @@ class HaConfig:
     monitor_port: int
     node_ports: list[int]
     password: str
+    replica_port: int | None = None
 
 
 def _port_taken(port: int) -> bool:
@@ -64,7 +72,7 @@ def _port_taken(port: int) -> bool:
 
 
 class HaFormation:
-    """Monitor and two nodes under `root`, on loopback."""
+    """Monitor and two nodes (and an optional read replica) under `root`, on loopback."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
@@ -117,25 +125,36 @@ class HaFormation:
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def create(self, monitor_port: int | None = None, node_ports: list[int] | None = None) -> None:
-        """Create the monitor and both nodes (first time only) and start their keepers."""
+    def create(
+        self,
+        monitor_port: int | None = None,
+        node_ports: list[int] | None = None,
+        read_replica: bool = False,
+        replica_port: int | None = None,
+    ) -> None:
+        """Create the monitor and both nodes, and the read replica if asked (first time only),
+        and start their keepers."""
         if self.config_file.exists():
             self.start()
             return
         if not shutil.which("pg_autoctl"):
             raise HaError("pg_autoctl is missing: apt-get install postgresql-15-auto-failover")
         ports = [monitor_port or free_port(), *(node_ports or [free_port(), free_port()])]
-        if len(set(ports)) != 3:
-            raise HaError(f"the monitor and the two nodes need three different ports: {ports}")
+        if read_replica:
+            ports.append(replica_port or free_port())
+        if len(set(ports)) != len(ports):
+            raise HaError(f"the monitor and each node need a port of their own: {ports}")
         taken = [p for p in ports if _port_taken(p)]
         if taken:
             raise HaError(
                 f"port(s) {', '.join(map(str, taken))} already in use on 127.0.0.1; choose "
-                "others (--monitor-port, --node-ports) or stop what listens there"
+                "others (--monitor-port, --node-ports, --replica-port) or stop what listens there"
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self._own(self.root)
-        config = HaConfig(ports[0], ports[1:], secrets.token_urlsafe(24))
+        config = HaConfig(
+            ports[0], ports[1:3], secrets.token_urlsafe(24), ports[3] if read_replica else None
+        )
         common = ["--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl"]
         self._autoctl(
             "create", "monitor", "--pgdata", str(self.pgdata("monitor")),
@@ -163,7 +182,21 @@ class HaFormation:
                 )
         self.config_file.write_text(json.dumps(asdict(config)))
         self.config_file.chmod(0o600)
+        if config.replica_port is not None:
+            # Cloned from the primary once the pair is up: never promoted, never waited for.
+            self.wait_healthy()
+            self._autoctl(
+                "create", "postgres", "--pgdata", str(self.pgdata(REPLICA)),
+                "--pgport", str(config.replica_port), "--monitor", monitor + "?sslmode=disable",
+                "--dbname", DATABASE, "--name", REPLICA, "--candidate-priority", "0",
+                "--replication-quorum", "false", *common,
+            )  # fmt: skip
+            self._keeper(REPLICA)
         self.wait_healthy()
+
+    def names(self) -> tuple[str, ...]:
+        """The formation's nodes: the pair, and the read replica when there is one."""
+        return (*NODES, REPLICA) if self.config().replica_port is not None else NODES
 
     def _keeper(self, name: str) -> None:
         """`pg_autoctl run` for one folder, detached, its output in `<name>.log`."""
@@ -201,18 +234,20 @@ class HaFormation:
         return dict(line.split("|", 1) for line in rows.splitlines() if line)
 
     def wait_healthy(self, timeout_s: float = 120) -> None:
-        """Until one node is primary and the other a streaming secondary."""
+        """Until one node is primary and every other one (the read replica too, when it has
+        been created) a streaming secondary."""
         deadline = time.monotonic() + timeout_s
         while True:
             states = self.states()
-            if sorted(states.values()) == ["primary", "secondary"]:
+            roles = sorted(states.values())
+            if roles[:1] == ["primary"] and len(roles) >= 2 and set(roles[1:]) == {"secondary"}:
                 return
             if time.monotonic() > deadline:
                 raise HaError(f"the formation did not become healthy: {states}")
             time.sleep(0.5)
 
     def start(self) -> None:
-        for name in ("monitor", *NODES):
+        for name in ("monitor", *self.names()):
             if not self._keeper_alive(name):
                 self._keeper(name)
         self.wait_healthy()
@@ -253,7 +288,8 @@ class HaFormation:
         return None
 
     def stop(self) -> None:
-        for name in (*NODES, "monitor"):
+        names = (*NODES, REPLICA, "monitor")
+        for name in names:
             if self.pgdata(name).exists():
                 subprocess.run(
                     self._command(
@@ -262,7 +298,7 @@ class HaFormation:
                     capture_output=True,
                     timeout=60,
                 )
-        for name in (*NODES, "monitor"):
+        for name in names:
             if self._keeper_alive(name):
                 pid = int((self.root / f"{name}.keeper").read_text())
                 with contextlib.suppress(ProcessLookupError):
@@ -276,9 +312,12 @@ class HaFormation:
     def url(self, read: bool = False) -> str:
         """Both nodes in one URL (SQLAlchemy's multi-host form, one `host=` per node; libpq's
         form: geo.db.libpq_url): libpq tries each; the write URL keeps the one that takes
-        writes, the read URL prefers the standby."""
+        writes, the read URL prefers a standby, the read replica first when there is one."""
         config = self.config()
-        hosts = "&".join(f"host=127.0.0.1:{p}" for p in config.node_ports)
+        ports = list(config.node_ports)
+        if read and config.replica_port is not None:
+            ports.insert(0, config.replica_port)
+        hosts = "&".join(f"host=127.0.0.1:{p}" for p in ports)
         attrs = "prefer-standby" if read else "read-write"
         return (
             f"postgresql+psycopg://{SUPERUSER}:{quote(config.password)}@/{DATABASE}"

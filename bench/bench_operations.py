@@ -1,7 +1,10 @@
 """Operations: failover time and acknowledged writes lost when the primary's machine is killed
-(pg_auto_failover, `geo db ha`, three times); back up and restore a database holding 3,000,000
-addresses with pgBackRest (geo backup / geo restore), beside pg_dump / pg_restore (geo export /
-geo import); and a restore to a chosen second holding the rows written before it and none after.
+(pg_auto_failover, `geo db ha`, three times); the multi-node layout under load (nginx, two API
+processes, the pair and a read replica: tests/test_multinode.py itself, run by pytest, since
+benchmarks import nothing from tests/), its write outage beside that failover time; back up and
+restore a database holding 3,000,000 addresses with pgBackRest (geo backup / geo restore),
+beside pg_dump / pg_restore (geo export / geo import); and a restore to a chosen second holding
+the rows written before it and none after.
 
 Ours writes a full backup into both repositories (local and off-site) and restores into a new
 data directory, replaying the archived WAL; the peer dumps to one custom-format file and restores
@@ -10,8 +13,11 @@ it into a new database in one transaction (indexes rebuilt).
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -20,7 +26,7 @@ from pathlib import Path
 import psycopg
 
 from bench import bench_address_import
-from bench.common import BenchContext, console
+from bench.common import REPO, BenchContext, console
 from geo.backup import backup as pg_dump_to
 from geo.backup import restore as pg_restore_from
 from geo.db import libpq_url
@@ -114,7 +120,7 @@ def _failover_once(ha: HaFormation, url: str, first: int) -> tuple[float, int, i
     return seconds, len(acknowledged), len(set(acknowledged) - found)
 
 
-def _failovers(ctx: BenchContext) -> None:
+def _failovers(ctx: BenchContext) -> float:
     ha = HaFormation(ctx.root / "ha")
     ha.create()
     url = libpq_url(ha.url())
@@ -141,10 +147,64 @@ def _failovers(ctx: BenchContext) -> None:
         "-",
         "none lost" if lost == 0 else "LOST WRITES",
     )
+    return statistics.median(times)
+
+
+def _multinode(ctx: BenchContext, failover_s: float) -> None:
+    """The layout test (its own database, formation, nginx and API processes), its figures
+    beside the bare failover's."""
+    work = Path(tempfile.mkdtemp(prefix="geo-bench-multinode-", dir=ctx.root))
+    test = "tests/test_multinode.py::test_nginx_two_api_processes_pair_and_replica_under_load"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+         str(work), test],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    found = sorted(work.glob("*/multinode.json"))
+    if not found:
+        console.print(result.stdout[-3000:], result.stderr[-3000:])
+        raise RuntimeError("the multi-node test wrote no figures")
+    figures = json.loads(found[0].read_text())
+    passed = result.returncode == 0
+    api, primary = figures["api_process_killed"], figures["primary_killed"]
+    failed = api["failed_reads"] + api["failed_writes"]
+    ctx.report(
+        "requests failed, one of two API processes SIGKILLed (through nginx)",
+        f"{failed} of {api['requests_after_kill']} ({api['failed_writes']} writes)",
+        "-",
+        "-",
+    )
+    outage = primary["write_outage_s"]
+    ctx.report(
+        "write outage, primary killed under load (nginx, 2 API processes, read replica)",
+        f"{outage} s" if outage is not None else "no write succeeded",
+        "bare failover above (median)",
+        f"{failover_s:.1f} s",
+    )
+    tiles = primary["during_outage"].get("tile", {})
+    ctx.report(
+        "reads served while there was no primary",
+        f"tiles {tiles.get('ok', 0)} of {tiles.get('requests', 0)}",
+        "-",
+        "items and geocoding need the primary (503)",
+    )
+    ctx.report(
+        "acknowledged writes lost (through nginx)",
+        f"{figures['writes_lost']} of {figures['writes_acknowledged']}",
+        "-",
+        "-",
+        "none lost" if not figures["writes_lost"] else "LOST WRITES",
+    )
+    if not passed:
+        console.print(result.stdout[-3000:])
+        raise RuntimeError("tests/test_multinode.py failed; its output is above")
 
 
 def run(ctx: BenchContext) -> None:
-    _failovers(ctx)
+    _multinode(ctx, _failovers(ctx))
     count = _load(ctx)
     work = Path(tempfile.mkdtemp(prefix="geo-bench-ops-", dir=ctx.root))
     os.chmod(work, 0o755)

@@ -1,5 +1,5 @@
-"""The multi-node layout on one machine (issue 14 part 5), shared by tests/test_multinode.py
-(which asserts on it) and `python -m bench operations` (which prints its figures).
+"""The multi-node layout on one machine (issue 14 part 5): the scenario tests/test_multinode.py
+asserts on (and `python -m bench operations` runs that test to print its figures).
 
 nginx with the shipped config (deploy/nginx/geo.conf, via bench/nginx_proxy.py) in front of two
 `geo serve` processes; behind them a pg_auto_failover pair, its monitor and a read replica

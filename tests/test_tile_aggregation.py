@@ -333,3 +333,8 @@ def test_tilejson_says_from_which_zoom_each_layer_is_complete(
     assert sum(f["properties"]["count"] for f in clusters) == n
     assert sum(f["properties"]["sum_v"] for f in clusters) == sum(i % 10 for i in range(n))
     assert tile_engine().max_features == 10_000
+    # The style draws the clusters apart from plain points, sized and labelled by count.
+    layers = {layer["id"]: layer for layer in client.get(f"/styles/{lid}.json").json()["layers"]}
+    assert layers[f"{lid}-cluster"]["filter"][-1] == ["has", "count"]
+    assert layers[f"{lid}-circle"]["filter"][-1] == ["!", ["has", "count"]]
+    assert layers[f"{lid}-cluster-count"]["layout"]["text-field"] == ["to-string", ["get", "count"]]

@@ -148,8 +148,47 @@ def _thematic_layers(source: LayerSource) -> list[dict[str, Any]]:
             },
         )
     ]
-    by_kind = {"polygon": polygon, "linestring": line, "point": circle}
-    return by_kind.get(kind, polygon + line + circle)
+    # Plain points only: clusters (points with a `count`, tiles.aggregate) are drawn apart.
+    circle[0]["filter"] = ["all", _is("Point"), ["!", ["has", "count"]]]
+    clusters = _cluster_layers(source, col)
+    by_kind = {"polygon": polygon, "linestring": line, "point": circle + clusters}
+    return by_kind.get(kind, polygon + line + circle + clusters)
+
+
+def _cluster_layers(source: LayerSource, col: str) -> list[dict[str, Any]]:
+    """Clusters of a tile past the feature cap: a circle growing with the square root of its
+    count (its area with the count), and the count written on it."""
+    is_cluster = ["all", _is("Point"), ["has", "count"]]
+    radius = ["interpolate", ["linear"], ["sqrt", ["get", "count"]], 1, 4, 10, 9, 100, 22]
+    circle = _base(
+        source,
+        "circle",
+        "Point",
+        {
+            "circle-color": col,
+            "circle-opacity": 0.6,
+            "circle-radius": radius,
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 1,
+        },
+    )
+    circle |= {"id": f"{source.id}-cluster", "filter": is_cluster}
+    label = {
+        "id": f"{source.id}-cluster-count",
+        "type": "symbol",
+        "source": SOURCE,
+        "source-layer": source.id,
+        "filter": ["all", is_cluster, [">", ["get", "count"], 1]],
+        "metadata": {"geo:layer": source.id, "geo:title": source.title},
+        "layout": {
+            "text-field": ["to-string", ["get", "count"]],
+            "text-font": FONTS,
+            "text-size": 10,
+            "text-allow-overlap": True,
+        },
+        "paint": {"text-color": "#ffffff", "text-halo-color": col, "text-halo-width": 1},
+    }
+    return [circle, label]
 
 
 def style(request: Request, sources: Sequence[LayerSource], bounds: Bounds) -> dict[str, Any]:

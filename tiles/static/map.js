@@ -422,6 +422,24 @@
   start();
 })();
 
+// ---- clusters (tiles past the feature cap, tiles/aggregate.py) -------------------------------
+// The style draws them (circle by count, count label: tiles/styles.py); a click on one zooms two
+// levels in around it, towards the zoom where the layer's points are shown one by one.
+(function () {
+  function wire(map) {
+    const isCluster = (layer) => layer.id.endsWith("-cluster");
+    map.on("click", (event) => {
+      const ids = map.getStyle().layers.filter(isCluster).map((l) => l.id);
+      const hit = ids.length ? map.queryRenderedFeatures(event.point, { layers: ids }) : [];
+      if (hit.length) map.easeTo({ center: hit[0].geometry.coordinates, zoom: map.getZoom() + 2 });
+    });
+  }
+  const wait = setInterval(() => {
+    const map = window.geoViewer && window.geoViewer.map;
+    if (map) { clearInterval(wait); wire(map); }
+  }, 100);
+})();
+
 // ---- offline packages (.pmtiles) ---------------------------------------------------------
 // An archive made by `geo tiles export` or GET /tiles/{layers}.pmtiles (tiles/pmtiles_export.py),
 // opened from the person's own disk, for networks that cannot reach the service (政务内网).

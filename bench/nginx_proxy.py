@@ -75,6 +75,7 @@ class NginxProxy:
     base: str
     root: Path
     cache_dir: Path
+    pid: int  # the master process (its workers are its children)
 
     def cached_keys(self) -> list[str]:
         """The cache keys of every response nginx has stored (each cache file's `KEY:` line)."""
@@ -111,7 +112,7 @@ def nginx_proxy(*upstreams: str) -> Iterator[NginxProxy]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    proxy = NginxProxy(f"http://127.0.0.1:{port}", root, cache_dir)
+    proxy = NginxProxy(f"http://127.0.0.1:{port}", root, cache_dir, proc.pid)
     try:
         _wait(proxy, proc)
         yield proxy

@@ -86,6 +86,7 @@ def _create(fields: dict[str, Any]) -> dict[str, Any]:
     with session_scope() as session:
         address_id = lifecycle.create(session, CONSOLE, fields, "EPSG:4490")
         record = lifecycle.record(session, address_id)
+    with session_scope() as session:  # the entry as committed
         notes = session.execute(
             text(
                 "SELECT details -> 'notes' FROM audit_log WHERE action = 'address.create' "

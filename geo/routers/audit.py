@@ -26,6 +26,9 @@ router = api_router(tags=["audit"], lifespan=sealing)
 ACTION = Query(default=None, description="e.g. key.create, layer.upload, layer.read")
 SINCE = Query(default=None, description="ISO 8601, inclusive")
 UNTIL = Query(default=None, description="ISO 8601, exclusive")
+TARGET = Query(
+    default=None, max_length=500, description="what was acted on, as a prefix (e.g. hexi/)"
+)
 
 
 @router.get("/audit", summary="Query the audit log (admins)", responses=errors(403))
@@ -35,11 +38,12 @@ def read_audit(
     action: str | None = ACTION,
     since: datetime | None = SINCE,
     until: datetime | None = UNTIL,
+    target: str | None = TARGET,
     limit: int = Query(default=100, ge=1, le=10_000),
     offset: int = Query(default=0, ge=0),
     _: Principal = Depends(require("admin")),
 ) -> dict[str, Any]:
-    events = audit.query(session, department, action, since, until, limit, offset)
+    events = audit.query(session, department, action, since, until, limit, offset, target)
     return {"events": events, "numberReturned": len(events)}
 
 
@@ -56,9 +60,10 @@ def export_audit(
     action: str | None = ACTION,
     since: datetime | None = SINCE,
     until: datetime | None = UNTIL,
+    target: str | None = TARGET,
     limit: int = Query(default=100_000, ge=1, le=1_000_000),
 ) -> StreamingResponse:
-    filters = Filters(department, action, since, until)
+    filters = Filters(department, action, since, until, target)
     return StreamingResponse(
         export.csv_chunks(filters, limit),
         media_type="text/csv; charset=utf-8",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from console.i18n_admin import ADMIN_MESSAGES
+
 DEFAULT = "zh-CN"
 COOKIE = "lang"
 
@@ -278,6 +280,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_MalformedJSON": "The file is not valid JSON; no layer was created.",
     },
 }
+for _lang, _words in ADMIN_MESSAGES.items():
+    MESSAGES[_lang].update(_words)
 LANGUAGES = tuple(MESSAGES)
 
 

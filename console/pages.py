@@ -41,7 +41,7 @@ templates = Environment(
 )
 
 
-def _with_lang(request: Request, response: Response) -> Response:
+def with_lang(request: Request, response: Response) -> Response:
     """Remember a language picked by `?lang=` for the next pages."""
     asked = request.query_params.get("lang")
     if asked in i18n.MESSAGES:
@@ -63,14 +63,14 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     )
     # The page carries the session's CSRF token: never kept by a cache.
     response = HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
-    return _with_lang(request, response)
+    return with_lang(request, response)
 
 
 def _here(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
-def _go(target: str, request: Request) -> RedirectResponse:
+def go(target: str, request: Request) -> RedirectResponse:
     return RedirectResponse(f"{target}?next={quote(_here(request), safe='')}", status_code=303)
 
 
@@ -78,26 +78,33 @@ def signed_in(request: Request) -> Principal | RedirectResponse:
     """The person behind the cookie, or where they must go first: sign-in when there is no
     session (or it ended), the password page when an administrator set the password."""
     if not request.cookies.get(sessions.COOKIE):
-        return _go(LOGIN, request)
+        return go(LOGIN, request)
     try:
         who = principal(request)
     except ApiError as exc:
         if exc.code == "PasswordChangeRequired":
-            return _go(PASSWORD, request)
-        redirect = _go(LOGIN, request)
+            return go(PASSWORD, request)
+        redirect = go(LOGIN, request)
         redirect.delete_cookie(sessions.COOKIE, path="/")
         return redirect
     if who.account is None:
-        return _go(LOGIN, request)
+        return go(LOGIN, request)
     return who
+
+
+def render_for(
+    request: Request, who: Principal, template: str, status: int = 200, **context: Any
+) -> Response:
+    """A page for the signed-in `who`, carrying their session's CSRF token for its forms."""
+    token = request.cookies[sessions.COOKIE]
+    return render(request, template, status, who=who, csrf=csrf.token_for(token), **context)
 
 
 def _page(request: Request, template: str, **context: Any) -> Response:
     who = signed_in(request)
     if isinstance(who, Response):
-        return _with_lang(request, who)
-    token = request.cookies[sessions.COOKIE]
-    return render(request, template, who=who, csrf=csrf.token_for(token), **context)
+        return with_lang(request, who)
+    return render_for(request, who, template, **context)
 
 
 def _next(request: Request) -> str:
@@ -108,7 +115,7 @@ def _next(request: Request) -> str:
 
 @router.get("/console")
 def home(request: Request) -> Response:
-    return _with_lang(request, RedirectResponse("/console/layers", status_code=303))
+    return with_lang(request, RedirectResponse("/console/layers", status_code=303))
 
 
 @router.get(LOGIN)
@@ -120,7 +127,7 @@ def login_page(request: Request) -> Response:
 @router.get(PASSWORD)
 def password_page(request: Request) -> Response:
     if not request.cookies.get(sessions.COOKIE):
-        return _go(LOGIN, request)
+        return go(LOGIN, request)
     token = request.cookies[sessions.COOKIE]
     return render(
         request, "password.html", who=None, csrf=csrf.token_for(token), next=_next(request)

@@ -1,10 +1,12 @@
-"""How the console plugs into the service (see geo.plugins): its pages and static files."""
+"""How the console plugs into the service (see geo.plugins): its pages and static files.
+
+The pages' router comes last: its catch-all 404 must not shadow the others' pages."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from console import pages
+from console import admin, audit_log, pages
 from geo.plugins import Plugin
 
 
@@ -12,4 +14,9 @@ def _setup(app: FastAPI) -> None:
     pages.mount_assets(app)
 
 
-plugin = Plugin(name="console", order=40, routers=(pages.router,), setup_app=_setup)
+plugin = Plugin(
+    name="console",
+    order=40,
+    routers=(admin.router, audit_log.router, pages.router),
+    setup_app=_setup,
+)

@@ -241,7 +241,7 @@
 
   const pages = { login: initLogin, password: initPassword, layers: initLayers };
   window.geoConsole = {
-    M, $, api, fmt, cell, day, list, enc, errorText, restoreForms, body, pages,
+    M, $, api, fmt, cell, day, list, enc, errorText, keepForms, restoreForms, body, pages,
   };
   // Deferred scripts have all run by DOMContentLoaded: the other pages' files registered theirs.
   document.addEventListener("DOMContentLoaded", () => {

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from geo.plugins import Plugin
 from tiles.cli import app as cli_app
 from tiles.pool import close_pools
-from tiles.routers import offline, ogc, tiles, tokens, viewer
+from tiles.routers import events, offline, ogc, tiles, tokens, viewer
 
 
 def _setup(app: FastAPI) -> None:
@@ -32,7 +32,14 @@ def _setup(app: FastAPI) -> None:
 plugin = Plugin(
     name="tiles",
     order=30,
-    routers=(tiles.router, offline.router, ogc.router, tokens.router, viewer.router),
+    routers=(
+        tiles.router,
+        offline.router,
+        ogc.router,
+        tokens.router,
+        viewer.router,
+        events.router,
+    ),
     commands={"tiles": cli_app},
     conformance=ogc.CONFORMANCE,
     setup_app=_setup,

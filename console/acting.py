@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -34,7 +35,8 @@ def acting(request: Request) -> Principal | Response:
     when the session ended (with `next=` back to the page), the password page when an
     administrator set the password."""
     page = request.headers.get("HX-Current-URL", "").split("//", 1)[-1].partition("/")[2]
-    sign_in = f"{pages.LOGIN}?expired=1&next=/{page}" if page else pages.LOGIN
+    back = quote("/" + page, safe="/")
+    sign_in = f"{pages.LOGIN}?expired=1&next={back}" if page else pages.LOGIN
     try:
         who = principal(request)
     except ApiError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -37,8 +36,6 @@ from geo.routers import department_settings
 from geo.routers import departments as departments_api
 
 router = APIRouter(include_in_schema=False)
-# A key's expiry is picked as a day; it lasts to the end of that day in the city's time.
-CITY_TIME = ZoneInfo("Asia/Shanghai")
 ROLES = ("viewer", "editor", "admin")
 Field = Annotated[str, Form()]
 
@@ -78,7 +75,12 @@ def admin_page(request: Request, code: str) -> Response:
         shown = _read(request, who, code)
     except ApiError as exc:
         return pages.render_for(
-            request, who, "forbidden.html", exc.status, reason=explain(request, exc)
+            request,
+            who,
+            "forbidden.html",
+            exc.status,
+            reason=explain(request, exc),
+            missing=exc.status == 404,
         )
     return pages.render_for(request, who, "admin.html", code=code, roles=ROLES, **shown)
 
@@ -214,12 +216,12 @@ def disable_account(request: Request, code: str, username: str) -> Response:
 
 
 def _expiry(day: str) -> datetime | str | None:
-    """The end of the picked day in the city's time; what was typed when it is no date (the
-    key's model then names the field)."""
+    """A key's expiry is picked as a day: the end of that day in the city's time; what was
+    typed when it is no date (the key's model then names the field)."""
     if not day.strip():
         return None
     try:
-        return datetime.combine(date.fromisoformat(day.strip()), time.max, CITY_TIME)
+        return datetime.combine(date.fromisoformat(day.strip()), time.max, pages.CITY_TIME)
     except ValueError:
         return day
 

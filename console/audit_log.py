@@ -12,7 +12,6 @@ import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -26,7 +25,6 @@ from geo.db import session_scope
 from geo.errors import ApiError
 
 router = APIRouter(include_in_schema=False)
-CITY_TIME = ZoneInfo("Asia/Shanghai")
 # The text filters' bounds: the audit columns' own lengths.
 LIMITS = {"action": 64, "department": 64, "target": 500}
 FILTERS = ("action", "department", "target", "since", "until")
@@ -40,7 +38,7 @@ def _moment(text: str, field: str) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ApiError(400, "InvalidParameterValue", text, {"field": field}) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CITY_TIME)
+    return moment if moment.tzinfo else moment.replace(tzinfo=pages.CITY_TIME)
 
 
 def _offset(text: str) -> int:
@@ -57,10 +55,6 @@ def _asked(request: Request) -> dict[str, str]:
         if len(asked[name]) > limit:
             raise ApiError(400, "InvalidParameterValue", name, {"field": "too_long_" + name})
     return asked
-
-
-def _when(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(CITY_TIME).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _entries(who: Principal, asked: dict[str, str], offset: int) -> dict[str, Any]:
@@ -83,7 +77,7 @@ def _entries(who: Principal, asked: dict[str, str], offset: int) -> dict[str, An
             asked["target"] or None,
         )
     for entry in found:
-        entry["when"] = _when(entry["at"])
+        entry["when"] = pages.city_time(entry["at"])
         entry["details_text"] = (
             json.dumps(entry["details"], ensure_ascii=False) if entry["details"] else ""
         )
@@ -111,7 +105,7 @@ def audit_page(request: Request) -> Response:
         require("admin")(who)
     except ApiError as exc:
         return pages.render_for(
-            request, who, "forbidden.html", exc.status, reason=explain(request, exc)
+            request, who, "forbidden.html", exc.status, reason=explain(request, exc), missing=False
         )
     asked = {name: "" for name in FILTERS}
     offset, status, error = 0, 200, ""
@@ -150,5 +144,5 @@ def chain_status(request: Request) -> Response:
         return refusal(request, exc)
     with session_scope() as session:
         report = chain.verify(session).as_dict()
-    report["when"] = _when(report["checkedAt"])
+    report["when"] = pages.city_time(report["checkedAt"])
     return fragment(request, "audit_chain.html", report=report)

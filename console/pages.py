@@ -10,9 +10,11 @@ they do for any client: the console has no privileged path to the data.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -35,10 +37,21 @@ CRS_CHOICES = ("EPSG:4326", "EPSG:4490", "GCJ02", "BD09", "EPSG:4547", "EPSG:385
 # What GET /collections/{id}/export writes today.
 DOWNLOAD_FORMATS = ("gpkg", "csv")
 
+# Times are shown as Tianjin's clock reads them, whatever the server's zone.
+CITY_TIME = ZoneInfo("Asia/Shanghai")
+
 router = APIRouter(include_in_schema=False)
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
 )
+
+
+def city_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """An instant from the API's ISO 8601 as the city's wall clock ("" for none)."""
+    return datetime.fromisoformat(iso).astimezone(CITY_TIME).strftime(fmt) if iso else ""
+
+
+templates.filters["city_time"] = city_time
 
 
 def with_lang(request: Request, response: Response) -> Response:

@@ -117,6 +117,8 @@
   async function buildStyle(ids) {
     const merged = { version: 8, sources: {}, layers: [], center: DEFAULT_VIEW.center, zoom: DEFAULT_VIEW.zoom };
     const groups = chunks(ids, MAX_LAYERS_PER_STYLE);
+    state.groups = groups;
+    state.labelUrls = [];
     let expiresIn = null;
     for (let g = 0; g < groups.length; g++) {
       const path = `/styles/${groups[g].map(encodeURIComponent).join(",")}.json`;
@@ -144,6 +146,7 @@
       for (const [name, source] of Object.entries(style.sources)) {
         rename[name] = `${name}-${g}`;
         merged.sources[rename[name]] = source;
+        if (source.type === "geojson") state.labelUrls[g] = source.data;
       }
       for (const layer of style.layers) {
         if (layer.type === "background") {
@@ -381,6 +384,59 @@
   }
 
   // ---- start -----------------------------------------------------------------------------
+  // ---- live refresh (GET /events, tiles/events.py) -------------------------------------------
+  // One event stream per style group (the same layers, so the same token covers it). On a
+  // change the group's tile URL gets the layers' new version sum (?v=, as the server writes it:
+  // tiles.service.layers_version) and the labels are fetched again; no page reload. `ready`
+  // (also after a reconnection) refreshes a group whose versions moved while it was away.
+  const live = { versions: {}, streams: [], refreshes: 0 };
+  state.live = live;
+
+  function refreshGroup(g) {
+    const map = state.map;
+    const source = map.getSource(`geo-${g}`);
+    if (!source || !source.tiles) return;
+    const sum = state.groups[g].reduce((total, id) => total + (live.versions[id] || 0), 0);
+    const url = source.tiles[0];
+    // A string edit, not URL(): the template's {z}/{x}/{y} must stay unencoded.
+    const next = url.replace(/([?&])v=\d+/, `$1v=${sum}`);
+    if (next === url) return;
+    source.setTiles([next]);
+    const labels = map.getSource(`geo-labels-${g}`);
+    if (labels && state.labelUrls[g]) {
+      // Revalidated by ETag; a 304 keeps the labels as they are.
+      const url = state.labelUrls[g];
+      fetch(key ? currentTokenUrl(url) : url, { cache: "no-cache" })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((data) => { if (data) labels.setData(data); })
+        .catch(() => {});
+    }
+    live.refreshes += 1;
+  }
+
+  function follow(g) {
+    const query = new URLSearchParams({ layers: state.groups[g].join(",") });
+    if (key) {
+      if (!tokens.current[g]) return;
+      query.set("token", tokens.current[g]);
+    }
+    const events = new EventSource(`/events?${query}`);
+    live.streams[g] = events;
+    const changed = (message) => {
+      const data = JSON.parse(message.data);
+      if (message.type === "ready") Object.assign(live.versions, data.layers);
+      else live.versions[data.layer] = data.version;
+      refreshGroup(g);
+    };
+    events.addEventListener("ready", changed);
+    events.addEventListener("version", changed);
+    // EventSource reconnects by itself after a network error; a refusal (an expired token,
+    // a full server) closes it for good: open it again, with the current token, a little later.
+    events.addEventListener("error", () => {
+      if (events.readyState === EventSource.CLOSED) setTimeout(() => follow(g), 5000);
+    });
+  }
+
   function titleFromStyle(style, id) {
     const layer = style.layers.find((l) => l.metadata && l.metadata["geo:layer"] === id);
     return layer ? layer.metadata["geo:title"] : id;
@@ -417,6 +473,11 @@
     map.on("movestart", () => { state.idle = false; });
     wireSearch();
     wireIdentify();
+    if (window.EventSource) {
+      state.groups.forEach((_, g) => follow(g));
+      // A `ready` that came before the style had loaded found no source to refresh.
+      map.once("load", () => state.groups.forEach((_, g) => refreshGroup(g)));
+    }
   }
 
   start();

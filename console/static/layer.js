@@ -101,7 +101,35 @@
           map.fitBounds([[box[0], box[1]], [box[2], box[3]]], { padding: 30, maxZoom: 15, duration: 0 });
         }
         map.once("idle", () => { window.consoleMapReady = data.features.length; });
+        follow(map);
       });
+    }
+
+    /* Live refresh (GET /events, tiles/events.py; the session cookie goes with it): a change
+       to this layer, by anyone, reloads the map's features and the table's page, no reload.
+       The first `ready` reloads the map too: a change made between its first load and the
+       stream's start is told by no event. */
+    function follow(map) {
+      if (!window.EventSource) return;
+      const events = new EventSource("/events?layers=" + enc(id));
+      let version = null;
+      const changed = async (message) => {
+        const data = JSON.parse(message.data);
+        const now = message.type === "ready" ? data.layers[id] : data.version;
+        if (now === version) return;
+        const first = version === null;
+        version = now;
+        try {
+          map.getSource("layer").setData(await api("GET", base + "/items?limit=1000"));
+        } catch (err) {
+          $("features-error").textContent = errorText(err);
+          return;
+        }
+        if (!first) await loadFeatures();
+        window.consoleMapRefreshes = (window.consoleMapRefreshes || 0) + 1;
+      };
+      events.addEventListener("ready", changed);
+      events.addEventListener("version", changed);
     }
 
     (async () => {

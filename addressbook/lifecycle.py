@@ -21,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from addressbook.areas import coverage
 from addressbook.geocoding import gazetteer, names
 from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
 from addressbook.prepared import area, check_unique, invalid, notes_of, prepare
@@ -89,6 +90,8 @@ def record(session: Session, address_id: int, crs: str = "CRS84") -> dict[str, A
     return {
         **{k: row[k] for k in ("id", "code", "status", "successor_id", "version", "standard")},
         "elements": {k: row[k] for k in _ELEMENT_KEYS},
+        # Areas or grid the address lacks, with the reason (a township without communities...).
+        "missing": coverage.missing_one(session, coverage.Place.of(row)),
         "location": {"type": "Point", "coordinates": [float(x[0]), float(y[0])]},
         "crs": crs,
         "created_at": row["created_at"].isoformat(),

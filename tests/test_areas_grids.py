@@ -264,9 +264,10 @@ def test_grid_at(heping_grids: int, client: TestClient, admin_headers: dict[str,
     gx, gy = transform_xy([117.2045], [39.1195], "EPSG:4326", "GCJ02")
     gcj = client.get("/grids/at", params={"lon": float(gx[0]), "lat": float(gy[0]), "crs": "GCJ02"})
     assert gcj.json()["code"] == body["code"]
-    # Inside the city, where no grid was loaded: 404 that says so.
+    # Inside the accepted extent, where no grid was loaded: no grid, and the answer says why.
     nowhere = client.get("/grids/at", params={"lon": 117.0, "lat": 38.35})
-    assert nowhere.status_code == 404 and "no grid contains" in nowhere.json()["message"]
+    assert nowhere.status_code == 200 and nowhere.json()["code"] is None
+    assert "grid" in [m["level"] for m in nowhere.json()["missing"]]
 
 
 def test_grid_at_uses_the_gist_index(heping_grids: int) -> None:

@@ -1,5 +1,9 @@
 """Reading grids: the grid at a point (with its community, subdistrict and district), by code.
 
+A point of the city outside every grid is not an error of the lookup: the answer has the same
+shape with the grid's own fields null, the areas found at the point, and ``missing`` saying why
+there is no grid there (addressbook.areas.coverage), e.g. a township without communities.
+
 A grid's staff (name and phone number of the grid worker) are personal data: only callers who
 present a key see them (`staff=True`); anonymous answers leave the fields out altogether.
 """
@@ -12,6 +16,7 @@ from fastapi import Depends
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from addressbook.areas import coverage
 from addressbook.areas.query import geometry_json
 from geo.auth import Principal, principal
 from geo.crs import resolve
@@ -71,15 +76,29 @@ def get_grid(
 def grid_at(
     session: Session, lon: float, lat: float, crs: str = "CRS84", staff: bool = False
 ) -> dict[str, Any]:
-    """The grid containing the point, or a 404 that says so (the point may be in no grid)."""
+    """The grid containing the point with its areas; where no grid does, the same fields with
+    the grid's own null, the areas at the point, and why there is no grid (`missing`)."""
     x, y = city_point(lon, lat, crs)
     code = session.execute(text(GRID_AT_SQL), {"x": x, "y": y}).scalar()
-    if code is None:
-        raise ApiError(
-            404,
-            "NoGrid",
-            f"no grid contains the point ({lon}, {lat}); grids cover only the communities "
-            "that have them",
-            {"lon": lon, "lat": lat},
-        )
-    return get_grid(session, code, crs, staff)
+    if code is not None:
+        grid = get_grid(session, code, crs, staff)
+        place = coverage.Place.of({**grid, "grid_code": code})
+        return {**grid, "missing": coverage.missing_one(session, place)}
+    areas = coverage.areas_at(session, x, y)
+    place = coverage.Place.at(areas, None)
+    nothing: dict[str, Any] = {
+        "code": None,
+        "name": None,
+        "community_code": place.community,
+        **dict.fromkeys(STAFF_FIELDS if staff else ()),
+        "source": None,
+        "updated_at": None,
+        "geometry": None,
+        "community": areas.get("community", {}).get("name"),
+        "subdistrict_code": place.subdistrict,
+        "subdistrict": areas.get("subdistrict", {}).get("name"),
+        "district_code": place.district,
+        "district": areas.get("district", {}).get("name"),
+        "crs": resolve(crs).id,
+    }
+    return {**nothing, "missing": coverage.missing_one(session, place)}

@@ -4,7 +4,9 @@ One statement: the nearest active address by KNN (`ORDER BY geom <-> point LIMIT
 scan of the GiST index idx_addresses_geom that stops at the first row), its distance in metres on
 the geography (for `radius`, checked on that one row, so the index does the searching), and the
 current district, subdistrict and community polygons (idx_admin_areas_geom) and the grid
-(idx_grids_geom) containing the point.
+(idx_grids_geom) containing the point. Levels the point lacks come with the reason
+(`missing`, addressbook.areas.coverage): inside the city that is a community or grid, never a
+level filled in from elsewhere.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from addressbook.areas import coverage
 from addressbook.areas.grids import without_staff
 from geo.errors import ApiError
 from geo.extent import city_point
 
 MAX_RADIUS: Final = 10_000.0  # metres
 
-_SQL: Final = """
+_SQL: Final = f"""
 WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 4490) AS pt)
 SELECT
     (SELECT json_build_object(
@@ -38,10 +41,7 @@ SELECT
            LIMIT 1) n
      WHERE CAST(:radius AS float8) IS NULL
         OR ST_DWithin(n.geom::geography, p.pt::geography, CAST(:radius AS float8))),
-    (SELECT json_agg(json_build_object('level', a.level, 'code', a.code, 'name', a.name))
-     FROM current_admin_areas a
-     WHERE a.level IN ('district', 'subdistrict', 'community')
-       AND ST_Intersects(a.geom, p.pt)),  -- idx_admin_areas_geom
+    ({coverage.AREAS_AT}),
     (SELECT json_build_object('code', g.code, 'name', g.name,
                               'community_code', g.community_code,
                               'staff_name', g.staff_name, 'staff_phone', g.staff_phone)
@@ -63,6 +63,7 @@ class Reverse:
     subdistrict: dict[str, Any] | None
     community: dict[str, Any] | None
     grid: dict[str, Any] | None
+    missing: list[dict[str, str]]
 
 
 def reverse(
@@ -90,6 +91,7 @@ def reverse(
     by_level = {area["level"]: area for area in areas or ()}
     if grid is not None and not staff:
         grid = without_staff(grid)
+    place = coverage.Place.at(by_level, grid["code"] if grid else None)
     return Reverse(
         lon,
         lat,
@@ -98,4 +100,5 @@ def reverse(
         by_level.get("subdistrict"),
         by_level.get("community"),
         grid,
+        coverage.missing_one(session, place),
     )

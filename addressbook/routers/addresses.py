@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from addressbook import lifecycle
+from addressbook.areas import coverage
 from addressbook.geocoding import batch, gazetteer, geocoder, scoring, suggest
 from addressbook.geocoding.geocoder import Candidate
 from addressbook.geocoding.parser import parse
@@ -50,7 +51,11 @@ def _point(x: float, y: float, crs: str) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [round(float(xs[0]), 7), round(float(ys[0]), 7)]}
 
 
-def candidate_json(candidate: Candidate, crs: str) -> dict[str, Any]:
+def candidate_json(
+    candidate: Candidate, crs: str, missing: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """`missing`: the levels an address candidate lacks, with the reason (None for a place
+    above the addresses: a road or an area has no single community or grid)."""
     return {
         "id": candidate.address_id,
         "code": candidate.code,
@@ -63,6 +68,7 @@ def candidate_json(candidate: Candidate, crs: str) -> dict[str, Any]:
         "elements": candidate.elements,
         "location": _point(candidate.lon, candidate.lat, crs),
         "notes": list(candidate.notes),
+        "missing": missing,
     }
 
 
@@ -95,11 +101,14 @@ def geocode(
 ) -> dict[str, Any]:
     target = resolve(crs).id
     found = geocoder.geocode(session, geocoder.check_text(q), limit=limit, area=area)
+    addresses = [c for c in found if c.address_id is not None]
+    lacking = coverage.missing_levels(session, [coverage.Place.of(c.elements) for c in addresses])
+    missing = {id(c): m for c, m in zip(addresses, lacking, strict=True)}
     return {
         "q": q,
         "crs": target,
         "confident_threshold": scoring.CONFIDENT,
-        "candidates": [candidate_json(c, target) for c in found],
+        "candidates": [candidate_json(c, target, missing.get(id(c))) for c in found],
     }
 
 
@@ -131,6 +140,7 @@ def reverse_geocode(
         "subdistrict": found.subdistrict,
         "community": found.community,
         "grid": found.grid,
+        "missing": found.missing,
     }
 
 

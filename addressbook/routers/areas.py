@@ -51,8 +51,8 @@ def get_area(
 
 @router.get(
     "/grids/at",
-    summary="The grid containing a point, with its community and parents",
-    responses=errors(404),
+    summary="The grid containing a point, with its community and parents; where none does, "
+    "the areas at the point and why there is no grid (`missing`)",
 )
 def grid_at(
     lon: Annotated[float, Query(description="x (longitude or easting) in `crs`")],

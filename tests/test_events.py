@@ -208,6 +208,7 @@ def test_heartbeats_the_stream_limit_and_slots_freed(
     refused = stream(f"?layers={lid}")
     assert refused.status == 503
     assert refused.response.read() and refused.response.json()["code"] == "TooManyStreams"
+    assert refused.response.headers["retry-after"] == "2"
     # Closed streams give their slots back (the server hears the disconnection at once), and
     # the streams opened then work like the first ones.
     for s in streams:

@@ -1,6 +1,6 @@
 """GET /events (tiles.events) against a real `geo serve`: changes told only for layers the caller
 may read, unknown and unreadable layers alike, access revoked mid-stream, tile tokens,
-heartbeats, the stream limit, and the 400s of malformed layer lists.
+heartbeats, the stream limit, the shipped nginx config, and the 400s of malformed layer lists.
 
 Streams are read in the test's own thread with a deadline on every read (the server sends a
 heartbeat every 0.2 s, and httpx's read timeout bounds each socket read): no test can hang.
@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.nginx_proxy import nginx_proxy
 from geo.version_watch import QUEUE_SIZE, VersionWatch
 from tests.conftest import Dept
 from tests.layers_helpers import CENTER, make_points_layer
@@ -97,8 +98,10 @@ def stream(server: LiveServer) -> Iterator[Callable[..., Stream]]:
     limits = httpx.Limits(max_connections=MAX_STREAMS + 2)
     with httpx.Client(base_url=server.base, timeout=timeout, limits=limits) as http:
 
-        def open_stream(query: str = "", headers: dict[str, str] | None = None) -> Stream:
-            s = Stream(http, f"/events{query}", headers)
+        def open_stream(
+            query: str = "", headers: dict[str, str] | None = None, via: str = ""
+        ) -> Stream:
+            s = Stream(http, f"{via}/events{query}", headers)
             opened.append(s)
             return s
 
@@ -225,6 +228,35 @@ def test_heartbeats_the_stream_limit_and_slots_freed(
     assert len(again) == MAX_STREAMS
     for s in again:
         assert ready_of(s).keys() == {lid}
+
+
+def test_through_the_shipped_nginx_config(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    server: LiveServer,
+    stream: Callable[..., Stream],
+) -> None:
+    """Events pass nginx as they are sent (unbuffered), and a client leaving nginx frees its
+    stream's slot on the service."""
+    lid = make_points_layer(client, admin_headers, n=1)
+    with nginx_proxy(server.base.removeprefix("http://")) as nginx:
+        proxied = stream(f"?layers={lid}", via=nginx.base)
+        version = ready_of(proxied)[lid]
+        assert proxied.next(comments=True) == ("", "heartbeat")
+        add(server, lid, admin_headers, "through nginx")
+        assert proxied.events(1.0) == [("version", {"layer": lid, "version": version + 1})]
+        more = [stream(f"?layers={lid}", via=nginx.base) for _ in range(MAX_STREAMS - 1)]
+        assert [s.status for s in more] == [200] * (MAX_STREAMS - 1)
+        for s in (proxied, *more):
+            s.close()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            again = stream(f"?layers={lid}", via=nginx.base)
+            if again.status == 200:
+                break
+            again.close()
+            time.sleep(0.05)
+        assert again.status == 200 and ready_of(again) == {lid: version + 1}
 
 
 @pytest.mark.parametrize(

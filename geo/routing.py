@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from fastapi import APIRouter, Request, Response, params
+from fastapi import APIRouter, FastAPI, Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -191,3 +191,16 @@ class StrictQueryRoute(APIRoute):
 def api_router(**kwargs: Any) -> APIRouter:
     """An APIRouter whose routes are strict about their query parameters."""
     return APIRouter(route_class=StrictQueryRoute, **kwargs)
+
+
+def match_first(app: FastAPI, router: APIRouter) -> None:
+    """Try `router`'s routes (already included in `app`) before every other route of the app.
+
+    FastAPI tries an app's routes in order, each through its included router's bookkeeping (about
+    1.7 µs a route): the tile route, tried after 82 others, spent 140 µs finding itself, a third
+    of a cached tile's whole time. Moving a router forward changes which route answers a path
+    only when a route before it matches that path too; tests/test_tile_hits.py checks that none
+    of the app's routes does."""
+    routes = app.router.routes
+    index = next(i for i, r in enumerate(routes) if getattr(r, "original_router", None) is router)
+    routes.insert(0, routes.pop(index))

@@ -9,14 +9,17 @@ from typing import Any
 from fastapi import FastAPI
 
 from geo.plugins import Plugin
+from geo.routing import match_first
 from tiles.cli import app as cli_app
 from tiles.pool import close_pools
 from tiles.routers import events, offline, ogc, tiles, tokens, viewer
 
 
 def _setup(app: FastAPI) -> None:
-    """The viewer's static files, and the tile pools closed when the app stops."""
+    """The viewer's static files, the tile route matched first (a map sends hundreds of tile
+    requests per view), and the tile pools closed when the app stops."""
     viewer.mount_assets(app)
+    match_first(app, tiles.router)
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -1,6 +1,7 @@
 """GET /events (tiles.events) against a real `geo serve`: changes told only for layers the caller
-may read, unknown and unreadable layers alike, access revoked mid-stream, tile tokens,
-heartbeats, the stream limit, the shipped nginx config, and the 400s of malformed layer lists.
+may read, unknown and unreadable layers alike, access revoked mid-stream, tile tokens (and the
+stream's end when one expires), heartbeats, the stream limit, the shipped nginx config, and the
+400s of malformed layer lists.
 
 Streams are read in the test's own thread with a deadline on every read (the server sends a
 heartbeat every 0.2 s, and httpx's read timeout bounds each socket read): no test can hang.
@@ -19,10 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.nginx_proxy import nginx_proxy
+from geo.auth import Principal
 from geo.version_watch import QUEUE_SIZE, VersionWatch
 from tests.conftest import Dept
 from tests.layers_helpers import CENTER, make_points_layer
 from tests.live_server import LiveServer, live_server
+from tiles import tokens
+from tiles.settings import tile_settings
 
 MAX_STREAMS = 4
 HEARTBEAT = 0.2
@@ -73,7 +77,7 @@ class Stream:
         """Every event that comes in the next `within` seconds."""
         found = []
         deadline = time.monotonic() + within
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self.closed:
             got = self.next(left)
             if got is not None:
                 found.append(got)
@@ -198,6 +202,24 @@ def test_a_tile_token_reads_its_layers_only(
     add(server, other, owner.editor, "not covered")
     add(server, mine, owner.editor, "covered")
     assert s.events(1.0) == [("version", {"layer": mine, "version": version + 1})]
+
+
+def test_a_stream_ends_when_its_token_expires(
+    client: TestClient,
+    make_department: Callable[..., Dept],
+    stream: Callable[..., Stream],
+) -> None:
+    owner = make_department()
+    lid = make_points_layer(client, owner.editor, n=1, access="private")
+    issued = time.time() - tile_settings().token_ttl + 1.5  # expires 1.5 s from now
+    token, _ = tokens.mint(Principal(owner.code, "viewer", None, None), [lid], now=issued)
+    s = stream(f"?token={token}")
+    assert ready_of(s).keys() == {lid}
+    s.events(2.5)
+    assert s.closed  # the server ended it
+    again = stream(f"?token={token}")
+    assert again.status == 401
+    assert again.response.read() and again.response.json()["code"] == "TokenExpired"
 
 
 def test_heartbeats_the_stream_limit_and_slots_freed(

@@ -17,11 +17,16 @@ Decisions:
 - A stream whose queue overflows (a client that stopped reading) is told `overflow` and closed;
   EventSource reconnects after `retry` milliseconds and the client refreshes on `ready`.
 - At most GEO_EVENTS_MAX_STREAMS streams per worker; beyond, a 503 `TooManyStreams`.
+- A stream ends when its tile token expires, and one opened with a key or a session cookie
+  after GEO_TILE_TOKEN_TTL: the credential is checked when a stream opens, so a revoked key or
+  an ended session must not keep one open for ever. EventSource reconnects by itself, with the
+  credential checked again (a client with an expired token opens a new stream with its new one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -121,20 +126,22 @@ async def events(
     ready: dict[str, int],
     layers_of: dict[str, list[str]],
     subscriber: version_watch.Subscriber,
+    ends_at: float,
 ) -> AsyncIterator[bytes]:
     """`ready` with the layers followed and their versions, then one `version` event per change
-    ({"layer", "version"}), heartbeat comments in between."""
+    ({"layer", "version"}), heartbeat comments in between, until `ends_at` (unix seconds)."""
     heartbeat = tile_settings().events_heartbeat
     yield f"retry: {RETRY_MS}\n\n".encode()
     yield event("ready", {"layers": ready})
-    while True:
+    while (left := ends_at - time.time()) > 0:
         if subscriber.dropped:
             yield event("overflow", {"message": "too far behind; reconnect and refresh"})
             return
         try:
-            name, version = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
+            name, version = await asyncio.wait_for(subscriber.queue.get(), min(heartbeat, left))
         except TimeoutError:
-            yield b": heartbeat\n\n"
+            if time.time() < ends_at:
+                yield b": heartbeat\n\n"
             continue
         for layer_id in list(layers_of.get(name, ())):
             if await _still_readable(who, layer_id):
@@ -165,8 +172,9 @@ class EventStream(StreamingResponse):
             self._release()
 
 
-async def open_stream(who: Principal, ids: list[str] | None) -> EventStream:
-    """The stream of the readable layers among `ids` (None: all the caller may read)."""
+async def open_stream(who: Principal, ids: list[str] | None, ends_at: float) -> EventStream:
+    """The stream of the readable layers among `ids` (None: all the caller may read), until
+    `ends_at` (unix seconds)."""
     watch = version_watch.current()
     if watch is None:
         raise ApiError(503, "EventsUnavailable", "this worker has no version listener")
@@ -193,4 +201,4 @@ async def open_stream(who: Principal, ids: list[str] | None) -> EventStream:
         watch.unsubscribe(follower)
         release()
 
-    return EventStream(events(who, ready, layers_of, follower), finish)
+    return EventStream(events(who, ready, layers_of, follower, ends_at), finish)

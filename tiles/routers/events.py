@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -10,6 +12,7 @@ from geo.auth import Principal, principal
 from geo.openapi import errors, returns
 from geo.routing import api_router
 from tiles import events, service, tokens
+from tiles.settings import tile_settings
 
 router = api_router(tags=["tiles"])
 
@@ -18,7 +21,9 @@ STREAM_DOC = (
     "(the layers followed and their current versions), then one `event: version` with "
     '`{"layer": id, "version": n}` per change of one of them, `: heartbeat` comments in '
     "between (GEO_EVENTS_HEARTBEAT), and `event: overflow` before closing a stream that fell "
-    "too far behind. Layers the caller may not read are left out exactly like unknown ones"
+    "too far behind. Layers the caller may not read are left out exactly like unknown ones. "
+    "The stream ends when its tile token expires (else after GEO_TILE_TOKEN_TTL); EventSource "
+    "then reconnects"
 )
 
 
@@ -51,4 +56,6 @@ async def layer_events(
     ids = events.subscription(layers, claims.layers if claims is not None else None)
     if claims is not None and ids is not None:
         claims.check_scope(ids)
-    return await events.open_stream(who, ids)
+    # The credential is checked once, here: the stream ends when a token would have.
+    ends_at = claims.expires if claims is not None else time.time() + tile_settings().token_ttl
+    return await events.open_stream(who, ids, ends_at)

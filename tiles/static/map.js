@@ -430,10 +430,11 @@
     };
     events.addEventListener("ready", changed);
     events.addEventListener("version", changed);
-    // EventSource reconnects by itself after a network error; a refusal (an expired token,
-    // a full server) closes it for good: open it again, with the current token, a little later.
+    // EventSource reconnects by itself (to the same URL) when the stream ends, which it does
+    // when its token expires; a refusal (that expired token, a full server) closes it for
+    // good: open it again, with the group's newest token, a little later.
     events.addEventListener("error", () => {
-      if (events.readyState === EventSource.CLOSED) setTimeout(() => follow(g), 5000);
+      if (events.readyState === EventSource.CLOSED) setTimeout(() => follow(g), 3000);
     });
   }
 

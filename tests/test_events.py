@@ -25,7 +25,7 @@ from geo.version_watch import QUEUE_SIZE, VersionWatch
 from tests.conftest import Dept
 from tests.layers_helpers import CENTER, make_points_layer
 from tests.live_server import LiveServer, live_server
-from tiles import tokens
+from tiles import events, tokens
 from tiles.settings import tile_settings
 
 MAX_STREAMS = 4
@@ -311,3 +311,25 @@ def test_a_subscriber_that_falls_behind_is_dropped() -> None:
         assert slow.queue.qsize() == QUEUE_SIZE
 
     asyncio.run(scenario())
+
+
+def test_a_stream_that_falls_behind_is_told_overflow_and_ends() -> None:
+    async def scenario() -> list[bytes]:
+        watch = VersionWatch("postgresql://unused")
+        subscriber = watch.subscribe({"layer:a"})
+        for version in range(1, QUEUE_SIZE + 2):
+            watch._heard(f"{version}:layer:a")
+        stream = events.events(
+            Principal(None, None, None, None),
+            {"a": 0},
+            {"layer:a": ["a"]},
+            subscriber,
+            time.time() + 60,
+        )
+        return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert chunks[1] == events.event("ready", {"layers": {"a": 0}})
+    assert chunks[2:] == [
+        events.event("overflow", {"message": "too far behind; reconnect and refresh"})
+    ]

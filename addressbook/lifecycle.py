@@ -90,8 +90,8 @@ def record(session: Session, address_id: int, crs: str = "CRS84") -> dict[str, A
     return {
         **{k: row[k] for k in ("id", "code", "status", "successor_id", "version", "standard")},
         "elements": {k: row[k] for k in _ELEMENT_KEYS},
-        # Areas or grid the address lacks, with the reason (a township without communities...).
-        "missing": coverage.missing_one(session, coverage.Place.of(row)),
+        # Areas or grid the address lacks or only estimates, with the reasons (coverage).
+        **coverage.explain_one(session, coverage.Place.of(row)).fields(),
         "location": {"type": "Point", "coordinates": [float(x[0]), float(y[0])]},
         "crs": crs,
         "created_at": row["created_at"].isoformat(),

@@ -78,6 +78,9 @@ class AdminArea(Base):
         Geometry("POINT", srid=SRID, spatial_index=True), nullable=True
     )
     source: Mapped[str | None] = mapped_column(String(200))
+    # Derived outlines: drawn around a location on record ('recorded') or around a generated
+    # point where the records give none ('spread', an estimate); NULL for real boundaries.
+    placement: Mapped[str | None] = mapped_column(String(8))
 
 
 class Grid(Base):

@@ -34,6 +34,11 @@ NO_GRID = {
     "level": "grid",
     "reason": "grids are drawn within communities, and the point has no community",
 }
+TAIHU_ESTIMATED = {
+    "level": "subdistrict",
+    "reason": "太湖路街道 has no location on record: its outline is a share of 河西区 drawn "
+    "around a generated point",
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +70,7 @@ def test_address_in_a_township_without_communities(client: TestClient, dept: Dep
     assert elements["subdistrict"] == "太湖路街道"
     assert elements["community_code"] is None and elements["grid_code"] is None
     assert record["missing"] == [NO_COMMUNITY, NO_GRID]
+    assert record["estimated"] == [TAIHU_ESTIMATED]
     assert record["standard"] == "天津市河西区太湖路街道太湖路9001号"
     # Read back, the stored address says the same.
     again = client.get(f"/addresses/{record['id']}").json()
@@ -73,6 +79,7 @@ def test_address_in_a_township_without_communities(client: TestClient, dept: Dep
     found = client.get("/addresses/geocode", params={"q": "天津市河西区太湖路9001号"}).json()
     first = found["candidates"][0]
     assert first["id"] == record["id"] and first["missing"] == [NO_COMMUNITY, NO_GRID]
+    assert first["estimated"] == [TAIHU_ESTIMATED]
     # Moved into a community with grids, nothing is missing any more; moved back, it is again.
     with session_scope() as session:
         lon, lat = session.execute(
@@ -108,6 +115,7 @@ def test_reverse_geocoding_there(client: TestClient, hexi_grids: None) -> None:
     assert body["subdistrict"] == {"level": "subdistrict", "code": TAIHU_CODE, "name": "太湖路街道"}
     assert body["community"] is None and body["grid"] is None
     assert body["missing"] == [NO_COMMUNITY, NO_GRID]
+    assert body["estimated"] == [TAIHU_ESTIMATED]
 
 
 def test_grid_at_a_point_without_a_grid(client: TestClient, hexi_grids: None) -> None:
@@ -119,6 +127,7 @@ def test_grid_at_a_point_without_a_grid(client: TestClient, hexi_grids: None) ->
     assert (body["subdistrict_code"], body["subdistrict"]) == (TAIHU_CODE, "太湖路街道")
     assert body["community_code"] is None and body["community"] is None
     assert body["missing"] == [NO_COMMUNITY, NO_GRID]
+    assert body["estimated"] == [TAIHU_ESTIMATED]
     assert "staff_name" not in body
 
 
@@ -148,7 +157,36 @@ def test_a_community_without_grids_says_so(hexi_grids: None) -> None:
         ).one()
         found = reverse(session, lon, lat)
     assert found.community is not None and found.community["name"] == name
-    assert found.missing == [{"level": "grid", "reason": f"{name} has no grids on record"}]
+    assert found.explained.missing == [
+        {"level": "grid", "reason": f"{name} has no grids on record"}
+    ]
+
+
+def test_estimates_are_named_and_recorded_places_are_not(hexi_grids: None) -> None:
+    """The import records which derived outlines rest on a location on record: 85 current
+    subdistricts have none (84 without a centroid, one whose centroid lies outside its
+    district); a point at the recorded centroid of 大营门街道 gets no subdistrict estimate."""
+    with session_scope() as session:
+        placements = dict(
+            session.execute(
+                text(
+                    "SELECT coalesce(placement, 'none'), count(*) FROM current_admin_areas "
+                    "WHERE level = 'subdistrict' GROUP BY 1"
+                )
+            )
+            .tuples()
+            .all()
+        )
+        assert placements == {"recorded": 214, "spread": 85}
+        lon, lat = session.execute(
+            text(
+                "SELECT ST_X(centroid), ST_Y(centroid) FROM current_admin_areas "
+                "WHERE code = '120103001000'"
+            )
+        ).one()
+        found = reverse(session, lon, lat)
+    assert found.subdistrict is not None and found.subdistrict["name"] == "大营门街道"
+    assert "subdistrict" not in [e["level"] for e in found.explained.estimated]
 
 
 def _lattice(outline: Any, step: float) -> list[tuple[float, float]]:
@@ -192,14 +230,14 @@ def test_every_point_of_the_city_has_district_and_current_subdistrict(hexi_grids
         for lon, lat in points:
             found = reverse(session, lon, lat)
             if found.district is None or found.subdistrict is None:
-                lacking.append((lon, lat, found.missing))
+                lacking.append((lon, lat, found.explained.missing))
                 continue
             assert parents[found.subdistrict["code"]] == found.district["code"]
             if found.community is not None:
                 assert parents[found.community["code"]] == found.subdistrict["code"]
             else:
-                assert found.missing[0]["level"] == "community"
-            assert all(m["level"] in ("community", "grid") for m in found.missing)
+                assert found.explained.missing[0]["level"] == "community"
+            assert all(m["level"] in ("community", "grid") for m in found.explained.missing)
     assert lacking == []
 
 
@@ -218,8 +256,13 @@ def test_outside_every_district_but_inside_the_extent(hexi_grids: None) -> None:
         assert inside == 0
         found = reverse(session, lon, lat)
     assert (found.district, found.subdistrict, found.community, found.grid) == (None,) * 4
-    assert [m["level"] for m in found.missing] == ["district", "subdistrict", "community", "grid"]
-    assert "outside the boundaries of every district" in found.missing[0]["reason"]
+    assert [m["level"] for m in found.explained.missing] == [
+        "district",
+        "subdistrict",
+        "community",
+        "grid",
+    ]
+    assert "outside the boundaries of every district" in found.explained.missing[0]["reason"]
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,9 @@ class Area:
     geom: Any = None
     centroid: Any = None
     source: str = DIVISIONS.name
+    # Derived outlines only: drawn around a location on record ("recorded") or, where the
+    # records give none, around a generated point ("spread"): the latter is an estimate.
+    placement: str | None = None
 
     @property
     def current(self) -> bool:

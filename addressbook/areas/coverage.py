@@ -8,6 +8,11 @@ lies there. Such answers carry ``missing``: one entry per unknown level, nearest
 each with the reason the records give (``太湖路街道 (2023) has no communities on record``),
 rather than the nearest community of another township.
 
+A level that is known but rests on no record is an estimate, and answers say that too
+(``estimated``): the derived outline of a subdistrict or community the records give no location
+for is drawn around a generated point (``placement = 'spread'``, addressbook.areas.
+import_derived), so which of it and its neighbours a point near their edge lies in is a guess.
+
 The reasons are read from the current areas and grids in one statement (code lookups on
 ix_admin_areas_code, ix_admin_areas_parent_code and ix_grids_community_code), for every answer
 of a request at once.
@@ -41,11 +46,13 @@ FACTS: Final = """
                                         WHERE c.parent_code = a.code AND c.level = 'community')
                WHEN 'community' THEN (SELECT count(*) FROM grids g
                                       WHERE g.community_code = a.code)
-           END AS children
+           END AS children,
+           a.placement, p.name AS parent
     FROM current_admin_areas a
+    LEFT JOIN current_admin_areas p ON p.code = a.parent_code
     WHERE a.code = ANY(CAST(:codes AS text[]))
     UNION ALL
-    SELECT '', '', 0, (SELECT count(*) FROM (SELECT 1 FROM grids LIMIT 1) g)
+    SELECT '', '', 0, (SELECT count(*) FROM (SELECT 1 FROM grids LIMIT 1) g), NULL, NULL
     """
 
 LEVELS: Final = ("district", "subdistrict", "community", "grid")
@@ -79,6 +86,24 @@ class _Fact:
     name: str
     since: int
     children: int
+    placement: str | None
+    parent: str | None
+
+
+Reasons = list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """What an answer lacks (`missing`) and what it only estimates (`estimated`), each a list
+    of ``{"level", "reason"}``, top level first."""
+
+    missing: Reasons
+    estimated: Reasons
+
+    def fields(self) -> dict[str, Reasons]:
+        """The two lists as an answer's fields."""
+        return {"missing": self.missing, "estimated": self.estimated}
 
 
 def areas_at(session: Session, x: float, y: float) -> dict[str, dict[str, Any]]:
@@ -87,8 +112,8 @@ def areas_at(session: Session, x: float, y: float) -> dict[str, dict[str, Any]]:
     return {area["level"]: area for area in found or ()}
 
 
-def _reasons(place: Place, facts: Mapping[str, _Fact], any_grid: bool) -> list[dict[str, str]]:
-    missing: list[dict[str, str]] = []
+def _missing(place: Place, facts: Mapping[str, _Fact], any_grid: bool) -> Reasons:
+    missing: Reasons = []
 
     def lacks(level: str, reason: str) -> None:
         missing.append({"level": level, "reason": reason})
@@ -127,21 +152,39 @@ def _reasons(place: Place, facts: Mapping[str, _Fact], any_grid: bool) -> list[d
     return missing
 
 
-def missing_levels(session: Session, places: Sequence[Place]) -> list[list[dict[str, str]]]:
-    """For each place, the levels it lacks with the reason: ``[{"level", "reason"}]``, empty
-    when all four are known. One statement for all the places."""
+def _estimated(place: Place, facts: Mapping[str, _Fact]) -> Reasons:
+    estimated: Reasons = []
+    for level, code in (("subdistrict", place.subdistrict), ("community", place.community)):
+        fact = facts.get(code or "")
+        if fact is not None and fact.placement == "spread":
+            estimated.append(
+                {
+                    "level": level,
+                    "reason": f"{fact.name} has no location on record: its outline is a share "
+                    f"of {fact.parent} drawn around a generated point",
+                }
+            )
+    return estimated
+
+
+def explain(session: Session, places: Sequence[Place]) -> list[Explained]:
+    """For each place, the levels it lacks and those it only estimates, with the reasons. One
+    statement for all the places."""
     codes = {c for p in places for c in (p.district, p.subdistrict, p.community) if c}
-    if all(p.grid and p.community and p.subdistrict and p.district for p in places):
-        return [[] for _ in places]
+    if not places:
+        return []
     facts: dict[str, _Fact] = {}
     any_grid = False
-    for code, name, since, children in session.execute(text(FACTS), {"codes": sorted(codes)}):
+    rows = session.execute(text(FACTS), {"codes": sorted(codes)}).tuples()
+    for code, name, since, children, placement, parent in rows:
         if code:
-            facts[code] = _Fact(name, since, children or 0)
+            facts[code] = _Fact(name, since, children or 0, placement, parent)
         else:
             any_grid = bool(children)
-    return [_reasons(place, facts, any_grid) for place in places]
+    return [
+        Explained(_missing(place, facts, any_grid), _estimated(place, facts)) for place in places
+    ]
 
 
-def missing_one(session: Session, place: Place) -> list[dict[str, str]]:
-    return missing_levels(session, [place])[0]
+def explain_one(session: Session, place: Place) -> Explained:
+    return explain(session, [place])[0]

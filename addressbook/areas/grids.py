@@ -83,7 +83,7 @@ def grid_at(
     if code is not None:
         grid = get_grid(session, code, crs, staff)
         place = coverage.Place.of({**grid, "grid_code": code})
-        return {**grid, "missing": coverage.missing_one(session, place)}
+        return {**grid, **coverage.explain_one(session, place).fields()}
     areas = coverage.areas_at(session, x, y)
     place = coverage.Place.at(areas, None)
     nothing: dict[str, Any] = {
@@ -101,4 +101,4 @@ def grid_at(
         "district": areas.get("district", {}).get("name"),
         "crs": resolve(crs).id,
     }
-    return {**nothing, "missing": coverage.missing_one(session, place)}
+    return {**nothing, **coverage.explain_one(session, place).fields()}

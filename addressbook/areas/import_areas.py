@@ -317,6 +317,7 @@ def _row(area: Area) -> dict[str, Any]:
         "geom": from_shape(area.geom, srid=4490) if area.geom is not None else None,
         "centroid": from_shape(area.centroid, srid=4490) if area.centroid is not None else None,
         "source": area.source,
+        "placement": area.placement,
     }
 
 

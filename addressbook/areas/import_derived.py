@@ -6,7 +6,9 @@ cells of their points: subdistrict cells clipped to the district polygon, commun
 clipped to their subdistrict's cell. The levels therefore nest exactly and tile the district.
 Children without a usable point (no centroid in the table, or one outside the parent) get a
 deterministic point spread over the parent by a Halton sequence, so reruns give the same cells.
-Everything made here is flagged ``source = 'derived-voronoi'``.
+Everything made here is flagged ``source = 'derived-voronoi'``, and ``placement`` says whether
+the cell is drawn around a location on record or around a spread point (an estimate, which
+answers name: addressbook.areas.coverage).
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ def split_region(region: Any, points: Sequence[Any]) -> list[MultiPolygon | None
     return [_as_multipolygon(c) for c in clipped]
 
 
-def _points_inside(children: list[Area], region: Any, salt: str) -> list[Any]:
-    """Each child's own centroid when it lies inside the region, else a spread point."""
+def _points_inside(children: list[Area], region: Any, salt: str) -> tuple[list[Any], list[bool]]:
+    """Each child's own centroid when it lies inside the region, else a spread point; and
+    whether the point is the child's own (on record)."""
     shapely.prepare(region)
     seen: set[tuple[float, float]] = set()
     usable: list[bool] = []
@@ -87,19 +90,21 @@ def _points_inside(children: list[Area], region: Any, salt: str) -> list[Any]:
             seen.add(key)
         usable.append(ok)
     spread = iter(spread_points(region, usable.count(False), salt))
-    return [
+    points = [
         child.centroid if ok else next(spread) for child, ok in zip(children, usable, strict=True)
     ]
+    return points, usable
 
 
 def _split(parent_region: Any, children: list[Area], salt: str) -> None:
-    points = _points_inside(children, parent_region, salt)
-    for child, point, cell in zip(
-        children, points, split_region(parent_region, points), strict=True
+    points, recorded = _points_inside(children, parent_region, salt)
+    for child, point, on_record, cell in zip(
+        children, points, recorded, split_region(parent_region, points), strict=True
     ):
         child.centroid = point
         child.geom = cell
         child.source = DERIVED
+        child.placement = "recorded" if on_record else "spread"
 
 
 def derive_polygons(areas: list[Area]) -> None:

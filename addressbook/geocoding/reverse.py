@@ -63,7 +63,7 @@ class Reverse:
     subdistrict: dict[str, Any] | None
     community: dict[str, Any] | None
     grid: dict[str, Any] | None
-    missing: list[dict[str, str]]
+    explained: coverage.Explained
 
 
 def reverse(
@@ -100,5 +100,5 @@ def reverse(
         by_level.get("subdistrict"),
         by_level.get("community"),
         grid,
-        coverage.missing_one(session, place),
+        coverage.explain_one(session, place),
     )

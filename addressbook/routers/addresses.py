@@ -52,10 +52,11 @@ def _point(x: float, y: float, crs: str) -> dict[str, Any]:
 
 
 def candidate_json(
-    candidate: Candidate, crs: str, missing: list[dict[str, str]] | None = None
+    candidate: Candidate, crs: str, explained: coverage.Explained | None = None
 ) -> dict[str, Any]:
-    """`missing`: the levels an address candidate lacks, with the reason (None for a place
-    above the addresses: a road or an area has no single community or grid)."""
+    """`missing` / `estimated`: the levels an address candidate lacks or only estimates, with
+    the reason (None for a place above the addresses: a road or an area has no single
+    community or grid)."""
     return {
         "id": candidate.address_id,
         "code": candidate.code,
@@ -68,7 +69,8 @@ def candidate_json(
         "elements": candidate.elements,
         "location": _point(candidate.lon, candidate.lat, crs),
         "notes": list(candidate.notes),
-        "missing": missing,
+        "missing": explained.missing if explained else None,
+        "estimated": explained.estimated if explained else None,
     }
 
 
@@ -102,13 +104,13 @@ def geocode(
     target = resolve(crs).id
     found = geocoder.geocode(session, geocoder.check_text(q), limit=limit, area=area)
     addresses = [c for c in found if c.address_id is not None]
-    lacking = coverage.missing_levels(session, [coverage.Place.of(c.elements) for c in addresses])
-    missing = {id(c): m for c, m in zip(addresses, lacking, strict=True)}
+    explained = coverage.explain(session, [coverage.Place.of(c.elements) for c in addresses])
+    notes = dict(zip(map(id, addresses), explained, strict=True))
     return {
         "q": q,
         "crs": target,
         "confident_threshold": scoring.CONFIDENT,
-        "candidates": [candidate_json(c, target, missing.get(id(c))) for c in found],
+        "candidates": [candidate_json(c, target, notes.get(id(c))) for c in found],
     }
 
 
@@ -140,7 +142,7 @@ def reverse_geocode(
         "subdistrict": found.subdistrict,
         "community": found.community,
         "grid": found.grid,
-        "missing": found.missing,
+        **found.explained.fields(),
     }
 
 

@@ -15,6 +15,12 @@ when its transaction commits, and answers version lookups from memory:
 - subscribers (the /events streams) get each change of the names they follow through bounded
   asyncio queues; one that falls QUEUE_SIZE changes behind is dropped, not allowed to grow.
 
+A notice reaches the other workers within milliseconds, but its own worker could answer the
+writer's next request before its listener has read it, and serve that request the tile from
+before the write. So when a session commits a bump, the names it bumped are forgotten by this
+process's watches before the commit returns (`forget`, run on each watch's loop): asked for
+again, they are read from the database, which holds the commit.
+
 Notices come from the primary. With read replicas, a notice can arrive before a replica has
 replayed the change: callers that read data from replicas must read versions from the same
 replica instead (tiles.access does).
@@ -24,21 +30,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from geo.db import database_url, libpq_url
-from geo.versions import CHANNEL, parse_notice, versions_async
+from geo.versions import BUMPED, CHANNEL, parse_notice, versions_async
 
 NAMES_HELD = 10_000
 REFRESH_SECONDS = 5.0
 RECONNECT_SECONDS = 0.5
 QUEUE_SIZE = 256
+# How long a committing thread waits for a watch's loop to forget what it bumped; a loop that
+# busy is a loop whose next request is as far away.
+FORGET_WAIT_SECONDS = 1.0
 LISTENER_NAME = "geo-version-listen"
 READER_NAME = "geo-version-read"
 # A dead peer (a pulled cable, a failed-over host) is noticed within seconds, not TCP's hours.
@@ -103,6 +115,13 @@ class VersionWatch:
         if missing and not await self._learn(missing):
             return None
         return {n: self._held[n] for n in names}
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Names whose bump this process has just committed: read again when next asked for.
+        Reads begun before are void too (their answer may predate the commit)."""
+        for name in names:
+            self._held.pop(name, None)
+        self._generation += 1
 
     def subscribe(self, names: set[str]) -> Subscriber:
         subscriber = Subscriber(names)
@@ -211,6 +230,45 @@ class VersionWatch:
 
 _watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, VersionWatch]
 _watches = weakref.WeakKeyDictionary()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, call: Any) -> None:
+    """Run `call` on `loop` and wait for it (directly when this thread is running it)."""
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        call()
+        return
+    if not loop.is_running():
+        return
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+        finally:
+            done.set()
+
+    try:
+        loop.call_soon_threadsafe(run)
+    except RuntimeError:  # closed meanwhile
+        return
+    done.wait(FORGET_WAIT_SECONDS)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_committed(session: Session) -> None:
+    names = session.info.pop(BUMPED, None)
+    if names:
+        for loop, watch in list(_watches.items()):
+            _on_loop(loop, lambda watch=watch: watch.forget(names))
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_rolled_back(session: Session) -> None:
+    session.info.pop(BUMPED, None)
 
 
 def current() -> VersionWatch | None:

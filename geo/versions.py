@@ -44,10 +44,17 @@ BUMP_SQL = text(
 )
 
 
+# Session.info key: the names this session's transaction bumped (geo.version_watch forgets them
+# in this process when the transaction commits, before its request answers).
+BUMPED = "geo.versions.bumped"
+
+
 def bump(session: Session, name: str) -> int:
     """Increase `name`'s version (creating it at 1), tell every listener at commit, and return
     the new value."""
-    return int(session.execute(BUMP_SQL, {"name": name}).scalar_one())
+    version = int(session.execute(BUMP_SQL, {"name": name}).scalar_one())
+    session.info.setdefault(BUMPED, set()).add(name)
+    return version
 
 
 def parse_notice(payload: str) -> tuple[str, int] | None:

@@ -83,6 +83,8 @@ class VersionWatch:
         # a notice arriving during that read must not be lost to the read's older answer.
         self._reading: Counter[str] = Counter()
         self._noted: dict[str, int] = {}
+        # Held names this process has since committed a bump of (see forget).
+        self._stale: set[str] = set()
         self._live = False
         self._generation = 0  # bumped on every disconnect: reads begun before it are void
         self._subscribers: set[Subscriber] = set()
@@ -111,16 +113,17 @@ class VersionWatch:
         read them itself: the listener is not live, or the names would exceed NAMES_HELD."""
         if not self._live:
             return None
-        missing = [n for n in dict.fromkeys(names) if n not in self._held]
+        missing = [n for n in dict.fromkeys(names) if n not in self._held or n in self._stale]
         if missing and not await self._learn(missing):
             return None
         return {n: self._held[n] for n in names}
 
     def forget(self, names: Iterable[str]) -> None:
         """Names whose bump this process has just committed: read again when next asked for.
-        Reads begun before are void too (their answer may predate the commit)."""
-        for name in names:
-            self._held.pop(name, None)
+        Reads begun before are void too (their answer may predate the commit). They stay held
+        meanwhile, so that the re-read after a reconnection covers them and subscribers hear of
+        the new version when it is read, whether the notice or the read comes first."""
+        self._stale.update(name for name in names if name in self._held)
         self._generation += 1
 
     def subscribe(self, names: set[str]) -> Subscriber:
@@ -141,7 +144,12 @@ class VersionWatch:
             if found is None or generation != self._generation:
                 return False
             for name, version in found.items():
-                self._held[name] = max(version, self._noted.get(name, 0), self._held.get(name, 0))
+                latest = max(version, self._noted.get(name, 0))
+                if name in self._held:  # a forgotten name: a higher version is news
+                    self._apply({name: latest}, raise_only=True)
+                    self._stale.discard(name)
+                else:
+                    self._held[name] = latest
             return True
         finally:
             self._reading.subtract(names)

@@ -4,6 +4,7 @@ one worker seen in a tile from the other within 200 ms (real `geo serve --worker
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import threading
 import time
@@ -148,6 +149,37 @@ def test_a_writer_reads_its_own_write_before_the_notice_arrives(
         )
         assert created.status_code == 201, created.text
         assert name.encode() in client.get(url).content
+
+
+def test_a_forgotten_name_is_announced_when_read_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After its own commit a worker reads a name again; if that read, not the notice, is what
+    brings the new version, the name's subscribers (/events streams) still hear of it."""
+    monkeypatch.setattr(VersionWatch, "_heard", lambda self, payload: None)
+
+    async def scenario() -> tuple[str, int] | None:
+        watch = VersionWatch(libpq_url(database_url))
+        watch.start()
+        try:
+            for _ in range(100):
+                if watch.live:
+                    break
+                await asyncio.sleep(0.05)
+            before = await watch.versions(["test:forget"])
+            assert before is not None
+            subscriber = watch.subscribe({"test:forget"})
+            with session_scope() as session:
+                bump(session, "test:forget")
+            watch.forget(["test:forget"])
+            after = await watch.versions(["test:forget"])
+            assert after == {"test:forget": before["test:forget"] + 1}
+            return await asyncio.wait_for(subscriber.queue.get(), timeout=2)
+        finally:
+            await watch.stop()
+
+    heard = asyncio.run(scenario())
+    assert heard is not None and heard[0] == "test:forget"
 
 
 def test_listener_killed_falls_back_then_reconnects(

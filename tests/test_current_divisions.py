@@ -143,6 +143,13 @@ def test_grid_at_a_point_inside_a_grid(client: TestClient, hexi_grids: None) -> 
     body = client.get("/grids/at", params={"lon": lon, "lat": lat}).json()
     assert body["code"] == code and body["district_code"] == HEXI
     assert body["missing"] == []
+    # Reverse geocoding there knows every level and reads the estimates from the areas it
+    # found, without the lookup by code that /grids/at makes: both say the same.
+    with session_scope() as session:
+        found = reverse(session, lon, lat)
+    assert found.grid is not None and found.grid["code"] == code
+    assert found.explained.missing == []
+    assert body["estimated"] == found.explained.estimated
 
 
 def test_a_community_without_grids_says_so(hexi_grids: None) -> None:

@@ -28,9 +28,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 # The current district, subdistrict and community whose outline contains the point :x :y (GiST
-# probes of idx_admin_areas_geom); reverse geocoding embeds it, /grids/at runs it alone.
+# probes of idx_admin_areas_geom), with how each outline was placed; reverse geocoding embeds
+# it, /grids/at runs it alone.
 AREAS_AT: Final = """
-SELECT json_agg(json_build_object('level', a.level, 'code', a.code, 'name', a.name)
+SELECT json_agg(json_build_object('level', a.level, 'code', a.code, 'name', a.name,
+                                  'placement', a.placement)
                 ORDER BY a.level, a.code)
 FROM current_admin_areas a
 WHERE a.level IN ('district', 'subdistrict', 'community')
@@ -73,13 +75,6 @@ class Place:
         district, subdistrict, community, grid = (codes.get(f"{lv}_code") for lv in LEVELS)
         return cls(district, subdistrict, community, grid)
 
-    @classmethod
-    def at(cls, areas: Mapping[str, Mapping[str, Any]], grid: str | None) -> Place:
-        """From the areas at a point by level (`areas_at`) and the grid code found there."""
-        return cls.of(
-            {f"{level}_code": area["code"] for level, area in areas.items()} | {"grid_code": grid}
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class _Fact:
@@ -106,10 +101,30 @@ class Explained:
         return {"missing": self.missing, "estimated": self.estimated}
 
 
-def areas_at(session: Session, x: float, y: float) -> dict[str, dict[str, Any]]:
-    """The current areas whose outline contains (x, y) in EPSG:4490, by level."""
-    found = session.execute(text(AREAS_AT), {"x": x, "y": y}).scalar()
-    return {area["level"]: area for area in found or ()}
+def by_level(found: Sequence[Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """The rows of `AREAS_AT` by level, as answers show them (without `placement`)."""
+    return {a["level"]: {k: v for k, v in a.items() if k != "placement"} for a in found or ()}
+
+
+def areas_at(session: Session, x: float, y: float) -> list[dict[str, Any]]:
+    """The rows of `AREAS_AT`: the current areas whose outline contains (x, y) in EPSG:4490."""
+    return session.execute(text(AREAS_AT), {"x": x, "y": y}).scalar() or []
+
+
+def explain_at(session: Session, found: Sequence[Mapping[str, Any]], grid: str | None) -> Explained:
+    """`explain_one` for a point whose areas `AREAS_AT` found: when every level is known, the
+    estimates follow from those rows and no statement is sent (the common case of reverse
+    geocoding)."""
+    areas = {a["level"]: a for a in found}
+    place = Place.of({f"{lv}_code": a["code"] for lv, a in areas.items()} | {"grid_code": grid})
+    if None in (place.district, place.subdistrict, place.community, place.grid):
+        return explain_one(session, place)
+    parents = {"subdistrict": areas["district"]["name"], "community": areas["subdistrict"]["name"]}
+    facts = {
+        a["code"]: _Fact(a["name"], 0, 0, a.get("placement"), parents.get(level))
+        for level, a in areas.items()
+    }
+    return Explained([], _estimated(place, facts))
 
 
 def _missing(place: Place, facts: Mapping[str, _Fact], any_grid: bool) -> Reasons:

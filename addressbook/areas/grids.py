@@ -84,21 +84,21 @@ def grid_at(
         grid = get_grid(session, code, crs, staff)
         place = coverage.Place.of({**grid, "grid_code": code})
         return {**grid, **coverage.explain_one(session, place).fields()}
-    areas = coverage.areas_at(session, x, y)
-    place = coverage.Place.at(areas, None)
+    found = coverage.areas_at(session, x, y)
+    areas = coverage.by_level(found)
     nothing: dict[str, Any] = {
         "code": None,
         "name": None,
-        "community_code": place.community,
+        "community_code": areas.get("community", {}).get("code"),
         **dict.fromkeys(STAFF_FIELDS if staff else ()),
         "source": None,
         "updated_at": None,
         "geometry": None,
         "community": areas.get("community", {}).get("name"),
-        "subdistrict_code": place.subdistrict,
+        "subdistrict_code": areas.get("subdistrict", {}).get("code"),
         "subdistrict": areas.get("subdistrict", {}).get("name"),
-        "district_code": place.district,
+        "district_code": areas.get("district", {}).get("code"),
         "district": areas.get("district", {}).get("name"),
         "crs": resolve(crs).id,
     }
-    return {**nothing, **coverage.explain_one(session, place).fields()}
+    return {**nothing, **coverage.explain_at(session, found, None).fields()}

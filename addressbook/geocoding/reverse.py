@@ -88,10 +88,9 @@ def reverse(
     nearest, areas, grid = (
         session.execute(text(_SQL), {"x": lon, "y": lat, "radius": radius}).tuples().one()
     )
-    by_level = {area["level"]: area for area in areas or ()}
+    by_level = coverage.by_level(areas)
     if grid is not None and not staff:
         grid = without_staff(grid)
-    place = coverage.Place.at(by_level, grid["code"] if grid else None)
     return Reverse(
         lon,
         lat,
@@ -100,5 +99,5 @@ def reverse(
         by_level.get("subdistrict"),
         by_level.get("community"),
         grid,
-        coverage.explain_one(session, place),
+        coverage.explain_at(session, areas or [], grid["code"] if grid else None),
     )

@@ -103,16 +103,17 @@ def _section(
     )
 
 
-def _guard(request: Request, code: str) -> Principal | Response:
-    """The acting person, if they administer department `code`; else what to answer."""
+def _guard(request: Request, platform: bool = False) -> Principal | Response:
+    """The acting person, if they administer the path's department (or, with `platform`, the
+    whole platform); else what to answer. The check is the API route's own, so the console
+    refuses exactly what the API refuses."""
     who = acting(request)
     if isinstance(who, Response):
         return who
     try:
-        as_admin_of(request, who)
+        return as_platform_admin(who) if platform else as_admin_of(request, who)
     except ApiError as exc:
         return refusal(request, exc)
-    return who
 
 
 # ---------------- departments (the platform administrator) ----------------
@@ -122,13 +123,10 @@ def _guard(request: Request, code: str) -> Principal | Response:
 def create_department(
     request: Request, code: str, name: Field = "", new_code: Field = ""
 ) -> Response:
-    who = acting(request)
+    who = _guard(request, platform=True)
     if isinstance(who, Response):
         return who
-    try:
-        admin = as_platform_admin(who)
-    except ApiError as exc:
-        return refusal(request, exc)
+    admin = who
 
     def act(session: Session) -> dict[str, Any]:
         body = departments_api.DepartmentIn(name=name, code=new_code.strip() or None)
@@ -143,13 +141,10 @@ def create_department(
 
 @router.post("/console/admin/{code}/authority")
 def set_authority(request: Request, code: str, address_authority: Field = "") -> Response:
-    who = acting(request)
+    who = _guard(request, platform=True)
     if isinstance(who, Response):
         return who
-    try:
-        admin = as_platform_admin(who)
-    except ApiError as exc:
-        return refusal(request, exc)
+    admin = who
 
     def act(session: Session) -> dict[str, Any]:
         body = department_settings.DepartmentPatch.model_validate(
@@ -172,7 +167,7 @@ def create_account(
     role: Field = "",
     display_name: Field = "",
 ) -> Response:
-    who = _guard(request, code)
+    who = _guard(request)
     if isinstance(who, Response):
         return who
     admin = who
@@ -194,7 +189,7 @@ def create_account(
 
 @router.post("/console/admin/{code}/accounts/{username}/reset")
 def reset_account(request: Request, code: str, username: str) -> Response:
-    who = _guard(request, code)
+    who = _guard(request)
     if isinstance(who, Response):
         return who
     admin = who
@@ -204,7 +199,7 @@ def reset_account(request: Request, code: str, username: str) -> Response:
 
 @router.post("/console/admin/{code}/accounts/{username}/disable")
 def disable_account(request: Request, code: str, username: str) -> Response:
-    who = _guard(request, code)
+    who = _guard(request)
     if isinstance(who, Response):
         return who
     admin = who
@@ -235,7 +230,7 @@ def create_key(
     expires_on: Field = "",
     read_only: Field = "",
 ) -> Response:
-    who = _guard(request, code)
+    who = _guard(request)
     if isinstance(who, Response):
         return who
     admin = who
@@ -258,7 +253,7 @@ def create_key(
 
 @router.post("/console/admin/{code}/keys/{key_id}/revoke")
 def revoke_key(request: Request, code: str, key_id: int) -> Response:
-    who = _guard(request, code)
+    who = _guard(request)
     if isinstance(who, Response):
         return who
     admin = who

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from addressbook.areas import coverage
 from addressbook.geocoding import gazetteer, names
 from addressbook.models import ELEMENT_WIDTHS, ELEMENTS
-from addressbook.prepared import area, check_unique, invalid, notes_of, prepare
+from addressbook.prepared import Prepared, area, check_unique, invalid, notes_of, prepare
 from geo import audit, departments, versions
 from geo.auth import Principal
 from geo.crs import STORAGE_CRS, transform_xy
@@ -228,22 +228,31 @@ def _current(session: Session, address_id: int) -> dict[str, Any]:
     return dict(row)
 
 
-def update(
+def editable(
+    session: Session, address_id: int, if_match: str | None, *, required: bool = True
+) -> dict[str, Any]:
+    """The stored row of an address that may be changed, locked: a 404 for an unknown id, the
+    If-Match rule (`required` for an edit; a proposal records the version it saw instead), a
+    409 for a retired address."""
+    current = _current(session, address_id)
+    what = f"address {address_id}"
+    check_if_match(if_match, current["version"], required=required, what=what)
+    if current["status"] != "active":
+        raise ApiError(
+            409, "Retired", f"{what} is retired; it cannot be changed", {"id": address_id}
+        )
+    return current
+
+
+def planned(
     session: Session,
-    who: Principal,
-    address_id: int,
+    current: Mapping[str, Any],
     changes: Mapping[str, Any],
-    if_match: str | None,
     crs: str,
     replace: bool = False,
-) -> None:
-    """Change an address (PATCH: only the fields given; PUT, `replace`: every field, absent
-    ones cleared). The subdistrict and community follow the location unless given."""
-    require_authority(session, who)
-    current = _current(session, address_id)
-    check_if_match(if_match, current["version"], required=True, what=f"address {address_id}")
-    if current["status"] != "active":
-        raise ApiError(409, "Retired", f"address {address_id} is retired; it cannot be edited")
+) -> Prepared:
+    """The address `current` (from :func:`editable`) as `changes` would make it. The
+    subdistrict and community follow the location unless given."""
     if "lon" in changes or "lat" in changes:
         if "lon" not in changes or "lat" not in changes:
             raise invalid("lon", "a new location needs both lon and lat")
@@ -258,7 +267,23 @@ def update(
         **({} if replace else {c: current[c] for c in ELEMENTS}),
         **changes,
     }
-    prepared = prepare(session, fields, lon, lat)
+    return prepare(session, fields, lon, lat)
+
+
+def update(
+    session: Session,
+    who: Principal,
+    address_id: int,
+    changes: Mapping[str, Any],
+    if_match: str | None,
+    crs: str,
+    replace: bool = False,
+) -> None:
+    """Change an address (PATCH: only the fields given; PUT, `replace`: every field, absent
+    ones cleared)."""
+    require_authority(session, who)
+    current = editable(session, address_id, if_match)
+    prepared = planned(session, current, changes, crs, replace)
     check_unique(session, prepared, address_id)
     session.execute(
         text(
@@ -292,6 +317,21 @@ def update(
     _changed(session)
 
 
+def check_successor(session: Session, address_id: int, successor_id: int | None) -> None:
+    """A successor must be another address, and an active one."""
+    if successor_id is None:
+        return
+    if successor_id == address_id:
+        raise invalid("successor_id", "an address cannot succeed itself")
+    status = session.execute(
+        text("SELECT status FROM addresses WHERE id = :id"), {"id": successor_id}
+    ).scalar()
+    if status is None:
+        raise invalid("successor_id", f"there is no address {successor_id}")
+    if status != "active":
+        raise invalid("successor_id", f"address {successor_id} is retired itself")
+
+
 def retire(
     session: Session,
     who: Principal,
@@ -302,20 +342,8 @@ def retire(
     """Mark an address retired, pointing at the address that replaces it (if any): the
     geocoder answers texts naming the old one with the successor."""
     require_authority(session, who)
-    current = _current(session, address_id)
-    check_if_match(if_match, current["version"], required=True, what=f"address {address_id}")
-    if current["status"] != "active":
-        raise ApiError(409, "Retired", f"address {address_id} is already retired")
-    if successor_id is not None:
-        if successor_id == address_id:
-            raise invalid("successor_id", "an address cannot succeed itself")
-        status = session.execute(
-            text("SELECT status FROM addresses WHERE id = :id"), {"id": successor_id}
-        ).scalar()
-        if status is None:
-            raise invalid("successor_id", f"there is no address {successor_id}")
-        if status != "active":
-            raise invalid("successor_id", f"address {successor_id} is retired itself")
+    current = editable(session, address_id, if_match)
+    check_successor(session, address_id, successor_id)
     session.execute(
         text(
             """

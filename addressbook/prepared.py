@@ -169,12 +169,20 @@ def _same_elements(session: Session, prepared: Prepared, other_than: int | None)
     return int(found) if found is not None else None
 
 
-def check_unique(session: Session, prepared: Prepared, other_than: int | None) -> None:
+def existing(session: Session, prepared: Prepared, other_than: int | None) -> int | None:
+    """The address that writing `prepared` would duplicate (same active elements, or for a new
+    address the same code), if any: refused by edits, a finding for a proposal under review."""
     clash = _same_elements(session, prepared, other_than)
     if clash is None and other_than is None:
-        clash = session.execute(
+        found = session.execute(
             text("SELECT id FROM addresses WHERE code = :code"), {"code": prepared.code}
         ).scalar()
+        clash = int(found) if found is not None else None
+    return clash
+
+
+def check_unique(session: Session, prepared: Prepared, other_than: int | None) -> None:
+    clash = existing(session, prepared, other_than)
     if clash is not None:
         raise ApiError(
             409,

@@ -36,8 +36,9 @@ def _areas(id_: str, title: str, level: str) -> LayerSource:
 
 
 def collections() -> list[LayerSource]:
-    """Addresses, the three admin levels and grids. Grid staff contacts are personal data and
-    are deliberately not among the grid properties (README: never in the `grids` collection)."""
+    """Addresses, the three admin levels, grids and named places. Grid staff contacts are
+    personal data and are deliberately not among the grid properties (README: never in the
+    `grids` collection)."""
     return [
         LayerSource(
             id="addresses",
@@ -77,5 +78,22 @@ def collections() -> list[LayerSource]:
             version_key="grids",
             description="Grid-management cells (read-only)",
             keywords=("grid",),
+        ),
+        LayerSource(
+            id="places",
+            title="地名 Named places",
+            table="public.places",
+            geometry_type="Point",
+            properties={
+                "name": "string",
+                "category": "string",
+                "district_code": "string",
+                "subdistrict_code": "string",
+                "community_code": "string",
+                "grid_code": "string",
+            },
+            version_key="places",
+            description="Named places: stations, schools, hospitals, parks, offices (read-only)",
+            keywords=("place", "poi"),
         ),
     ]

@@ -1,4 +1,5 @@
-"""Tables of the address library: admin areas, grids, standard addresses, aliases, history.
+"""Tables of the address library: admin areas, grids, standard addresses, aliases, history,
+named places.
 
 Admin areas carry their 12-digit statistical codes with validity dates, because codes change
 (the 2016 and 2023 township lists disagree on about 25): a code is a fact about a period, not a
@@ -16,6 +17,7 @@ from typing import Any, Final, cast
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -26,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.db import Base
@@ -237,3 +239,59 @@ class AddressName(Base):
     centroid: Mapped[Any] = mapped_column(
         Geometry("POINT", srid=SRID, spatial_index=False), nullable=True
     )
+
+
+# The kinds of named places (地名 / 兴趣点), as the README lists them; the table's CHECK holds
+# the same list.
+PLACE_CATEGORIES: Final = (
+    "government",
+    "school",
+    "hospital",
+    "station",
+    "park",
+    "compound",
+    "commercial",
+    "other",
+)
+
+
+class Place(Base):
+    """A named place (天津站, 南开大学, a residents' committee office): what people search for by
+    name rather than by address. Its admin areas and grid are derived from its point on write,
+    as an address's are; `address_id` links the standard address it stands at, when known."""
+
+    __tablename__ = "places"
+    __table_args__ = (
+        CheckConstraint(
+            "category IN (" + ", ".join(f"'{c}'" for c in PLACE_CATEGORIES) + ")",
+            name="ck_places_category",
+        ),
+        Index(
+            "ix_places_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    # Short names and former names (南大, 天津火车站), searched like the name.
+    aliases: Mapped[list[str]] = mapped_column(
+        ARRAY(String(100)), server_default=text("'{}'::varchar[]")
+    )
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
+    outline: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=True
+    )
+    address_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("addresses.id", ondelete="SET NULL")
+    )
+    district_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    subdistrict_code: Mapped[str | None] = mapped_column(String(12))
+    community_code: Mapped[str | None] = mapped_column(String(12))
+    grid_code: Mapped[str | None] = mapped_column(String(32))
+    # The file (or 'demo') it came from: importing a source again replaces its places.
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

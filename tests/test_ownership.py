@@ -177,7 +177,14 @@ def test_prose_ids_and_urls_are_not_sql(code: str) -> None:
 
 def test_the_address_library_registers_its_collections() -> None:
     registered = plugins.system_collections()
-    assert list(registered) == ["addresses", "districts", "subdistricts", "communities", "grids"]
+    assert list(registered) == [
+        "addresses",
+        "districts",
+        "subdistricts",
+        "communities",
+        "grids",
+        "places",
+    ]
     assert "level = 'district'" in (registered["districts"].where or "")
     # Personal data never becomes a collection property (README: grids).
     assert not {"staff_name", "staff_phone"} & set(registered["grids"].properties)

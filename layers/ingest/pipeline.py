@@ -30,8 +30,9 @@ from geo.errors import ApiError
 from geo.settings import get_settings
 from layers import catalogue
 from layers.ingest import geometry, json_readers, ogr_readers, readers, table_readers
+from layers.ingest.preview import Sample
 from layers.ingest.target import MAX_REPORTED, Problems, Target, actor, columns_of
-from layers.schema import specs_of
+from layers.schema import PropertySpec, specs_of
 
 MODES = ("create", "append", "replace", "upsert")
 
@@ -129,7 +130,61 @@ def upload(
         return _upload(session, who, layer_id, path, filename, opts, progress)
 
 
-def _upload(
+def preview(
+    session: Session,
+    who: Principal,
+    layer_id: str,
+    path: Path,
+    filename: str,
+    opts: UploadOptions,
+    limit: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """What :func:`upload` would do with ``path``, without doing it: the same reading and checks,
+    and the schema, count, bbox and first ``limit`` features it would store, with the
+    per-feature problems in the 422's shape instead of raising them.
+
+    Nothing is written: no layer, no catalogue row, no version, no audit entry. An upsert
+    stages the file in a temporary table (dropped with the transaction) so duplicate keys are
+    found by the same query as the real upload's, and the rows it would update are counted."""
+    bulk_statement_timeout(session)
+    sample = Sample(limit)
+    with cyclic_gc_paused():
+        done = _read(session, who, layer_id, path, filename, opts, progress, sample)
+    target = done.target
+    counts = {} if done.problems.count else target.preview_counts(done.copied)
+    features, bbox = sample.features(target.specs, target.geometry_type or "Geometry")
+    invalid = {
+        "count": done.problems.count,
+        "total": done.total,
+        "errors": done.problems.items,
+    }
+    return {
+        **_summary(done, opts, target.geometry_type or "Geometry", target.specs),
+        "features": done.total - done.problems.count,
+        "total": done.total,
+        "committable": not done.problems.count,
+        "bbox": bbox,
+        "first_features": {"type": "FeatureCollection", "features": features},
+        "invalid": invalid,
+        **counts,
+    }
+
+
+@dataclass
+class _Read:
+    """A file read to its end and checked against its target."""
+
+    reader: readers.Reader
+    source_crs: str
+    target: Target
+    problems: Problems
+    total: int
+    repaired: int
+    copied: int
+
+
+def _read(
     session: Session,
     who: Principal,
     layer_id: str,
@@ -137,7 +192,10 @@ def _upload(
     filename: str,
     opts: UploadOptions,
     progress: Callable[[int], None] | None,
-) -> dict[str, Any]:
+    sample: Sample | None = None,
+) -> _Read:
+    """Read and check every feature; copy them while none was bad (a dry run, given a
+    ``sample`` to fill, copies only what an upsert's duplicate check needs)."""
     if opts.mode not in MODES:
         raise ApiError(
             400,
@@ -151,7 +209,7 @@ def _upload(
     source_crs = reader.fixed_crs or (
         crs.resolve(opts.crs).id if opts.crs else reader.declared_crs or crs.DEFAULT_CRS
     )
-    target = Target(session, who, layer_id, opts, reader.fields)
+    target = Target(session, who, layer_id, opts, reader.fields, dry_run=sample is not None)
     who_label = actor(who)
     problems = Problems()
     total = repaired = copied = 0
@@ -179,46 +237,75 @@ def _upload(
             target.fit_properties(columns, reader.from_text)
             rows = target.rows(batch.properties, columns, reader.from_text, errors)
             problems.extend(batch.start, errors)
+            if sample is not None:
+                sample.add(geoms, rows, errors, target.specs)
+            if progress:
+                progress(total)
             if problems.count:
                 target.flush()
                 continue
-            wkb = geometry.ewkb_hex(geoms)
-            tail = [] if opts.mode == "upsert" else [who_label]
-            copied += target.write([*row, g, *tail] for row, g in zip(rows, wkb, strict=True))
-            if progress:
-                progress(total)
+            copied += len(rows)
+            if target.stages:
+                wkb = geometry.ewkb_hex(geoms)
+                tail = [] if opts.mode == "upsert" else [who_label]
+                target.write([*row, g, *tail] for row, g in zip(rows, wkb, strict=True))
     except BaseException as exc:
         target.abort(exc)
         raise
     target.flush()
+    if total == 0:
+        raise ApiError(400, "NoFeatures", "the file holds no features; nothing was written")
+    return _Read(reader, source_crs, target, problems, total, repaired, copied)
+
+
+def _summary(
+    done: _Read, opts: UploadOptions, geometry_type: str, specs: list[PropertySpec]
+) -> dict[str, Any]:
+    """What an upload's report and a preview share."""
+    out: dict[str, Any] = {
+        "collection": done.target.layer_id,
+        "mode": opts.mode,
+        "format": done.reader.format,
+        "crs": done.source_crs,
+        "features": done.copied,
+        "repaired": done.repaired,
+        "geometry_type": geometry_type,
+        "properties": [s.as_dict() for s in specs],
+    }
+    if done.target.renamed:
+        out["renamed"] = done.target.renamed
+    if done.reader.encoding:
+        out["encoding"] = done.reader.encoding
+    return out
+
+
+def _upload(
+    session: Session,
+    who: Principal,
+    layer_id: str,
+    path: Path,
+    filename: str,
+    opts: UploadOptions,
+    progress: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    done = _read(session, who, layer_id, path, filename, opts, progress)
+    problems = done.problems
     if problems.count:
         raise ApiError(
             422,
             "InvalidFeatures",
-            f"{problems.count} of {total} features are invalid; nothing was written"
+            f"{problems.count} of {done.total} features are invalid; nothing was written"
             + (f" (first {MAX_REPORTED} listed)" if problems.count > MAX_REPORTED else ""),
-            {"count": problems.count, "total": total, "errors": problems.items},
+            {"count": problems.count, "total": done.total, "errors": problems.items},
         )
-    if total == 0:
-        raise ApiError(400, "NoFeatures", "the file holds no features; nothing was written")
-    counts = target.finish(who_label, copied)
-    layer = target.current_layer()
+    who_label = actor(who)
+    counts = done.target.finish(who_label, done.copied)
+    layer = done.target.current_layer()
     versions.bump(session, catalogue.version_key(layer.id))
-    report: dict[str, Any] = {
-        "collection": layer.id,
-        "mode": opts.mode,
-        "format": reader.format,
-        "crs": source_crs,
-        "features": copied,
-        "repaired": repaired,
-        "geometry_type": layer.geometry_type,
-        "properties": [s.as_dict() for s in specs_of(layer.properties)],
+    report = {
+        **_summary(done, opts, layer.geometry_type, specs_of(layer.properties)),
         **counts,
     }
-    if target.renamed:
-        report["renamed"] = target.renamed
-    if reader.encoding:
-        report["encoding"] = reader.encoding
     audit.record(
         session,
         who,

@@ -57,9 +57,18 @@ class Target:
     """Where the features of one upload go, and the schema they must fit (or are widening)."""
 
     def __init__(
-        self, session: Session, who: Principal, layer_id: str, opts: Any, fields: Any
+        self,
+        session: Session,
+        who: Principal,
+        layer_id: str,
+        opts: Any,
+        fields: Any,
+        dry_run: bool = False,
     ) -> None:
         self.session, self.who, self.layer_id, self.opts = session, who, layer_id, opts
+        # A dry run (a preview) writes nothing and holds no lock on the layer; only an upsert's
+        # features are staged, in a temporary table, for the duplicate check.
+        self.stages = not dry_run or opts.mode == "upsert"
         self.layer: Layer | None = None
         self.renamed: dict[str, str] = {}
         # File field <-> column, both ways (the same for declared schemas).
@@ -83,7 +92,7 @@ class Target:
             else:
                 self.specs = []
         else:
-            self.layer = catalogue.writable_layer(session, who, layer_id, lock=True)
+            self.layer = catalogue.writable_layer(session, who, layer_id, lock=not dry_run)
             self.geometry_type = self.layer.geometry_type
             self.infer_geometry = self.infer_properties = False
             self.specs = specs_of(self.layer.properties)
@@ -326,9 +335,31 @@ class Target:
         sql = storage.archive_sql(layer.table_name, self.specs, where)
         return int(self.session.execute(text(sql), {"action": action, "who": who}).rowcount)  # type: ignore[attr-defined]
 
-    def _merge(self, who: str) -> dict[str, int]:
-        layer = self.current_layer()
-        live = storage.table_ref(layer.table_name)
+    def preview_counts(self, copied: int) -> dict[str, int]:
+        """What :meth:`finish` would report, counted without changing anything."""
+        if self.opts.mode not in ("replace", "upsert"):
+            return {}
+        live = storage.table_ref(self._table_name())
+        if self.opts.mode == "replace":
+            return {"archived": self._count(f"SELECT count(*) FROM {live}")}
+        self.flush()
+        self._check_duplicates()
+        key = quote_ident(self.key or "")
+        stage = "layer_upsert_stage"
+        updated = self._count(
+            f"SELECT count(*) FROM {live} t WHERE t.{key} IN (SELECT s.{key} FROM {stage} s)"
+        )
+        matched = self._count(
+            f"SELECT count(*) FROM {stage} s "
+            f"WHERE EXISTS (SELECT 1 FROM {live} t WHERE t.{key} = s.{key})"
+        )
+        return {"updated": updated, "inserted": copied - matched}
+
+    def _count(self, sql: str) -> int:
+        return int(self.session.execute(text(sql)).scalar_one())
+
+    def _check_duplicates(self) -> None:
+        """An upsert's file names each key once: else which feature wins is anyone's guess."""
         key = quote_ident(self.key or "")
         duplicates = [
             row[0]
@@ -347,6 +378,12 @@ class Target:
                 f"{len(duplicates)}+ values; nothing was written",
                 {"duplicates": [str(d) for d in duplicates]},
             )
+
+    def _merge(self, who: str) -> dict[str, int]:
+        layer = self.current_layer()
+        live = storage.table_ref(layer.table_name)
+        key = quote_ident(self.key or "")
+        self._check_duplicates()
         matched = f"t.{key} IN (SELECT s.{key} FROM layer_upsert_stage s)"
         self._archive(matched, "upsert", who)
         sets = ", ".join(f"{quote_ident(s.name)} = s.{quote_ident(s.name)}" for s in self.specs)

@@ -1,0 +1,275 @@
+"""The upload preview (POST /collections/{id}/upload/preview): the same reading and checks as the
+upload, nothing written, and an answer that is what the upload then stores."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import Workbook
+from shapely.geometry import shape
+from sqlalchemy import text
+
+from geo import crs
+from geo.db import session_scope
+from geo.settings import get_settings
+from layers.ingest import json_readers
+from tests.layers_helpers import collection, layer_id, point_features, upload
+
+
+@pytest.fixture(scope="module")
+def dept(make_department):
+    return make_department()
+
+
+def preview(
+    client: TestClient,
+    headers: dict[str, str],
+    lid: str,
+    content: bytes,
+    filename: str = "data.geojson",
+    metadata: dict[str, Any] | None = None,
+    **params: Any,
+):
+    data = {"metadata": orjson.dumps(metadata).decode()} if metadata is not None else None
+    return client.post(
+        f"/collections/{lid}/upload/preview",
+        params=params,
+        files={"file": (filename, content)},
+        data=data,
+        headers=headers,
+    )
+
+
+def written() -> dict[str, Any]:
+    """Everything an upload writes: layer tables, catalogue rows, versions, audit entries."""
+    with session_scope() as s:
+        return {
+            name: s.execute(text(sql)).scalar_one()
+            for name, sql in {
+                "tables": "SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = 'layerdata'",
+                "layers": "SELECT count(*) FROM layers",
+                "versions": "SELECT coalesce(sum(version), 0) FROM data_versions",
+                "audit": "SELECT count(*) FROM audit_log",
+            }.items()
+        }
+
+
+def items(client: TestClient, headers: dict[str, str], lid: str) -> list[dict[str, Any]]:
+    page = client.get(f"/collections/{lid}/items", params={"limit": 1000}, headers=headers)
+    assert page.status_code == 200, page.text
+    return list(page.json()["features"])
+
+
+def assert_same_features(shown: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
+    assert len(shown) == len(stored)
+    for a, b in zip(shown, stored, strict=True):
+        assert a["properties"] == b["properties"]
+        assert a["geometry"]["type"] == b["geometry"]["type"]
+        assert shape(a["geometry"]).equals_exact(shape(b["geometry"]), 1e-8), (a, b)
+
+
+def points_xlsx(bad_row: bool) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["名称", "lon", "lat"])
+    sheet.append(["和平路站", 117.20, 39.12])
+    sheet.append(["南京路站", "经度错误" if bad_row else 117.21, 39.125])
+    sheet.append(["滨江道站", 117.19, 39.118])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_preview_writes_nothing_and_is_what_the_upload_stores(client: TestClient, dept) -> None:
+    lid = layer_id()
+    feats = point_features(30)
+    feats[3]["properties"]["pop"] = 2.5  # widens integer -> number
+    feats[7]["properties"]["id"] = "x"  # a system column name: renamed
+    body = collection(feats)
+    before = written()
+    r = preview(client, dept.editor, lid, body, metadata={"title": "站点"}, limit=20)
+    assert r.status_code == 200, r.text
+    shown = r.json()
+    assert written() == before
+    assert client.get(f"/collections/{lid}", headers=dept.editor).status_code == 404
+    assert shown["committable"] is True and shown["invalid"] == {
+        "count": 0,
+        "total": 30,
+        "errors": [],
+    }
+    assert shown["features"] == shown["total"] == 30
+    assert len(shown["first_features"]["features"]) == 20
+    xs = [f["geometry"]["coordinates"][0] for f in feats]
+    ys = [f["geometry"]["coordinates"][1] for f in feats]
+    assert shown["bbox"] == pytest.approx([min(xs), min(ys), max(xs), max(ys)], abs=1e-8)
+
+    r = upload(client, dept.editor, lid, body, metadata={"title": "站点"})
+    assert r.status_code == 201, r.text
+    report = r.json()
+    for key in ("features", "geometry_type", "properties", "renamed", "format", "crs"):
+        assert shown[key] == report[key], key
+    assert_same_features(shown["first_features"]["features"], items(client, dept.editor, lid)[:20])
+
+
+def test_a_schema_widened_after_the_first_features(client: TestClient, dept, monkeypatch) -> None:
+    """Batches of 5: the second batch turns `pop` into text and the points into MultiPoints,
+    after the first five were kept as integers and Points; the preview shows them as stored."""
+    monkeypatch.setattr(json_readers, "BATCH", 5)
+    feats = point_features(8)
+    for f, word in zip(feats[5:], ("many", "few", "none"), strict=True):
+        f["properties"]["pop"] = word
+    feats[6]["properties"]["late"] = True
+    feats[5]["geometry"] = {"type": "MultiPoint", "coordinates": [[117.3, 39.2], [117.31, 39.2]]}
+    lid = layer_id()
+    shown = preview(client, dept.editor, lid, collection(feats)).json()
+    assert shown["committable"] and shown["geometry_type"] == "MultiPoint"
+    assert {p["name"]: p["type"] for p in shown["properties"]}["pop"] == "string"
+    assert upload(client, dept.editor, lid, collection(feats)).status_code == 201
+    stored = items(client, dept.editor, lid)
+    assert stored[0]["properties"]["pop"] == "0" and stored[0]["properties"]["late"] is None
+    assert_same_features(shown["first_features"]["features"], stored)
+
+
+def test_gcj02_lands_where_the_upload_puts_it(client: TestClient, dept) -> None:
+    truth = point_features(4, start=100)
+    gcj = orjson.loads(orjson.dumps(truth))
+    for f in gcj:
+        x, y = f["geometry"]["coordinates"]
+        gx, gy = crs.transform_xy([x], [y], "EPSG:4490", "GCJ02")
+        f["geometry"]["coordinates"] = [float(gx[0]), float(gy[0])]
+    body = b"\n".join(orjson.dumps(f) for f in gcj) + b"\n"
+    lid = layer_id()
+    shown = preview(client, dept.editor, lid, body, "shops.ndjson", crs="GCJ02").json()
+    assert shown["crs"] == "GCJ02"
+    first = shown["first_features"]["features"]
+    for f, t in zip(first, truth, strict=True):  # moved back by GCJ-02's ~500 m offset
+        assert f["geometry"]["coordinates"] == pytest.approx(t["geometry"]["coordinates"], abs=1e-6)
+    r = upload(client, dept.editor, lid, body, "shops.ndjson", crs="GCJ02")
+    assert r.status_code == 201, r.text
+    assert_same_features(first, items(client, dept.editor, lid))
+
+
+def test_invalid_features_are_reported_not_refused(client: TestClient, dept) -> None:
+    """A bad row: the preview answers with the 422's report and the good features, the upload
+    refuses the file with that same report."""
+    lid = layer_id()
+    before = written()
+    r = preview(client, dept.editor, lid, points_xlsx(bad_row=True), "stops.xlsx")
+    assert r.status_code == 200, r.text
+    shown = r.json()
+    assert written() == before
+    refused = upload(client, dept.editor, lid, points_xlsx(bad_row=True), "stops.xlsx")
+    assert refused.status_code == 422 and refused.json()["code"] == "InvalidFeatures"
+    assert shown["invalid"] == refused.json()["details"]
+    assert shown["invalid"]["errors"][0]["index"] == 1 and shown["committable"] is False
+    assert shown["features"] == 2 and shown["total"] == 3
+    names = [f["properties"]["名称"] for f in shown["first_features"]["features"]]
+    assert names == ["和平路站", "滨江道站"]
+    fixed = preview(client, dept.editor, lid, points_xlsx(bad_row=False), "stops.xlsx").json()
+    assert fixed["committable"] is True and fixed["features"] == 3
+    assert upload(client, dept.editor, lid, points_xlsx(bad_row=False), "stops.xlsx").status_code == (
+        201
+    )
+    assert_same_features(fixed["first_features"]["features"], items(client, dept.editor, lid))
+
+
+def test_an_append_is_checked_against_the_layer(client: TestClient, dept) -> None:
+    lid = layer_id()
+    assert upload(client, dept.editor, lid, collection(point_features(3))).status_code == 201
+    more = point_features(3, start=10)
+    more[0]["properties"]["pop"] = "seven"  # the layer's pop is an integer
+    more[2]["properties"]["colour"] = "red"  # not in the layer's schema
+    before = written()
+    shown = preview(client, dept.editor, lid, collection(more), mode="append").json()
+    assert written() == before
+    refused = upload(client, dept.editor, lid, collection(more), mode="append")
+    assert refused.status_code == 422
+    assert shown["invalid"] == refused.json()["details"]
+    reasons = [e["reason"] for e in shown["invalid"]["errors"]]
+    assert "integer" in reasons[0] and "not in the layer schema" in reasons[1]
+    assert [p["name"] for p in shown["properties"]] == ["name", "pop", "score"]
+    # The same schema types the values: a number file value in an integer column stays whole.
+    good = point_features(2, start=20)
+    shown = preview(client, dept.editor, lid, collection(good), mode="append").json()
+    assert shown["committable"] and shown["features"] == 2
+    assert upload(client, dept.editor, lid, collection(good), mode="append").status_code == 200
+    assert_same_features(shown["first_features"]["features"], items(client, dept.editor, lid)[3:])
+
+
+def test_replace_and_upsert_say_what_they_would_change(client: TestClient, dept) -> None:
+    lid = layer_id()
+    first = upload(client, dept.editor, lid, collection(point_features(4)), key_property="name")
+    assert first.status_code == 201
+    changed = point_features(3, start=2)  # p2, p3 are in the layer; p4 is new
+    before = written()
+    shown = preview(client, dept.editor, lid, collection(changed), mode="upsert").json()
+    assert (shown["updated"], shown["inserted"]) == (2, 1)
+    shown_replace = preview(client, dept.editor, lid, collection(changed), mode="replace").json()
+    assert shown_replace["archived"] == 4
+    dup = collection(point_features(1) + point_features(1))
+    r = preview(client, dept.editor, lid, dup, mode="upsert")
+    assert r.status_code == 422 and r.json()["code"] == "DuplicateKeys"
+    assert written() == before
+    r = upload(client, dept.editor, lid, collection(changed), mode="upsert")
+    assert (r.json()["updated"], r.json()["inserted"]) == (2, 1)
+    r = upload(client, dept.editor, lid, collection(changed), mode="replace")
+    assert r.json()["archived"] == 5
+
+
+def _cases(tmp: Path) -> list[tuple[str, bytes, str, dict[str, Any]]]:
+    return [
+        ("unsupported", b"%PDF-1.4", "report.pdf", {}),
+        ("empty", b"", "empty.geojson", {}),
+        ("malformed", b'{"type": "FeatureCollection", "features": [', "x.geojson", {}),
+        ("no geometry columns", "名称,备注\n和平路站,无坐标\n".encode(), "notes.csv", {}),
+        ("no features", collection([]), "none.geojson", {}),
+        ("bad crs", collection(point_features(1)), "x.geojson", {"crs": "EPSG:99999"}),
+        ("bad mode", collection(point_features(1)), "x.geojson", {"mode": "merge"}),
+        ("not a zip", b"PK\x03\x04 broken", "x.zip", {}),
+    ]
+
+
+def test_bad_files_get_the_uploads_4xx(client: TestClient, dept, tmp_path: Path) -> None:
+    before = written()
+    for label, content, name, params in _cases(tmp_path):
+        lid = layer_id()
+        shown = preview(client, dept.editor, lid, content, name, **params)
+        refused = upload(client, dept.editor, lid, content, name, **params)
+        assert 400 <= refused.status_code < 500, (label, refused.text)
+        assert (shown.status_code, shown.json()["code"]) == (
+            refused.status_code,
+            refused.json()["code"],
+        ), label
+    assert written() == before
+
+
+def test_who_may_preview_and_limits(client: TestClient, dept, make_department, monkeypatch) -> None:
+    other = make_department()
+    theirs = layer_id()
+    assert upload(client, other.editor, theirs, collection(point_features(2))).status_code == 201
+    body = collection(point_features(2))
+    checks = [
+        (dept.editor, theirs, {"mode": "append"}, 404),  # another department's private layer
+        (dept.editor, theirs, {}, 409),  # ids are global
+        (dept.viewer, layer_id(), {}, 403),
+        ({}, layer_id(), {}, 401),
+        (dept.editor, "districts", {"mode": "append"}, 405),
+        (dept.editor, layer_id(), {"limit": 0}, 400),
+        (dept.editor, layer_id(), {"limit": 1001}, 400),
+    ]
+    for headers, lid, params, status in checks:
+        assert preview(client, headers, lid, body, **params).status_code == status, (lid, params)
+    settings = get_settings()
+    monkeypatch.setattr(settings, "max_features", 10)
+    r = preview(client, dept.editor, layer_id(), collection(point_features(11)))
+    assert r.status_code == 413 and r.json()["code"] == "TooManyFeatures"
+    monkeypatch.setattr(settings, "max_upload_bytes", 2000)
+    r = preview(client, dept.editor, layer_id(), collection(point_features(100)))
+    assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from console.i18n_addresses import ADDRESS_MESSAGES
 from console.i18n_admin import ADMIN_MESSAGES
+from console.i18n_overlay import OVERLAY_MESSAGES
 
 DEFAULT = "zh-CN"
 COOKIE = "lang"
@@ -281,7 +282,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_MalformedJSON": "The file is not valid JSON; no layer was created.",
     },
 }
-for _lang, _words in [*ADMIN_MESSAGES.items(), *ADDRESS_MESSAGES.items()]:
+for _lang, _words in [
+    *ADMIN_MESSAGES.items(),
+    *OVERLAY_MESSAGES.items(),
+    *ADDRESS_MESSAGES.items(),
+]:
     MESSAGES[_lang].update(_words)
 LANGUAGES = tuple(MESSAGES)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from console import addresses, admin, audit_log, pages
+from console import addresses, admin, audit_log, map_page, overlay, pages
 from geo.plugins import Plugin
 
 
@@ -17,6 +17,13 @@ def _setup(app: FastAPI) -> None:
 plugin = Plugin(
     name="console",
     order=40,
-    routers=(admin.router, audit_log.router, addresses.router, pages.router),
+    routers=(
+        admin.router,
+        audit_log.router,
+        overlay.router,
+        map_page.router,
+        addresses.router,
+        pages.router,
+    ),
     setup_app=_setup,
 )

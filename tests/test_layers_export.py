@@ -34,4 +34,4 @@ def test_csv_export(client: TestClient, make_department) -> None:
     r = client.get(f"/collections/{lid}/export", params={"f": "csv"})
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == 8 and rows[0][-1] == "wkt"
-    assert client.get(f"/collections/{lid}/export", params={"f": "shp"}).status_code == 400
+    assert client.get(f"/collections/{lid}/export", params={"f": "kml"}).status_code == 400

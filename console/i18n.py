@@ -12,6 +12,7 @@ from starlette.requests import Request
 from console.i18n_addresses import ADDRESS_MESSAGES
 from console.i18n_admin import ADMIN_MESSAGES
 from console.i18n_overlay import OVERLAY_MESSAGES
+from console.i18n_preview import PREVIEW_MESSAGES
 
 DEFAULT = "zh-CN"
 COOKIE = "lang"
@@ -286,6 +287,7 @@ for _lang, _words in [
     *ADMIN_MESSAGES.items(),
     *OVERLAY_MESSAGES.items(),
     *ADDRESS_MESSAGES.items(),
+    *PREVIEW_MESSAGES.items(),
 ]:
     MESSAGES[_lang].update(_words)
 LANGUAGES = tuple(MESSAGES)

@@ -357,7 +357,9 @@
     progress.value = 0;
     $("batch-start").disabled = true;
     $("batch-error").textContent = "";
+    window.addressesProgress = [];
     const shown = (done) => {
+      window.addressesProgress.push(done);
       progress.value = Math.round((done / total) * 100);
       $("batch-status").textContent = fmt("batch_running", { done, total });
     };

@@ -10,6 +10,7 @@ from layers import (
 from layers.cli import app as cli_app
 from layers.routers import (
     analysis,
+    changes,
     collections,
     editing,
     export,
@@ -51,6 +52,7 @@ plugin = Plugin(
     routers=(
         upload.router,
         export.router,
+        changes.router,
         editing.router,
         collections.router,
         analysis.router,

@@ -6,6 +6,6 @@ Other packages call :func:`record` in the transaction of the action it records, 
 """
 
 from geo.audit.entries import record, record_read
-from geo.audit.listing import department_scope, query
+from geo.audit.listing import department_scope, layer_events, query
 
-__all__ = ["department_scope", "query", "record", "record_read"]
+__all__ = ["department_scope", "layer_events", "query", "record", "record_read"]

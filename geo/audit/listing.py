@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fastapi import Depends, Query
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from geo.audit.models import AuditEvent
@@ -100,3 +101,31 @@ def department_scope(
             {"rule": "own-department", "department": department},
         )
     return who.department
+
+
+def layer_events(
+    session: Session,
+    layer_id: str,
+    actions: Sequence[str],
+    department: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Entries about a layer or its features (target ``layer_id`` or ``layer_id/<fid>``) with
+    one of ``actions``, newest first; ``department``: only that department's.
+
+    Served by ix_audit_log_layer_at (split_part(target, '/', 1), at, id) WHERE action <>
+    'layer.read': walked backwards from the newest of this layer's entries, it stops at the
+    page's end, whatever the log's size (test_layer_changes checks the plan)."""
+    stmt = (
+        select(AuditEvent)
+        .where(
+            func.split_part(AuditEvent.target, "/", 1) == layer_id,
+            AuditEvent.action != "layer.read",
+            AuditEvent.action.in_(actions),
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    )
+    if department is not None:
+        stmt = stmt.where(AuditEvent.department_code == department)
+    return [as_dict(e) for e in session.scalars(stmt.limit(limit).offset(offset))]

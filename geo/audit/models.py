@@ -38,6 +38,16 @@ class AuditEvent(Base):
         Index("ix_audit_log_seq", "seq", unique=True),
         # The sealer's work list: small (entries of the last seconds), whatever the table's size.
         Index("ix_audit_log_unsealed", "id", postgresql_where=text("seq IS NULL")),
+        # A layer's changes, newest first, ties in order (geo.audit.listing.layer_events):
+        # entries whose target is the layer ("roads") or one of its features ("roads/12"), reads
+        # left out (they are most of the log and no layer's history).
+        Index(
+            "ix_audit_log_layer_at",
+            text("split_part(target, '/', 1)"),
+            "at",
+            "id",
+            postgresql_where=text("action <> 'layer.read'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -41,7 +41,9 @@ check: lint typecheck test
 ## Refresh the MapLibre GL and PMTiles files the viewer serves (committed under tiles/static/vendor;
 ## pmtiles' npm package ships no licence file: its BSD-3 text is kept in pmtiles-LICENSE, and
 ## pmtiles-fflate-LICENSE is the licence of the fflate inflater bundled into pmtiles.js) and the
-## Swagger UI files of /api.html (geo/static/swagger-ui), htmx for /console (console/static/vendor)
+## Swagger UI files of /api.html (geo/static/swagger-ui), htmx and terra-draw (+ its MapLibre adapter;
+## their npm packages ship no licence file: the MIT text is kept in terra-draw-LICENSE) for /console
+## (console/static/vendor)
 ## and axe-core for the console's accessibility tests (tests/e2e/vendor), so neither npm nor a network is needed
 ## at run time, after changing a version in package.json
 vendor:
@@ -60,6 +62,12 @@ vendor:
 	cp node_modules/htmx.org/dist/htmx.min.js console/static/vendor/
 	cp node_modules/htmx.org/LICENSE console/static/vendor/htmx-LICENSE
 	node -p "require('./node_modules/htmx.org/package.json').version" > console/static/vendor/htmx-VERSION
+	cp node_modules/terra-draw/dist/terra-draw.umd.js \
+	   node_modules/terra-draw-maplibre-gl-adapter/dist/terra-draw-maplibre-gl-adapter.umd.js \
+	   console/static/vendor/
+	node -p "require('./node_modules/terra-draw/package.json').version" > console/static/vendor/terra-draw-VERSION
+	node -p "require('./node_modules/terra-draw-maplibre-gl-adapter/package.json').version" \
+	   > console/static/vendor/terra-draw-maplibre-gl-adapter-VERSION
 	cp node_modules/axe-core/axe.min.js tests/e2e/vendor/
 	cp node_modules/axe-core/LICENSE tests/e2e/vendor/axe-LICENSE
 	node -p "require('./node_modules/axe-core/package.json').version" > tests/e2e/vendor/axe-VERSION

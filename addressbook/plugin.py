@@ -5,6 +5,7 @@ from __future__ import annotations
 from addressbook import models  # noqa: F401  - registers the tables with the shared metadata
 from addressbook.cli import COMMANDS
 from addressbook.collections import collections
+from addressbook.review.router import router as review_router
 from addressbook.routers import addresses, areas, imports
 from addressbook.sample import load_sample
 from geo.plugins import Plugin
@@ -12,7 +13,7 @@ from geo.plugins import Plugin
 plugin = Plugin(
     name="addressbook",
     order=10,
-    routers=(imports.router, addresses.router, areas.router),
+    routers=(imports.router, review_router, addresses.router, areas.router),
     commands=COMMANDS,
     load_sample=load_sample,
     collections=collections,

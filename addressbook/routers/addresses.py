@@ -314,6 +314,17 @@ class AddressPatch(BaseModel):
     lat: float | None = Field(default=None, allow_inf_nan=False)
 
 
+def changes_of(body: AddressPatch) -> dict[str, Any]:
+    """The fields a patch sets (null clears an element; the district and location stay)."""
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("district", "") is None:
+        raise ApiError(400, "InvalidAddress", "district: an address cannot lose its district")
+    for axis in ("lon", "lat"):
+        if axis in changes and changes[axis] is None:
+            raise ApiError(400, "InvalidAddress", f"{axis}: an address cannot lose its location")
+    return changes
+
+
 class RetireIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     successor_id: int | None = None
@@ -386,14 +397,8 @@ def patch_address(
     crs: Crs = "CRS84",
     who: Principal = Depends(editor),
 ) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("district", "") is None:
-        raise ApiError(400, "InvalidAddress", "district: an address cannot lose its district")
-    for axis in ("lon", "lat"):
-        if axis in changes and changes[axis] is None:
-            raise ApiError(400, "InvalidAddress", f"{axis}: an address cannot lose its location")
     target = resolve(crs).id
-    lifecycle.update(session, who, address_id, changes, if_match, target)
+    lifecycle.update(session, who, address_id, changes_of(body), if_match, target)
     return _answer(session, response, address_id, crs)
 
 

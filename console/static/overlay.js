@@ -29,9 +29,16 @@
     return { min: sorted[0], max: sorted[sorted.length - 1], breaks };
   }
 
+  /* Class i of n, spread over the whole palette: two classes are its two ends. */
+  function colour(i, cls) {
+    const n = cls.breaks.length + 1;
+    const last = COLOURS.length - 1;
+    return COLOURS[n === 1 ? Math.floor(last / 2) : Math.round((i * last) / (n - 1))];
+  }
+
   function colourExpression(field, cls) {
-    const step = ["step", ["get", field], COLOURS[0]];
-    cls.breaks.forEach((b, i) => step.push(b, COLOURS[i + 1]));
+    const step = ["step", ["get", field], colour(0, cls)];
+    cls.breaks.forEach((b, i) => step.push(b, colour(i + 1, cls)));
     return ["case", ["==", ["typeof", ["get", field]], "number"], step, NO_VALUE];
   }
 
@@ -156,7 +163,9 @@
       if (cls.min !== undefined) {
         for (let i = 0; i < edges.length - 1; i++) {
           const last = i === edges.length - 2;
-          entry(COLOURS[i], `${number(edges[i])} – ${last ? "" : "< "}${number(edges[i + 1])}`);
+          const range = edges[i] === edges[i + 1] ? number(edges[i])
+            : `${number(edges[i])} – ${last ? "" : "< "}${number(edges[i + 1])}`;
+          entry(colour(i, cls), range);
         }
       }
       if (hasNull) entry(NO_VALUE, M.overlay_no_value);

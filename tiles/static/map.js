@@ -8,6 +8,10 @@
 // short-lived, read-only tile tokens for the layers shown, asks for the styles with a token, and
 // the tile URLs in them carry that token. Tokens are renewed before they expire; transformRequest
 // puts the current one on every tile request.
+//
+// Inside the console (/console/map: the same script, the page's <body> carries the session's
+// CSRF token) the session cookie is the credential: tile routes take no cookie, so the page gets
+// tile tokens with it exactly as with a key (POST /tiles/token, the CSRF header beside the cookie).
 "use strict";
 
 (function () {
@@ -23,13 +27,16 @@
   const MAX_LAYERS_PER_STYLE = 20;
   const DEFAULT_VIEW = { center: [117.2, 39.13], zoom: 9 };
   const ORIGIN = window.location.origin;
+  const csrf = key ? null : document.body.dataset.csrf || null;
+  const tokened = Boolean(key || csrf);
 
   const $ = (id) => document.getElementById(id);
   const state = { map: null, idle: false, layers: [], searchAvailable: true, lastSearch: null };
   window.geoViewer = state;
 
   function authHeaders() {
-    return key ? { Authorization: "Bearer " + key } : {};
+    if (key) return { Authorization: "Bearer " + key };
+    return csrf ? { "X-CSRF-Token": csrf } : {};
   }
 
   // Resolves to {status, body}; never throws for HTTP errors, so each caller decides what a 404
@@ -123,7 +130,7 @@
     for (let g = 0; g < groups.length; g++) {
       const path = `/styles/${groups[g].map(encodeURIComponent).join(",")}.json`;
       let result;
-      if (key) {
+      if (tokened) {
         // The style asked with a token hands out tile URLs carrying that token, not the key.
         tokens.layers[g] = groups[g];
         const got = await fetchToken(g);
@@ -406,7 +413,7 @@
     if (labels && state.labelUrls[g]) {
       // Revalidated by ETag; a 304 keeps the labels as they are.
       const url = state.labelUrls[g];
-      fetch(key ? currentTokenUrl(url) : url, { cache: "no-cache" })
+      fetch(tokened ? currentTokenUrl(url) : url, { cache: "no-cache" })
         .then((r) => (r.ok ? r.json() : null))
         .then((data) => { if (data) labels.setData(data); })
         .catch(() => {});
@@ -416,7 +423,7 @@
 
   function follow(g) {
     const query = new URLSearchParams({ layers: state.groups[g].join(",") });
-    if (key) {
+    if (tokened) {
       if (!tokens.current[g]) return;
       query.set("token", tokens.current[g]);
     }
@@ -465,7 +472,7 @@
       maxZoom: 22,
       attributionControl: { compact: true },
       // Tile and label URLs carry a tile token (never the key); swap in the newest one.
-      transformRequest: (url) => ({ url: key ? currentTokenUrl(url) : url }),
+      transformRequest: (url) => ({ url: tokened ? currentTokenUrl(url) : url }),
     });
     state.map = map;
     map.addControl(new maplibregl.NavigationControl(), "top-right");

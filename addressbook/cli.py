@@ -1,4 +1,5 @@
-"""`geo areas`, `geo grids`, `geo addresses`, `geo demo`: the same functions the API calls.
+"""`geo areas`, `geo grids`, `geo addresses`, `geo places`, `geo demo`: the same functions the
+API calls.
 
 Console commands act as the platform administrator ("console" in the audit log).
 """
@@ -25,6 +26,7 @@ areas_app = typer.Typer(help="Admin areas (区/街道/社区) with code history"
 grids_app = typer.Typer(help="Grids (网格)", no_args_is_help=True)
 addresses_app = typer.Typer(help="The standard address library", no_args_is_help=True)
 demo_app = typer.Typer(help="Generated demo data", no_args_is_help=True)
+places_app = typer.Typer(help="Named places (地名 / 兴趣点)", no_args_is_help=True)
 
 CONSOLE = Principal("platform", "admin", "console")
 CrsOpt = Annotated[str, typer.Option("--crs", help="CRS of the coordinates in the file")]
@@ -135,6 +137,31 @@ def addresses_import(
 addresses_app.command("geocode")(geocode_file)
 
 
+@places_app.command("import")
+def places_import(
+    file: Path,
+    crs: CrsOpt = "CRS84",
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="import the good rows, report the bad ones")
+    ] = False,
+    source: Annotated[
+        str | None, typer.Option(help="source name (default: file name); replaced on import")
+    ] = None,
+) -> None:
+    """Import named places from CSV or GeoJSON (all or nothing; bad rows reported by line)."""
+    from addressbook.places.read import read_places
+    from addressbook.places.store import import_places
+
+    with _reported(), file.open("rb") as stream, _session() as session:
+        rows = read_places(stream, file.name)
+        report = import_places(session, rows, source or file.name, CONSOLE, crs, skip_invalid)
+    summary = {k: v for k, v in report.as_dict().items() if k != "errors"}
+    shown = json.dumps(summary, ensure_ascii=False)
+    err.print(f"[green]地名已导入 places imported[/green]: {shown}")
+    for error in report.errors[:20]:
+        err.print(f"  跳过 skipped {json.dumps(error, ensure_ascii=False)}")
+
+
 @demo_app.command("addresses")
 def demo_addresses(
     count: Annotated[int, typer.Option(min=1, help="how many addresses")] = 200_000,
@@ -177,4 +204,10 @@ def demo_grids(
     err.print(f"[green]{len(frame)} grids written to {out}[/green]")
 
 
-COMMANDS = {"areas": areas_app, "grids": grids_app, "addresses": addresses_app, "demo": demo_app}
+COMMANDS = {
+    "areas": areas_app,
+    "grids": grids_app,
+    "addresses": addresses_app,
+    "places": places_app,
+    "demo": demo_app,
+}

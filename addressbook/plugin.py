@@ -6,14 +6,14 @@ from addressbook import models  # noqa: F401  - registers the tables with the sh
 from addressbook.cli import COMMANDS
 from addressbook.collections import collections
 from addressbook.review.router import router as review_router
-from addressbook.routers import addresses, areas, imports
+from addressbook.routers import addresses, areas, imports, places
 from addressbook.sample import load_sample
 from geo.plugins import Plugin
 
 plugin = Plugin(
     name="addressbook",
     order=10,
-    routers=(imports.router, review_router, addresses.router, areas.router),
+    routers=(imports.router, review_router, addresses.router, areas.router, places.router),
     commands=COMMANDS,
     load_sample=load_sample,
     collections=collections,

@@ -1,7 +1,7 @@
 """Candidates of the geocoder: each stored address, aggregate, name or area a reading of a text
-led to, judged against what the text asks for (geocoding.scoring), the relaxed, name, area and
-similarity fallbacks (steps 3 to 5 of geocoding.geocoder), and the ranked answers with their
-standard forms and the ambiguity check.
+led to, judged against what the text asks for (geocoding.scoring), the relaxed, name, area,
+named place and similarity fallbacks (steps 3 to 6 of geocoding.geocoder), and the ranked
+answers with their standard forms and the ambiguity check.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from addressbook.geocoding import matching, scoring
+from addressbook.geocoding import matching, places, scoring
 from addressbook.geocoding.gazetteer import Library
 from addressbook.geocoding.matching import ANCHORS, Aggregate, AreaFilter, Row
+from addressbook.geocoding.normalize import fold
 from addressbook.geocoding.parsed import Level
+from addressbook.geocoding.parser import parse
+from addressbook.geocoding.places import PlaceEntry
 from addressbook.geocoding.readings import Understood
 from addressbook.models import ELEMENTS
 
@@ -38,6 +41,8 @@ class Candidate:
     # The retired address the text names, when this candidate is its successor.
     replaces: int | None = None
     notes: tuple[str, ...] = ()
+    # The named place the text names (level `place`; `address_id` is its standard address's).
+    place: PlaceEntry | None = None
 
 
 def allowed_districts(library: Library, area: AreaFilter | None) -> set[str] | None:
@@ -108,6 +113,8 @@ class Draft:
     status: str | None = None
     replaces: int | None = None
     weight: int = 0
+    # A named place: reported with level `place` (ranked among the others as a compound).
+    named_place: PlaceEntry | None = None
 
 
 def _judged(
@@ -318,8 +325,64 @@ def fallback(
     return drafts or _name_drafts(library, job) or _area_drafts(library, job)
 
 
+def _place_wanted(library: Library, rest: str) -> tuple[scoring.Wanted, str]:
+    """What the text says besides the place's name, as the scorer compares it, and what of it
+    was not understood."""
+    if not rest:
+        return scoring.Wanted(), ""
+    parsed = parse(rest, library.gazetteer)
+    areas, notes = library.named_areas(parsed.district, parsed.subdistrict, parsed.community)
+    elements = {c: v for c in ELEMENTS if (v := getattr(parsed, c)) is not None}
+    return scoring.Wanted(areas, elements, notes), parsed.unparsed
+
+
+def named_place(library: Library, text: str) -> places.Found | None:
+    """The named place a text names (geocoding.places.find)."""
+    typed = fold(text).strip()
+    return places.find(library.places, typed, library.peel(typed)[0])
+
+
+def place_drafts(library: Library, found: places.Found, area: AreaFilter | None) -> list[Draft]:
+    """Drafts for a named place a text names, judged like any candidate on the rest of the
+    text: a district that differs lowers it, and so does every element the place lacks (a road
+    and house number beside the name: the address, when the library has it, is the better
+    answer)."""
+    wanted, unparsed = _place_wanted(library, found.rest)
+    drafts = []
+    for entry in found.entries:
+        codes = places.area_codes(entry)
+        if area is not None and area.code not in codes.values():
+            continue
+        verdict = scoring.judge(wanted, codes)
+        verdict.notes[:0] = list(wanted.notes)
+        if found.corrected:
+            verdict.score *= scoring.CORRECTED
+            verdict.notes.append(f"read {found.typed} as {entry.name}")
+        if unparsed:
+            verdict.score *= scoring.NOT_UNDERSTOOD
+            verdict.notes.append(f"not understood: {unparsed}")
+        district = library.areas.get(entry.district_code or "")
+        written = places.label(entry.name, district.name if district else None)
+        drafts.append(
+            Draft(
+                place=("place", entry.id),
+                verdict=verdict,
+                level=Level.COMPOUND,
+                lon=entry.lon,
+                lat=entry.lat,
+                standard=written if written.startswith("天津") else "天津市" + written,
+                elements=codes,
+                address_id=entry.address_id,
+                code=entry.address_code,
+                status="active",
+                named_place=entry,
+            )
+        )
+    return drafts
+
+
 def needs_similarity(job: Understood, drafts: Sequence[Draft]) -> bool:
-    """Step 5, for a text that found nothing down to a road: unless it holds nothing but admin
+    """Step 6, for a text that found nothing down to a road: unless it holds nothing but admin
     areas (their centroid is the answer, and their trigrams are in every address there)."""
     beyond_areas = any(getattr(job.parsed, c) for c in ELEMENTS) or job.parsed.unparsed
     return bool(beyond_areas) and not any(d.level >= Level.ROAD for d in drafts)
@@ -380,7 +443,7 @@ def _candidate(library: Library, draft: Draft) -> Candidate:
     score = round(max(0.0, min(1.0, draft.verdict.score)), 3)
     return Candidate(
         score=score,
-        level=draft.level.name.lower(),
+        level="place" if draft.named_place else draft.level.name.lower(),
         lon=draft.lon,
         lat=draft.lat,
         address_id=draft.address_id,
@@ -391,4 +454,5 @@ def _candidate(library: Library, draft: Draft) -> Candidate:
         status=draft.status,
         replaces=draft.replaces,
         notes=tuple(draft.verdict.notes),
+        place=draft.named_place,
     )

@@ -12,6 +12,7 @@ it is imported, in every worker, without any worker being told.
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -25,13 +26,16 @@ from sqlalchemy.orm import Session
 from addressbook.areas.resolver import AreaKeys
 from addressbook.geocoding.dictionary import Gazetteer
 from addressbook.geocoding.names import load_name_lists
+from addressbook.geocoding.places import PlaceIndex, spelled_places
 from addressbook.geocoding.spelling import Corrector
+from addressbook.geocoding.words import Kind
 from geo import versions as data_versions
 
-DATASETS: Final = ("admin_areas", "addresses", "address_names")
+DATASETS: Final = ("admin_areas", "addresses", "address_names", "places")
 # Seconds between two version checks of one worker; tests set it to 0.
 CHECK_INTERVAL = 1.0
 ADMIN_LEVELS: Final = ("district", "subdistrict", "community")
+_ADMIN_PREFIX: Final = (Kind.DISTRICT, Kind.SUBDISTRICT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class Library:
     corrector: Corrector
     areas: Mapping[str, Area]
     keys: AreaKeys
+    places: PlaceIndex
     _streets: Mapping[tuple[str, str], tuple[Street, ...]]
     _by_name: Mapping[str, tuple[Street, ...]]
 
@@ -118,6 +123,31 @@ class Library:
         """Every road and compound of that name, whatever its kind."""
         return self._by_name.get(name, ())
 
+    def peel(self, typed: str) -> tuple[str, tuple[str, ...]]:
+        """Strip a leading city and district / subdistrict names from folded text; return the
+        rest and the districts they name (when something follows them)."""
+        rest = re.sub(r"^天津市?", "", typed) or typed
+        districts: tuple[str, ...] = ()
+        while rest:
+            found = next(
+                (
+                    (length, entry)
+                    for length, entries in self.gazetteer.matches_at(rest, 0)
+                    for entry in entries
+                    if entry.kind in _ADMIN_PREFIX and not entry.weak and length < len(rest)
+                ),
+                None,
+            )
+            if found is None:
+                break
+            length, entry = found
+            if entry.kind is Kind.DISTRICT:
+                districts = self.area_codes("district", entry.name)
+            elif not districts and entry.district:
+                districts = self.area_codes("district", entry.district)
+            rest = rest[length:]
+        return rest, districts
+
 
 def _load_areas(session: Session) -> dict[str, Area]:
     rows = session.execute(
@@ -163,6 +193,7 @@ def build(session: Session, seen: tuple[int, ...] = ()) -> Library:
         corrector=Corrector(name for _, name in streets),
         areas=MappingProxyType(areas),
         keys=keys,
+        places=PlaceIndex.build(spelled_places(session)),
         _streets=MappingProxyType(streets),
         _by_name=MappingProxyType(by_name),
     )

@@ -17,7 +17,10 @@ The steps, cheapest first, each taken only when the previous ones found nothing 
    below it.
 4. Name and area centroids: the road or compound alone (address_names), then the community,
    subdistrict or district.
-5. Text similarity (pg_trgm) of the standard full forms to the text, for text the parser could
+5. Named places (geocoding.places): a place's name or alias in the text, or the text one edit
+   from one, answered with match level `place` and judged on the rest of the text (a house
+   number beside a place's name prefers the address, which step 2 found if the library has it).
+6. Text similarity (pg_trgm) of the standard full forms to the text, for text the parser could
    not use; the candidates are the addresses on library names like its words (matching.similar).
 
 Every candidate is scored by geocoding.scoring; a candidate is `confident` only when the text
@@ -42,7 +45,9 @@ from addressbook.geocoding.candidates import (
     anchor_values,
     fallback,
     finish,
+    named_place,
     needs_similarity,
+    place_drafts,
     similar_drafts,
 )
 from addressbook.geocoding.gazetteer import Library
@@ -174,6 +179,14 @@ def _matched(
     return drafts
 
 
+def _with_places(drafts: list[Draft], found: list[Draft]) -> list[Draft]:
+    """The drafts with the named places the text names; a place named surely stands for more
+    than the centroid of the area it lies in (花园路社区居委会, the office, not the community)."""
+    if _sure(found):
+        drafts = [d for d in drafts if d.place[0] != "area"]
+    return drafts + found
+
+
 def _sure(drafts: Iterable[Draft]) -> bool:
     return any(d.verdict.score >= scoring.CONFIDENT for d in drafts)
 
@@ -197,7 +210,16 @@ def geocode_many(
     jobs = standardise(session, library, [(i, r) for i, rs in readings.items() for r in rs])
     drafts = _matched(session, library, jobs, scope)
     unsure = [i for i, found in drafts.items() if not _sure(found)]
+    named = {i: place for i in unsure if (place := named_place(library, texts[i]))}
     stripped = [(i, r) for i in unsure if (r := without_unknown_words(readings[i][0], library))]
+    # A place's name beside an address (南开大学卫津路94号): the address without the name.
+    stripped += [
+        (i, reading)
+        for i, place in named.items()
+        if place.rest and not place.corrected
+        for reading in understand(place.rest, library)[:1]
+        if not reading.foreign
+    ]
     extra = standardise(session, library, stripped)
     for i, found in _matched(session, library, extra, scope).items():
         drafts[i].extend(found)
@@ -207,6 +229,8 @@ def geocode_many(
         seen[i] = seen.get(i, 0) + 1
         if (seen[i] <= 2 or job.ignored) and not _sure(drafts[i]):
             drafts[i].extend(fallback(session, library, job, scope))
+    for i, named_here in named.items():
+        drafts[i] = _with_places(drafts[i], place_drafts(library, named_here, scope))
     own = {i: job for i, job in reversed(jobs)}  # each text's own reading comes first
     for i in unsure:
         if needs_similarity(own[i], drafts[i]):

@@ -1,4 +1,5 @@
-"""The names the parser and the suggester know, kept in ``address_names``.
+"""The names the parser and the suggester know, kept in ``address_names`` (and the spellings of
+the named places, which the suggester finds there too).
 
 One row per (kind, name, district) with its full pinyin, its pinyin initials and a weight (how
 many active addresses use it), so that suggestions rank by use and the parser's dictionary is read
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from addressbook.areas.resolver import AreaKeys
+from addressbook.geocoding.places import PLACE_WEIGHT, spelled_places
 from geo.db import raw_connection
 
 AREA_KINDS = ("district", "subdistrict", "community")
@@ -194,6 +196,35 @@ def refresh_streets(session: Session, touched: str | None) -> None:
         # Tens of thousands of new names: the planner must know before autovacuum comes round,
         # or it reads the dictionary by its unique key instead of the trigram index.
         session.execute(text("ANALYZE address_names"))
+
+
+def refresh_places(session: Session) -> None:
+    """Rebuild the place spellings (kind 'place'): one row per spelling and district, at the
+    mean position of the places spelled so, which the suggester searches like any name."""
+    rows: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
+    for entry, spellings in spelled_places(session):
+        for surface in spellings:
+            rows.setdefault((surface, entry.district_code), []).append((entry.lon, entry.lat))
+    session.execute(text("DELETE FROM address_names WHERE kind = 'place'"))
+    session.execute(
+        text(
+            "CREATE TEMP TABLE _names (kind text, name text, district_code text, "
+            "area_code text, weight int, x float8, y float8) ON COMMIT DROP"
+        )
+    )
+    if rows:
+        raw = raw_connection(session)
+        with raw.cursor() as cursor, cursor.copy("COPY _names FROM STDIN") as copy:
+            for (surface, district), points in rows.items():
+                x = sum(p[0] for p in points) / len(points)
+                y = sum(p[1] for p in points) / len(points)
+                copy.write_row(("place", surface, district, None, PLACE_WEIGHT, x, y))
+    # Thousands of rows deleted and written again: without fresh statistics the planner reads
+    # the spellings' pinyin (`_upsert`) by a nested loop over the whole dictionary.
+    session.execute(text("ANALYZE _names"))
+    session.execute(text("ANALYZE address_names"))
+    _upsert(session, "_names")
+    session.execute(text("DROP TABLE _names"))
 
 
 def load_name_lists(session: Session, keys: AreaKeys) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Suggestions while typing: names from address_names, then house numbers and buildings.
+"""Suggestions while typing: names from address_names (admin areas, roads, compounds and the
+spellings of named places, geocoding.places), then house numbers and buildings.
 
 Grid staff type a few characters and pick; so every path is an index range, not a scan:
 
@@ -28,7 +29,7 @@ from rapidfuzz.process import cdist
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from addressbook.geocoding import gazetteer
+from addressbook.geocoding import gazetteer, places
 from addressbook.geocoding.gazetteer import Library
 from addressbook.geocoding.geocoder import area_filter, check_text
 from addressbook.geocoding.matching import AreaFilter
@@ -42,14 +43,13 @@ TRIGRAM_THRESHOLD: Final = 0.2  # short Chinese names share few trigrams after o
 _LATIN: Final = re.compile(r"^[a-z' ]+$")
 _NUMBER_TAIL: Final = re.compile(r"^(\d*)号?$")
 _STREET_KINDS: Final = {Kind.ROAD: "road", Kind.COMPOUND: "compound"}
-_ADMIN_PREFIX: Final = (Kind.DISTRICT, Kind.SUBDISTRICT)
 # The element listed below a complete name, and the index whose ranges list it.
 _BELOW: Final = {"road": ("house_number", "号"), "compound": ("building", "号楼")}
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    kind: str  # district | subdistrict | community | road | compound | alias | house_number ...
+    kind: str  # district | subdistrict | community | road | compound | alias | place | ...
     name: str
     label: str  # what to put in the search box (and geocode)
     district_code: str | None
@@ -58,7 +58,8 @@ class Suggestion:
     lat: float | None
     weight: int
     match: str  # prefix | pinyin | initials | homophone | typo | number
-    canonical: str | None = None  # for an old name (alias): the road's current name
+    canonical: str | None = None  # for an old name (alias): the road's (place's) current name
+    category: str | None = None  # of a named place
 
 
 @dataclass(frozen=True)
@@ -121,33 +122,6 @@ def _like(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _peel(library: Library, typed: str) -> tuple[str, tuple[str, ...]]:
-    """Strip a leading city and district / subdistrict names; return the rest and the
-    districts they name (when something follows them)."""
-    rest = re.sub(r"^天津市?", "", typed) or typed
-    districts: tuple[str, ...] = ()
-    while rest:
-        matches = library.gazetteer.matches_at(rest, 0)
-        found = next(
-            (
-                (length, entry)
-                for length, entries in matches
-                for entry in entries
-                if entry.kind in _ADMIN_PREFIX and not entry.weak and length < len(rest)
-            ),
-            None,
-        )
-        if found is None:
-            break
-        length, entry = found
-        if entry.kind is Kind.DISTRICT:
-            districts = library.area_codes("district", entry.name)
-        elif not districts and entry.district:
-            districts = library.area_codes("district", entry.district)
-        rest = rest[length:]
-    return rest, districts
-
-
 def _label(library: Library, kind: str, name: str, district: str | None) -> str:
     area = library.areas.get(district) if district else None
     return name if kind == "district" or area is None else area.name + name
@@ -155,6 +129,23 @@ def _label(library: Library, kind: str, name: str, district: str | None) -> str:
 
 def _suggestion(library: Library, row: tuple[Any, ...], match: str) -> Suggestion:
     kind, name, district, area_code, weight, lon, lat, _ = row
+    found = places.entries_in(library.places, name, district) if kind == "place" else ()
+    if found:
+        area = library.areas.get(district) if district else None
+        place = found[0]
+        return Suggestion(
+            kind=kind,
+            name=name,
+            label=places.label(place.name, area.name if area else None),
+            district_code=district,
+            area_code=None,
+            lon=lon,
+            lat=lat,
+            weight=weight,
+            match=match,
+            canonical=place.name if place.name != name else None,
+            category=place.category,
+        )
     return Suggestion(
         kind=kind,
         name=name,
@@ -268,10 +259,14 @@ def _number(value: str) -> int:
 def _chinese(
     session: Session, library: Library, typed: str, scope: _Scope, limit: int
 ) -> list[Suggestion]:
-    rest, named = _peel(library, typed)
+    rest, named = library.peel(typed)
+    found: list[Suggestion] = []
+    if rest != typed:  # a name that opens with the city or a district: 天津站, 河西区人民医院
+        order = "n.weight DESC, n.name"
+        rows = _names(session, "n.name LIKE :p", {"p": _like(typed)}, scope, limit, order)
+        found += [_suggestion(library, r, "prefix") for r in rows]
     if named:
         scope = replace(scope, districts=tuple(d for d in named if d in scope.districts) or named)
-    found: list[Suggestion] = []
     complete = _complete(library, rest)
     order = "n.weight DESC, n.name"
     rows = _names(session, "n.name LIKE :p", {"p": _like(rest)}, scope, limit, order)
@@ -363,7 +358,10 @@ def suggest(session: Session, q: str, area: str | None = None, limit: int = 10) 
 
 
 def _inside(library: Library, area: AreaFilter | None, item: Suggestion) -> bool:
-    """Admin areas must lie in `area=` (streets were checked in SQL)."""
+    """Admin areas and places must lie in `area=` (streets were checked in SQL)."""
+    if area is not None and item.kind == "place":
+        entries = places.entries_in(library.places, item.name, item.district_code)
+        return any(area.code in places.area_codes(e).values() for e in entries)
     if area is None or item.kind not in ("district", "subdistrict", "community"):
         return True
     code = item.area_code

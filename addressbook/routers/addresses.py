@@ -69,6 +69,9 @@ def candidate_json(
         "elements": candidate.elements,
         "location": _point(candidate.lon, candidate.lat, crs),
         "notes": list(candidate.notes),
+        "place": (
+            {"id": p.id, "name": p.name, "category": p.category} if (p := candidate.place) else None
+        ),
         "missing": explained.missing if explained else None,
         "estimated": explained.estimated if explained else None,
     }
@@ -165,6 +168,7 @@ def suggest_names(
                 "district_code": s.district_code,
                 "area_code": s.area_code,
                 "canonical": s.canonical,
+                "category": s.category,
                 "match": s.match,
                 "weight": s.weight,
                 "location": (

@@ -76,6 +76,7 @@ ADDRESS_MESSAGES: dict[str, dict[str, str]] = {
         "batch_download_xlsx": "下载 Excel（.xlsx）",
         "batch_save": "另存为图层",
         "batch_save_help": "有位置的行保存为点图层（坐标系 EPSG:4326）；没有位置的 {n} 行不保存。",
+        "batch_layer_id": "新图层标识（小写字母开头，可含数字和下划线）",
         "batch_save_submit": "保存为图层",
         "batch_saved": "已保存为图层 {id}，共 {n} 个要素。",
         "batch_open_layer": "打开图层",
@@ -168,6 +169,7 @@ ADDRESS_MESSAGES: dict[str, dict[str, str]] = {
             "Rows with a position become a point layer (EPSG:4326); the {n} rows without one "
             "are left out."
         ),
+        "batch_layer_id": "New layer id (a lowercase letter, then letters, digits, _)",
         "batch_save_submit": "Save as a layer",
         "batch_saved": "Saved as layer {id}: {n} features.",
         "batch_open_layer": "Open the layer",

@@ -384,6 +384,7 @@
     renderTable();
     summarize();
     drawBatch();
+    fitBatch();
     window.addressesBatch = { rows: total, ms: performance.now() - started };
   }
 
@@ -462,6 +463,19 @@
     state.map.getSource("batch").setData({ type: "FeatureCollection", features });
   }
 
+  /* The map shows where the file's rows landed. */
+  function fitBatch() {
+    const box = [[Infinity, Infinity], [-Infinity, -Infinity]];
+    for (const r of state.results) {
+      if (!hasPoint(r)) continue;
+      box[0] = [Math.min(box[0][0], r.lon), Math.min(box[0][1], r.lat)];
+      box[1] = [Math.max(box[1][0], r.lon), Math.max(box[1][1], r.lat)];
+    }
+    if (state.map && Number.isFinite(box[0][0])) {
+      state.map.fitBounds(box, { padding: 30, maxZoom: 14, duration: 0 });
+    }
+  }
+
   async function openFix(i) {
     state.fixing = i;
     state.placing = false;
@@ -470,6 +484,8 @@
     $("fix-title").textContent = fmt("batch_fix_row", { row: i + 1 });
     $("fix-text").textContent = text;
     $("fix-status").textContent = "";
+    // The row's current match, if any, is where the person starts looking.
+    if (hasPoint(state.results[i])) mark(state.results[i].lon, state.results[i].lat, 14);
     const list = $("fix-candidates");
     list.replaceChildren();
     $("fix-panel").scrollIntoView({ block: "nearest" });

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from console.i18n_addresses import ADDRESS_MESSAGES
 from console.i18n_admin import ADMIN_MESSAGES
+from console.i18n_layer import LAYER_MESSAGES
 from console.i18n_overlay import OVERLAY_MESSAGES
 from console.i18n_preview import PREVIEW_MESSAGES
 
@@ -288,6 +289,7 @@ for _lang, _words in [
     *OVERLAY_MESSAGES.items(),
     *ADDRESS_MESSAGES.items(),
     *PREVIEW_MESSAGES.items(),
+    *LAYER_MESSAGES.items(),
 ]:
     MESSAGES[_lang].update(_words)
 LANGUAGES = tuple(MESSAGES)

@@ -22,9 +22,11 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from console import i18n
+from geo import crs as geo_crs
 from geo.accounts import csrf, sessions
 from geo.auth import Principal, principal
 from geo.errors import ApiError
+from layers import export
 
 HERE = Path(__file__).resolve().parent
 # Outside /console/ so the pages' catch-all 404 never shadows it.
@@ -34,8 +36,9 @@ PASSWORD = "/console/password"
 # The upload form's CRS choices: the city's usual ones first (GCJ02/BD09 are what phone maps and
 # many department spreadsheets carry).
 CRS_CHOICES = ("EPSG:4326", "EPSG:4490", "GCJ02", "BD09", "EPSG:4547", "EPSG:3857")
-# What GET /collections/{id}/export writes today.
-DOWNLOAD_FORMATS = ("gpkg", "csv")
+# What GET /collections/{id}/export writes, in every CRS the service supports (GET /crs).
+DOWNLOAD_FORMATS = tuple(export.FORMATS)
+DOWNLOAD_CRS = tuple(c["id"] for c in geo_crs.list_crs())
 
 # Times are shown as Tianjin's clock reads them, whatever the server's zone.
 CITY_TIME = ZoneInfo("Asia/Shanghai")
@@ -160,6 +163,7 @@ def layer_page(request: Request, layer_id: str) -> Response:
         layer_id=layer_id,
         crs_choices=CRS_CHOICES,
         formats=DOWNLOAD_FORMATS,
+        download_crs=DOWNLOAD_CRS,
     )
 
 

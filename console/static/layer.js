@@ -1,8 +1,9 @@
-/* A layer's page: catalogue fields, schema, the paged feature table with its CQL2 filter, the
-   map preview, downloads and grants, all through the API (see console.js). */
+/* A layer's page: catalogue fields, schema, the paged feature table with its CQL2 filter and
+   the map preview, all through the API (see console.js); its edit history is layer_history.js's,
+   its grants grant_area.js's, and downloads are a plain form. */
 (() => {
   "use strict";
-  const { M, $, api, fmt, cell, day, list, enc, errorText, restoreForms, body } =
+  const { M, $, api, fmt, cell, list, enc, errorText, restoreForms } =
     window.geoConsole;
   const PAGE = 10;
   function initLayer() {
@@ -42,37 +43,6 @@
         $("features-next").disabled = offset + page.features.length >= total;
       } catch (err) {
         $("features-error").textContent = errorText(err);
-      }
-    }
-
-    async function loadGrants() {
-      const found = await api("GET", base + "/grants");
-      const tbody = $("grants-body");
-      tbody.replaceChildren();
-      // The API lists revoked and expired grants too (their history); the table shows those in force.
-      const current = found.grants.filter((g) => g.active);
-      $("grants-empty").hidden = current.length > 0;
-      for (const g of current) {
-        const tr = document.createElement("tr");
-        cell(tr, g.grantee || M.everyone);
-        cell(tr, M["level_" + g.level] || g.level);
-        cell(tr, g.area_code || "");
-        cell(tr, (g.attributes || []).join(", "));
-        cell(tr, g.expires_at ? day(g.expires_at) : "");
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = M.revoke;
-        button.setAttribute("aria-label", M.revoke + " " + (g.grantee || M.everyone));
-        button.addEventListener("click", async () => {
-          try {
-            await api("DELETE", base + "/grants/" + g.id);
-            await loadGrants();
-          } catch (err) {
-            $("grant-error").textContent = errorText(err);
-          }
-        });
-        cell(tr, "").appendChild(button);
-        tbody.appendChild(tr);
       }
     }
 
@@ -151,7 +121,6 @@
       }
       drawMap(collection);
       loadFeatures();
-      loadGrants().catch((err) => { $("grant-error").textContent = errorText(err); });
       try {
         const record = await api("GET", "/catalogue/collections/layers/items/" + enc(id));
         const form = $("catalogue-form");
@@ -172,11 +141,6 @@
     });
     $("features-prev").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); loadFeatures(); });
     $("features-next").addEventListener("click", () => { offset += PAGE; loadFeatures(); });
-    $("download-crs").addEventListener("change", () => {
-      document.querySelectorAll("#downloads a").forEach((a) => {
-        a.href = base + "/export?f=" + a.dataset.format + "&crs=" + enc($("download-crs").value);
-      });
-    });
     $("catalogue-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const form = event.target;
@@ -190,23 +154,6 @@
         $("catalogue-status").textContent = M.saved;
       } catch (err) {
         $("catalogue-status").textContent = errorText(err);
-      }
-    });
-    $("grant-form").addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const form = event.target;
-      $("grant-error").textContent = "";
-      const grant = { grantee: form.elements.grantee.value.trim() || null,
-        level: form.elements.level.value };
-      if (form.elements.area_code.value.trim()) grant.area_code = form.elements.area_code.value.trim();
-      if (form.elements.attributes.value.trim()) grant.attributes = list(form.elements.attributes.value);
-      if (form.elements.expires_at.value) grant.expires_at = form.elements.expires_at.value + "T23:59:59+08:00";
-      try {
-        await api("POST", base + "/grants", grant);
-        form.reset();
-        await loadGrants();
-      } catch (err) {
-        $("grant-error").textContent = errorText(err);
       }
     });
   }

@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from addressbook.areas.import_grids import assign_addresses, save_grids
-from addressbook.review import decisions, sequence
+from addressbook.review import decisions, proposals, sequence
 from geo.auth import Principal
 from geo.db import get_engine, session_scope
 from geo.errors import ApiError
-from tests.address_library import ROOMS, Stored, fresh_names, load, pick
+from tests.address_library import ROOMS, Stored, fresh_names, load, pick, plans, statements
 from tests.conftest import Dept, bearer
 
 GRID_SOURCE = "test-review"
@@ -473,6 +473,10 @@ def test_who_may_propose_read_and_decide(
     assert count("audit_log") == before + 1  # the authority's own proposal, nothing else
     colleague = client.post(f"/addresses/proposals/{own['id']}/approve", headers=second_reviewer)
     assert colleague.status_code == 200, colleague.text
+    # Bulk import stays the authority's: a proposer's editor key is refused.
+    files = {"file": ("a.csv", "district,road,house_number,lon,lat\n河西区,友谊路,1,117.2,39.1\n")}
+    imported = client.post("/addresses/import", files=files, headers=grid_dept.editor)
+    assert imported.status_code == 403 and imported.json()["code"] == "NotAddressAuthority"
 
 
 def test_an_outdated_change_is_not_approved(
@@ -611,3 +615,26 @@ def test_two_reviewers_deciding_at_once_one_wins(
         "address.proposal.create",
         "address.proposal.approve",
     ]
+
+
+def test_the_queries_use_their_indexes(
+    grid_dept: Dept, authority: Dept, rooms: list[Stored], test_road: list[sequence.Numbered]
+) -> None:
+    """A district's pending queue and a department's own proposals read their indexes; the
+    numbers along a road read ix_addresses_structured (a road is a few hundred rows of millions)."""
+    reviewer = Principal(authority.code, "viewer", "tjg_view")
+    proposer = Principal(grid_dept.code, "viewer", "tjg_view")
+    with session_scope() as session, statements() as seen:
+        proposals.listing(session, reviewer, "pending", rooms[0].district_code, 20, 0)
+        proposals.listing(session, proposer, "pending", None, 20, 0)
+        sequence.road_numbers(session, rooms[0].district_code, "审核测试路")
+    sent = [(sql, params) for sql, params in seen if "ORDER BY p.id" in sql or "avg(" in sql]
+    assert len(sent) == 3
+    expected = [
+        "ix_address_proposals_queue",
+        "ix_address_proposals_department",
+        "ix_addresses_structured",
+    ]
+    for (sql, params), index in zip(sent, expected, strict=True):
+        plan = plans(sql, params)
+        assert index in plan, f"{sql}\n{plan}"

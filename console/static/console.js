@@ -161,87 +161,16 @@
     }
   }
 
-  function showUploadError(err) {
-    const box = $("upload-error");
-    box.replaceChildren();
-    const p = document.createElement("p");
-    p.textContent = errorText(err);
-    box.appendChild(p);
-    const reported = err.body && err.body.details && err.body.details.errors;
-    if (err.body && err.body.code === "InvalidFeatures" && Array.isArray(reported)) {
-      const ul = document.createElement("ul");
-      ul.id = "feature-errors";
-      for (const item of reported) {
-        const li = document.createElement("li");
-        // The API counts features from 0; people count from 1.
-        li.textContent = fmt("feature_error", { row: item.index + 1, reason: item.reason });
-        ul.appendChild(li);
-      }
-      box.appendChild(ul);
-    }
-  }
-
+  /* The upload form is preview.js's; a committed upload refreshes the list. */
   function initLayers() {
     loadLayers().catch((err) => { $("upload-error").textContent = errorText(err); });
-    const form = $("upload-form");
-    const submit = $("upload-submit");
-    const progress = $("upload-progress");
-    const status = $("upload-status");
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      if (submit.disabled) return;  // a second click while the first is on its way
-      $("upload-error").replaceChildren();
-      status.textContent = "";
-      const file = form.elements.file.files[0];
-      if (!file) { $("upload-error").textContent = M.no_file; return; }
-      if (file.size === 0) { $("upload-error").textContent = M.empty_file; return; }
-      const mode = form.elements.mode.value;
-      const params = new URLSearchParams({ mode, crs: form.elements.crs.value });
-      if (mode === "upsert" && form.elements.key_property.value) {
-        params.set("key_property", form.elements.key_property.value);
-      }
-      const data = new FormData();
-      data.append("file", file, file.name);
-      if (mode === "create" && form.elements.title.value) {
-        data.append("metadata", JSON.stringify({ title: form.elements.title.value }));
-      }
-      const id = form.elements.id.value.trim();
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", "/collections/" + enc(id) + "/upload?" + params);
-      xhr.setRequestHeader("X-CSRF-Token", csrf);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable) progress.value = Math.round((e.loaded / e.total) * 100);
-      };
-      xhr.upload.onload = () => {
-        status.textContent = M.processing;
-        progress.removeAttribute("value");  // indeterminate while the server reads the file
-      };
-      xhr.onloadend = () => {
-        submit.disabled = false;
-        progress.hidden = true;
-        status.textContent = "";
-        let answer = null;
-        try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
-        if (xhr.status === 200 || xhr.status === 201) {
-          status.textContent = fmt("upload_done", { n: answer.features });
-          loadLayers().catch(() => {});
-          return;
-        }
-        if (handleAuth(xhr.status, answer)) return;
-        showUploadError({ status: xhr.status, body: answer || {}, message: xhr.statusText });
-      };
-      submit.disabled = true;
-      progress.hidden = false;
-      progress.value = 0;
-      status.textContent = M.uploading;
-      xhr.send(data);
-    });
+    document.addEventListener("layer-uploaded", () => { loadLayers().catch(() => {}); });
   }
 
   const pages = { login: initLogin, password: initPassword, layers: initLayers };
   window.geoConsole = {
-    M, $, api, fmt, cell, day, list, enc, errorText, keepForms, restoreForms, body, pages,
+    M, $, api, fmt, cell, day, list, enc, errorText, keepForms, restoreForms, handleAuth, body,
+    pages,
   };
   // Deferred scripts have all run by DOMContentLoaded: the other pages' files registered theirs.
   document.addEventListener("DOMContentLoaded", () => {

@@ -181,49 +181,64 @@ def test_console_flows(
     wait_for(driver, "return document.documentElement.lang === 'zh-CN'", what="Chinese")
     wait_text(driver, "main", "我的图层")
 
-    # 2. An XLSX with one bad row: the error in Chinese, nothing created; then the fixed file.
+    # 2. An XLSX with one bad row: choosing it previews it (upload, then processing), and the
+    # preview shows the bad row in its error report, the good ones on the map, nothing written.
     fill(
         driver,
         {"upload-id": layer, "upload-title": "公交站点", "upload-crs": "EPSG:4326"},
     )
     file_input = driver.find_element("id", "upload-file")
     file_input.send_keys(str(points_xlsx(tmp_path / "bad.xlsx", bad_row=True)))
-    click(driver, "#upload-submit")
-    errors = wait_text(driver, "upload-error", "个要素有误")
+    errors = wait_text(driver, "preview-errors", "个要素有误")
     assert "未写入任何数据" in errors and "第 2 个要素" in errors  # the second data row
-    shot(driver, "console-2-upload-error.png")
+    wait_for(driver, "return window.previewMapReady === 2", what="the good rows on the map")
+    wait_text(driver, "preview-schema-body", "名称")
+    assert driver.execute_script("return document.getElementById('preview-commit').disabled")
+    assert driver.execute_script("return document.getElementById('upload-progress').value") == 100
+    driver.execute_script("document.getElementById('preview').scrollIntoView()")
+    shot(driver, "console-2-preview.png")
     no_serious_violations(driver)
     assert driver.execute_script("return document.getElementById('layers-body').rows.length") == 0
     # An empty file, a file of an unsupported type, a table without a location: a Chinese
     # message each, nothing created.
     (tmp_path / "empty.geojson").write_bytes(b"")
     file_input.send_keys(str(tmp_path / "empty.geojson"))
-    click(driver, "#upload-submit")
     wait_text(driver, "upload-error", "未创建任何图层")
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not a layer")
     file_input.send_keys(str(tmp_path / "report.pdf"))
-    click(driver, "#upload-submit")
     wait_text(driver, "upload-error", "不支持这种文件类型")
     # A table without coordinates or addresses (read as CSV) is named as such.
     (tmp_path / "notes.txt").write_text("名称,备注\n和平路站,无坐标\n")
     file_input.send_keys(str(tmp_path / "notes.txt"))
-    click(driver, "#upload-submit")
     wait_text(driver, "upload-error", "没有经纬度列或地址列")
     assert driver.execute_script("return document.getElementById('layers-body').rows.length") == 0
+    # The fixed file: previewed on the map, cancelled (nothing written), previewed again.
     file_input.send_keys(str(points_xlsx(tmp_path / "good.xlsx", bad_row=False)))
-    # A double click sends one upload: the button is disabled while the first is on its way.
+    wait_text(driver, "preview-verdict", "提交后将写入 3 个要素")
+    wait_for(driver, "return window.previewMapReady === 3", what="the fixed file on the map")
+    wait_text(driver, "preview-errors", "没有发现错误")
+    click(driver, "#preview-cancel")
+    wait_text(driver, "upload-status", "已取消")
+    assert driver.execute_script("return document.getElementById('layers-body').rows.length") == 0
+    click(driver, "#upload-submit")
+    wait_text(driver, "upload-status", "预览完成")
+    wait_text(driver, "preview-verdict", "提交后将写入 3 个要素")
+    # A double click commits once: the button is disabled while the first is on its way.
     driver.execute_script(
-        "const b = document.getElementById('upload-submit'); b.click(); b.click();"
+        "const b = document.getElementById('preview-commit'); b.click(); b.click();"
     )
     wait_text(driver, "upload-status", "写入 3 个要素")
     wait_text(driver, "layers-body", layer)
     assert driver.execute_script("return document.getElementById('layers-body').rows.length") == 1
-    # Creating it again is refused with a clear message, not a second layer.
+    # Creating it again is refused at the preview with a clear message, not a second layer.
     click(driver, "#upload-submit")
     wait_text(driver, "upload-error", "该标识已存在")
-    # The same file appended to the layer.
+    # The same file appended to the layer, through its preview.
     fill(driver, {"upload-mode": "append"})
     click(driver, "#upload-submit")
+    wait_text(driver, "upload-status", "预览完成")
+    wait_text(driver, "preview-verdict", "提交后将写入 3 个要素")
+    click(driver, "#preview-commit")
     wait_text(driver, "upload-status", "写入 3 个要素")
     count = f"#layers-body tr[data-layer='{layer}'] td:nth-child(3)"
     wait_for(driver, f"return document.querySelector({count!r}).innerText === '6'", what="6")

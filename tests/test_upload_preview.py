@@ -174,9 +174,8 @@ def test_invalid_features_are_reported_not_refused(client: TestClient, dept) -> 
     assert names == ["和平路站", "滨江道站"]
     fixed = preview(client, dept.editor, lid, points_xlsx(bad_row=False), "stops.xlsx").json()
     assert fixed["committable"] is True and fixed["features"] == 3
-    assert upload(client, dept.editor, lid, points_xlsx(bad_row=False), "stops.xlsx").status_code == (
-        201
-    )
+    committed = upload(client, dept.editor, lid, points_xlsx(bad_row=False), "stops.xlsx")
+    assert committed.status_code == 201, committed.text
     assert_same_features(fixed["first_features"]["features"], items(client, dept.editor, lid))
 
 

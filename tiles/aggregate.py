@@ -11,7 +11,17 @@ cap + 1 rows) is not truncated to an arbitrary subset:
   *build*, `tile_cluster_builds`, its cells in `tile_clusters`), and a clustered tile is one
   index range read of at most 1,024 rows (primary key: build, z, tile x, tile y).
 - **lines and polygons** (and points beyond the pyramid) keep the cap largest features; the
-  smallest are dropped, and a one-feature MVT layer `<layer>.dropped` says how many.
+  smallest are dropped, and a one-feature MVT layer `<layer>.dropped` says how many. Choosing
+  them means reading every feature of the tile and sorting by size (a z12 tile of the
+  500,000-polygon benchmark layer: 230,000 rows, over a second), so the build also makes that
+  choice once for every over-full tile it finds (the ids of the cap largest, in order, and the
+  number dropped, `tile_over_cap`), and such a tile reads its cap rows by primary key.
+
+The build also lists the tiles it knows to be over the cap (`tile_over_cap`; for points those
+whose own cells hold more than the cap), so the engine sends their clustered or kept statement
+at once instead of first probing the cap. A tile it does not list is probed as before: lines and
+polygons found by the counts below may miss a tile that only large features from outside fill,
+and that tile is chosen per request, the same features either way.
 
 The build also gives each layer's *complete-from zoom* (TileJSON): the lowest zoom at which no
 tile can exceed the cap, from the per-tile counts of every zoom. A tile reads a 64-unit margin
@@ -33,6 +43,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg import sql
+from psycopg.types.numeric import Float8, Int4
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -50,7 +61,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.db import Base, get_engine, libpq_url
 from geo.settings import get_settings
 from geo.sources import LayerSource
-from tiles.sql import BUFFER, EXTENT
+from tiles.sql import BUFFER, EXTENT, READ_BOX, STORAGE_SRID, LayerQuery
 
 # Cells per tile side = 2**CELL_BITS: 32 cells of 128 grid units, 8 pixels of a 256-pixel tile.
 CELL_BITS = 5
@@ -94,10 +105,29 @@ class ClusterCell(Base):
     sums: Mapped[list[float]] = mapped_column(ARRAY(Float(53)))
 
 
+class OverCap(Base):
+    """A tile of a build known to hold more than the cap. Lines and polygons carry the ids of
+    the cap largest features, in the order encoded, and how many were left out; points carry
+    neither (their clusters serve the tile)."""
+
+    __tablename__ = "tile_over_cap"
+
+    build_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tile_cluster_builds.id", ondelete="CASCADE"), primary_key=True
+    )
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    tx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ty: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dropped: Mapped[int | None] = mapped_column(BigInteger)
+    kept: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+
+
 @dataclass(frozen=True)
 class Build:
     id: int
     complete_from_zoom: int | None
+    # (z, x, y) of the tiles known to be over the cap (tile_over_cap).
+    over: frozenset[tuple[int, int, int]] = frozenset()
 
 
 def numeric_properties(source: LayerSource) -> list[str]:
@@ -219,6 +249,15 @@ _TILE_COUNTS_SQL = sql.SQL(
 ).format(bits=sql.Literal(CELL_BITS), last=sql.Literal(2**CELL_BITS - 1))
 # The deepest zoom with a tile past the cap.
 _MAX_OVER_SQL = "SELECT max(z) FROM cluster_tiles WHERE n > %s"
+# Points: tiles whose own cells (no margin) hold more than the cap are over it for certain.
+_POINTS_OVER_SQL = (
+    "INSERT INTO tile_over_cap (build_id, z, tx, ty) SELECT %s, z, tx, ty FROM cluster_stage "
+    "WHERE z < %s GROUP BY z, tx, ty HAVING sum(n) > %s"
+)
+# Lines and polygons: the tiles that may be over the cap, each then counted exactly.
+_CANDIDATES_SQL = "SELECT z, tx, ty FROM cluster_tiles WHERE z < %s AND n > %s ORDER BY z, tx, ty"
+# Whether a tile's envelope, as the tile statement reads it, holds the whole extent of the layer.
+_HOLDS_ALL_SQL = f"SELECT {READ_BOX} ~ ST_SetSRID(%(extent)s::box2d::geometry, {STORAGE_SRID})"
 
 
 def _total_over(conn: psycopg.Connection, source: LayerSource, cap: int) -> bool:
@@ -229,22 +268,71 @@ def _total_over(conn: psycopg.Connection, source: LayerSource, cap: int) -> bool
     return bool(row and row[0] > cap)
 
 
+def _over(conn: psycopg.Connection, build_id: int) -> frozenset[tuple[int, int, int]]:
+    rows = conn.execute(
+        "SELECT z, tx, ty FROM tile_over_cap WHERE build_id = %s", (build_id,)
+    ).fetchall()
+    return frozenset((z, x, y) for z, x, y in rows)
+
+
 def _find(conn: psycopg.Connection, source: LayerSource, recipe: str) -> Build | None:
     row = conn.execute(
         "SELECT id, complete_from_zoom FROM tile_cluster_builds "
         "WHERE layer = %s AND version = %s AND recipe = %s",
         (source.id, source.version, recipe),
     ).fetchone()
-    return Build(row[0], row[1]) if row else None
+    return Build(row[0], row[1], _over(conn, row[0])) if row else None
 
 
-def build(source: LayerSource, recipe: str, cap: int, max_zoom: int) -> Build:
+def _choose_kept(
+    conn: psycopg.Connection,
+    source: LayerSource,
+    query: LayerQuery,
+    build_id: int,
+    cap: int,
+    below_zoom: int,
+) -> None:
+    """For each tile the counts say may be over the cap, below `below_zoom`: its exact count
+    (the tile statement's own rows) and, when over, the cap largest, as drop_text chooses
+    them. Every tile whose envelope holds the layer's whole extent (the low zooms) holds the
+    same features: those are chosen once."""
+    assert query.select_text is not None
+    where = f" WHERE {source.where}" if source.where else ""
+    row = conn.execute(
+        f"SELECT ST_Extent({source.geometry_column})::text FROM {source.table}{where}"
+    ).fetchone()
+    extent = row[0] if row else None
+    margin = Float8(BUFFER / EXTENT)
+    whole: tuple[int, list[int]] | None = None
+    for z, x, y in conn.execute(_CANDIDATES_SQL, (below_zoom, cap)).fetchall():
+        params = {"z": Int4(z), "x": Int4(x), "y": Int4(y), "margin": margin}
+        holds_all = extent is not None and conn.execute(
+            _HOLDS_ALL_SQL, {**params, "extent": extent}
+        ).fetchone() == (True,)
+        if holds_all and whole is not None:
+            count, kept = whole
+        else:
+            found = conn.execute(query.select_text, params, prepare=True).fetchone()
+            assert found is not None
+            count, kept = found
+            if holds_all:
+                whole = (count, kept)
+        if count > cap:
+            conn.execute(
+                "INSERT INTO tile_over_cap (build_id, z, tx, ty, dropped, kept) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (build_id, z, x, y, count - cap, kept),
+            )
+
+
+def build(source: LayerSource, query: LayerQuery, cap: int, max_zoom: int) -> Build:
     """The layer version's build, made now unless a worker made it already (an advisory lock
     per layer keeps two workers from building the same one). Runs on the primary, under the
     bulk statement timeout: a 2,000,000-point layer takes tens of seconds, once per version."""
     settings = get_settings()
     with psycopg.connect(libpq_url(get_engine().url)) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"tile-clusters:{source.id}",))
+        recipe = query.recipe
         found = _find(conn, source, recipe)
         if found is not None:
             return found
@@ -268,14 +356,18 @@ def build(source: LayerSource, recipe: str, cap: int, max_zoom: int) -> Build:
             (source.id, source.version, recipe, complete),
         ).fetchone()
         assert row is not None
-        built = Build(row[0], complete)
+        build_id = row[0]
+        below = max_zoom + 1 if complete is None else complete
         if points and complete != 0:
             conn.execute(
                 "INSERT INTO tile_clusters SELECT %s, z, tx, ty, cx, cy, n, sx, sy, sums "
                 "FROM cluster_stage WHERE z < %s",
-                (built.id, max_zoom + 1 if complete is None else complete),
+                (build_id, below),
             )
-        return built
+            conn.execute(_POINTS_OVER_SQL, (build_id, below, cap))
+        elif query.select_text is not None and complete != 0:
+            _choose_kept(conn, source, query, build_id, cap, below)
+        return Build(build_id, complete, _over(conn, build_id))
 
 
 class Builds:
@@ -287,9 +379,13 @@ class Builds:
         self._locks: dict[tuple[str, int, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def get(self, source: LayerSource, recipe: str, cap: int, max_zoom: int) -> Build:
+    def known(self, source: LayerSource, recipe: str) -> Build | None:
+        """The build if this worker has it already (no waiting, no database)."""
+        return self._known.get((source.id, source.version, recipe))
+
+    def get(self, source: LayerSource, query: LayerQuery, cap: int, max_zoom: int) -> Build:
         """Blocking (a thread's work): the build, made if missing."""
-        key = (source.id, source.version, recipe)
+        key = (source.id, source.version, query.recipe)
         known = self._known.get(key)
         if known is not None:
             return known
@@ -298,7 +394,7 @@ class Builds:
         with lock:
             known = self._known.get(key)
             if known is None:
-                known = build(source, recipe, cap, max_zoom)
+                known = build(source, query, cap, max_zoom)
                 self._known[key] = known
         with self._guard:
             self._locks.pop(key, None)

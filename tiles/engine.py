@@ -8,7 +8,9 @@ layer's part of every composite it appears in.
 
 A layer's tile past GEO_TILE_MAX_FEATURES is never truncated silently (tiles.aggregate): its
 statement says `over`, and the tile is made again as clusters (points, from the layer version's
-build) or as the largest features with a count of the dropped ones (lines, polygons).
+build) or as the largest features with a count of the dropped ones (lines, polygons: chosen by
+the build, or per request for a tile it did not list). A tile the build lists as over the cap
+skips that first statement: its clustered or kept tile is the only statement sent.
 """
 
 from __future__ import annotations
@@ -100,12 +102,11 @@ class TileEngine:
     async def build(self, plan: LayerPlan) -> Build:
         """The layer version's cluster build for this recipe (made on first need, in a thread:
         it may take seconds on a large layer, once per version)."""
+        known = self.builds.known(plan.source, plan.query.recipe)
+        if known is not None:
+            return known
         return await asyncio.to_thread(
-            self.builds.get,
-            plan.source,
-            plan.query.recipe,
-            self.max_features,
-            self.cluster_max_zoom,
+            self.builds.get, plan.source, plan.query, self.max_features, self.cluster_max_zoom
         )
 
     async def complete_from_zoom(self, source: LayerSource) -> int | None:
@@ -113,9 +114,15 @@ class TileEngine:
         (plan,) = await self.plan([source])
         return (await self.build(plan)).complete_from_zoom
 
+    def _known_over(self, plan: LayerPlan, tile: Tile) -> bool:
+        """Whether this worker's build of the layer lists the tile as over the cap."""
+        built = self.builds.known(plan.source, plan.query.recipe)
+        return built is not None and (tile.z, tile.x, tile.y) in built.over
+
     async def _over_cap(self, plan: LayerPlan, tile: Tile) -> bytes:
-        """The tile of a layer past the cap: clusters while the build has them, otherwise the
-        largest features and the count of the others."""
+        """The tile of a layer past the cap: clusters while the build has them, the kept
+        features the build chose, otherwise the largest features chosen now and the count of
+        the others."""
         query = plan.query
         params = query_params(query, tile)
         text = query.drop_text
@@ -129,6 +136,11 @@ class TileEngine:
                     "x": params["x"],
                     "y": params["y"],
                 }
+        elif query.kept_text is not None and tile.z <= self.cluster_max_zoom:
+            built = await self.build(plan)
+            if (tile.z, tile.x, tile.y) in built.over:
+                text = query.kept_text
+                params["build"] = Int8(built.id)
         pool = await tile_pool()
         async with pool.connection() as conn:
             cursor = await conn.execute(text, params, prepare=True, binary=True)
@@ -141,11 +153,12 @@ class TileEngine:
         missing = [i for i, part in enumerate(parts) if part is None]
         TILE_CACHE.labels("hit").inc(len(parts) - len(missing))
         TILE_CACHE.labels("miss").inc(len(missing))
-        over: list[int] = []
-        if missing:
+        over = [i for i in missing if self._known_over(plans[i], tile)]
+        probe = [i for i in missing if i not in over]
+        if probe:
             pool = await tile_pool()
             async with pool.connection() as conn:
-                for i in missing:
+                for i in probe:
                     query = plans[i].query
                     cursor = await conn.execute(
                         query.text, query_params(query, tile), prepare=True, binary=True

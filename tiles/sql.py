@@ -38,6 +38,14 @@ INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 POINT_TYPES = frozenset({"point", "multipoint"})
 # Name suffix of the MVT layer that says how many features an over-full tile left out.
 DROPPED_SUFFIX = ".dropped"
+# The box a tile reads, in the storage CRS: the tile and its margin, cut at the edges of the
+# Web Mercator square first. Uncut, the margin of a tile on the antimeridian passes 180 degrees,
+# the transformation wraps it to -180, and the box spans the whole world in longitude (a z3
+# tile at 135-180E then "held" a layer at 117E: dropped counts for features it could not show).
+READ_BOX = (
+    "ST_Transform(ST_ClipByBox2D(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), "
+    f"ST_TileEnvelope(0, 0, 0)), {STORAGE_SRID})"
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,11 @@ class LayerQuery:
     recipe: str
     # Point layers: a clustered tile from the layer's build (tiles.aggregate).
     cluster_text: str | None = None
+    # Lines and polygons keyed by integer ids: the build's selection of an over-full tile (its
+    # feature count and the ids of the cap largest, as drop_text keeps them), and the tile made
+    # from that selection (tiles.aggregate, tile_over_cap).
+    select_text: str | None = None
+    kept_text: str | None = None
 
 
 def build_query(
@@ -97,19 +110,17 @@ def build_query(
     # placeholder (a LIKE pattern, say).
     where = sql.SQL(f" AND ({source.where.replace('%', '%%')})") if source.where else sql.SQL("")
     rows = sql.SQL(
-        "SELECT {columns}, {geom} AS __geom{extra} FROM {table} "
-        "WHERE {geom} && ST_Transform("
-        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), {srid}){where}"
+        "SELECT {columns}, {geom} AS __geom{extra} FROM {table} WHERE {geom} && {box}{where}"
     )
     common = {
         "columns": sql.SQL(", ").join(columns),
         "geom": geom,
         "table": sql.SQL(source.table),
-        "srid": sql.Literal(STORAGE_SRID),
+        "box": sql.SQL(READ_BOX),
         "where": where,
     }
 
-    def encode(relation: str) -> sql.Composed:
+    def encode(relation: sql.Composable) -> sql.Composed:
         return sql.SQL(
             "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {fid}) FROM ("
             "SELECT {aliases}, ST_AsMVTGeom({geom3857}, "
@@ -122,7 +133,7 @@ def build_query(
             aliases=sql.SQL(", ").join(aliases),
             geom3857=in_3857,
             buffer=sql.Literal(BUFFER),
-            relation=sql.Identifier(relation),
+            relation=relation,
         )
 
     statement = sql.SQL(
@@ -133,36 +144,81 @@ def build_query(
         rows=rows.format(extra=sql.SQL(""), **common),
         probe=sql.Literal(max_features + 1),
         limit=sql.Literal(max_features),
-        encode=encode("f"),
+        encode=encode(sql.Identifier("f")),
     )
     # Over the cap: the largest features first (a linear size in storage units: the square
     # root of a polygon's area, a line's length, 0 for a point), the cap of them kept, and a
     # one-feature layer `<layer>.dropped` at the tile's centre with the number left out.
-    size = sql.SQL(
-        ", CASE ST_Dimension({g}) WHEN 2 THEN sqrt(ST_Area({g})) ELSE ST_Length({g}) END AS __size"
+    size_of = sql.SQL(
+        "CASE ST_Dimension({g}) WHEN 2 THEN sqrt(ST_Area({g})) ELSE ST_Length({g}) END"
     ).format(g=geom)
+    size = sql.SQL(", {} AS __size").format(size_of)
+    dropped_layer = sql.SQL(
+        "SELECT ST_AsMVT(d, {dropped}, {extent}, 'geom') FROM ("
+        "SELECT {count} AS dropped, ST_MakePoint({half}, {half}) AS geom) AS d"
+    )
+    common_dropped = {
+        "dropped": sql.Literal(f"{source.id}{DROPPED_SUFFIX}"),
+        "extent": sql.Literal(EXTENT),
+        "half": sql.Literal(EXTENT // 2),
+    }
     drop = sql.SQL(
         "WITH f AS ({rows}), kept AS MATERIALIZED ("
         "SELECT * FROM f ORDER BY __size DESC, {id_alias} LIMIT {limit}) "
-        "SELECT coalesce(({encode}), ''::bytea) || ("
-        "SELECT ST_AsMVT(d, {dropped}, {extent}, 'geom') FROM ("
-        "SELECT (SELECT count(*) FROM f) - (SELECT count(*) FROM kept) AS dropped, "
-        "ST_MakePoint({half}, {half}) AS geom) AS d)"
+        "SELECT coalesce(({encode}), ''::bytea) || ({dropped_layer})"
     ).format(
         rows=rows.format(extra=size, **common),
         id_alias=sql.Identifier(id_alias),
         limit=sql.Literal(max_features),
-        encode=encode("kept"),
-        dropped=sql.Literal(f"{source.id}{DROPPED_SUFFIX}"),
-        extent=sql.Literal(EXTENT),
-        half=sql.Literal(EXTENT // 2),
+        encode=encode(sql.Identifier("kept")),
+        dropped_layer=dropped_layer.format(
+            count=sql.SQL("(SELECT count(*) FROM f) - (SELECT count(*) FROM kept)"),
+            **common_dropped,
+        ),
     )
+    select_text = kept_text = None
+    if integer_id and simplify:
+        # The same rows, sizes and order as `drop`, narrowed to what the build stores.
+        select = sql.SQL(
+            "WITH f AS MATERIALIZED (SELECT {ident} AS __kid, {size_of} AS __size FROM {table} "
+            "WHERE {geom} && {box}{where}) "
+            "SELECT (SELECT count(*) FROM f), "
+            "ARRAY(SELECT __kid FROM f ORDER BY __size DESC, __kid LIMIT {limit})"
+        ).format(ident=ident, size_of=size_of, limit=sql.Literal(max_features), **common)
+        # The kept rows by primary key, in the stored order, encoded as `drop` encodes them.
+        # The grant's filter is applied again: the build was made for this scope, and a row
+        # outside it must never be encoded whatever the stored ids say.
+        kept_rows = sql.SQL(
+            "(SELECT {columns}, {geom} AS __geom FROM {table} "
+            "JOIN unnest(o.kept) WITH ORDINALITY AS k (__kid, __ord) ON {ident} = k.__kid "
+            "WHERE true{where} ORDER BY k.__ord) AS kept"
+        ).format(ident=ident, **common)
+        kept = sql.SQL(
+            "SELECT coalesce(({encode}), ''::bytea) || ({dropped_layer}) "
+            "FROM tile_over_cap AS o WHERE o.build_id = %(build)s AND o.z = %(z)s "
+            "AND o.tx = %(x)s AND o.ty = %(y)s"
+        ).format(
+            encode=encode(kept_rows),
+            dropped_layer=dropped_layer.format(count=sql.SQL("o.dropped"), **common_dropped),
+        )
+        select_text, kept_text = select.as_string(None), kept.as_string(None)
     text = statement.as_string(None)
     drop_text = drop.as_string(None)
     recipe = hashlib.blake2b(
-        f"{text}\0{drop_text}\0{cluster_text}\0{source.scope_key()}".encode(), digest_size=6
+        f"{text}\0{drop_text}\0{cluster_text}\0{kept_text}\0{source.scope_key()}".encode(),
+        digest_size=6,
     ).hexdigest()
-    return LayerQuery(source.id, text, drop_text, simplify, integer_id, recipe, cluster_text)
+    return LayerQuery(
+        source.id,
+        text,
+        drop_text,
+        simplify,
+        integer_id,
+        recipe,
+        cluster_text,
+        select_text,
+        kept_text,
+    )
 
 
 def query_params(query: LayerQuery, tile: Tile) -> dict[str, object]:

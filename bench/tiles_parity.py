@@ -1,11 +1,22 @@
 """Feature parity with tipg on z14+ tiles (bench_tiles): the same features, by name, inside each
-tile's own extent."""
+tile's own extent.
+
+"Inside" is decided on each server's own decoded geometry, in the 4096 grid: its interior meets
+the tile square's interior (a point strictly inside, a line or polygon crossing into it). A feature
+that after snapping to the grid only touches the square's edge is left out on both sides: it may
+lie inside or up to half a grid unit outside (we read the tile with its 64-unit margin, tipg
+reads only features that intersect the tile, and both snap to the same grid), so the grid cannot
+say which. The rule before this one compared bounding boxes with the edge counted as inside: in
+its last full run 8 of 60 tiles differed, ours holding 16 features more and none fewer; the 11
+extra features of the four of those tiles we decoded each only touched the edge after snapping,
+or reached into the tile with its bounding box but not its shape (ids compared against tipg's
+own statement on the same data: equal under this rule)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
+from shapely.geometry import Polygon, box, shape
+from shapely.geometry.base import BaseGeometry
 
 from bench.common import console
 
@@ -20,20 +31,17 @@ def _names_inside(data: bytes) -> tuple[set[str], int]:
     names: set[str] = set()
     total = 0
     for layer in mapbox_vector_tile.decode(data).values():
-        extent = layer.get("extent", 4096)
+        square = box(0, 0, layer.get("extent", 4096), layer.get("extent", 4096))
         for feature in layer["features"]:
             total += 1
-            xs, ys = zip(*_points(feature["geometry"]["coordinates"]), strict=True)
-            if min(xs) <= extent and max(xs) >= 0 and min(ys) <= extent and max(ys) >= 0:
+            if _inside(shape(feature["geometry"]), square):
                 names.add(feature["properties"]["name"])
     return names, total
 
 
-def _points(nested: list[Any]) -> list[tuple[float, float]]:
-    """The vertices of a decoded MVT geometry (a point, or lists of lists of them)."""
-    if nested and isinstance(nested[0], int | float):
-        return [(nested[0], nested[1])]
-    return [point for part in nested for point in _points(part)]
+def _inside(geometry: BaseGeometry, square: Polygon) -> bool:
+    """The geometry's interior meets the square's (DE-9IM), not only its edge."""
+    return bool(geometry.relate_pattern(square, "T********"))
 
 
 def feature_parity(

@@ -221,3 +221,14 @@ def test_a_shapefile_of_mixed_geometries_is_refused(
     r = download(server, owner.viewer, lid, f="shp")
     assert r.status_code == 409 and r.json()["code"] == "MixedGeometryTypes", r.text
     assert download(server, owner.viewer, lid, f="gpkg").status_code == 200
+
+
+def test_a_system_collection_exports_with_shapefile_names_cut(server: str, tmp_path: Path) -> None:
+    """The address library's addresses (public): long names cut to 10 bytes, none lost."""
+    r = download(server, {}, "addresses", f="shp")
+    assert r.status_code == 200, r.text
+    path = tmp_path / "addresses.zip"
+    path.write_bytes(r.content)
+    fields = list(pyogrio.read_info(f"/vsizip/{path}")["fields"])
+    assert fields[:4] == ["fid_source", "code", "full_addre", "district_c"]
+    assert len(fields) == 13 and len({f.lower() for f in fields}) == 13

@@ -272,3 +272,37 @@ def test_who_may_preview_and_limits(client: TestClient, dept, make_department, m
     monkeypatch.setattr(settings, "max_upload_bytes", 2000)
     r = preview(client, dept.editor, layer_id(), collection(point_features(100)))
     assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"
+
+
+def test_progress_as_ndjson(client: TestClient, dept, monkeypatch) -> None:
+    """Asked for NDJSON, the preview says how far it got after each batch, then the outcome the
+    JSON answer holds; errors found while reading are the last line, with their status."""
+    monkeypatch.setattr(json_readers, "BATCH", 5)
+    lid = layer_id()
+    body = collection(point_features(12))
+    plain = preview(client, dept.editor, lid, body).json()
+    streamed = client.post(
+        f"/collections/{lid}/upload/preview",
+        files={"file": ("data.geojson", body)},
+        headers={**dept.editor, "Accept": "application/x-ndjson"},
+    )
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"] == "application/x-ndjson"
+    lines = [orjson.loads(line) for line in streamed.content.splitlines()]
+    assert lines[:-1] == [{"read": 5}, {"read": 10}, {"read": 12}]
+    assert lines[-1] == {"status": 200, "preview": plain}
+    assert upload(client, dept.editor, lid, body).status_code == 201
+    again = client.post(
+        f"/collections/{lid}/upload/preview",
+        files={"file": ("data.geojson", body)},
+        headers={**dept.editor, "Accept": "application/x-ndjson"},
+    )
+    last = orjson.loads(again.content.splitlines()[-1])
+    assert last["status"] == 409 and last["error"]["code"] == "Conflict"
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", 200)
+    too_big = client.post(
+        f"/collections/{layer_id()}/upload/preview",
+        files={"file": ("data.geojson", body)},
+        headers={**dept.editor, "Accept": "application/x-ndjson"},
+    )
+    assert too_big.status_code == 413  # before any reading: a plain 413

@@ -12,8 +12,11 @@
   const csrf = body.dataset.csrf;
 
   /* One multipart POST with its two bars: the upload's bytes (XMLHttpRequest upload progress
-     events), then the server's processing. Resolves with {status, data}. */
-  function send(url, request, bars) {
+     events), then the server's processing. A preview is asked for as NDJSON: a line
+     {"read": n} after each batch the server has read and checked, then the outcome
+     {"status", "preview" | "error"}. The upload itself answers once, at its commit.
+     Resolves with {status, data} as a JSON answer would have them. */
+  function send(url, request, bars, stream) {
     return new Promise((resolve) => {
       const form = new FormData();
       form.append("file", request.file, request.file.name);
@@ -21,24 +24,43 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url + "?" + request.params);
       xhr.setRequestHeader("X-CSRF-Token", csrf);
-      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("Accept", stream ? "application/x-ndjson" : "application/json");
+      const lines = () => (xhr.getResponseHeader("Content-Type") || "").includes("ndjson")
+        ? xhr.responseText.split("\n").filter(Boolean).map((line) => JSON.parse(line)) : null;
       xhr.upload.onprogress = (e) => {
         if (e.lengthComputable) bars.upload.value = Math.round((e.loaded / e.total) * 100);
       };
       xhr.upload.onload = () => {
         bars.upload.value = 100;
         bars.status.textContent = M.processing;
-        bars.process.removeAttribute("value");  // the server reads and checks the whole file
+        bars.process.removeAttribute("value");  // how many features a file holds is unknown
+      };
+      xhr.onprogress = () => {
+        const read = (lines() || []).filter((line) => "read" in line).pop();
+        if (!read) return;
+        bars.status.textContent = fmt("processed_n", { n: read.read });
+        bars.process.setAttribute("aria-valuetext", bars.status.textContent);
       };
       xhr.onloadend = () => {
         bars.process.value = 100;
+        let status = xhr.status;
         let data = null;
-        try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
-        resolve({ status: xhr.status, data });
+        try {
+          const streamed = status === 200 && lines();
+          if (streamed) {
+            const outcome = streamed.pop();
+            status = outcome.status;
+            data = outcome.preview || outcome.error;
+          } else {
+            data = JSON.parse(xhr.responseText);
+          }
+        } catch (e) { data = null; }
+        resolve({ status, data });
       };
       bars.box.hidden = false;
       bars.upload.value = 0;
       bars.process.value = 0;
+      bars.process.removeAttribute("aria-valuetext");
       bars.status.textContent = M.uploading;
       xhr.send(form);
     });
@@ -195,7 +217,7 @@
       busy = true;
       submit.disabled = true;
       const url = "/collections/" + enc(asked.id) + "/upload/preview";
-      const { status, data } = await send(url, asked, bars);
+      const { status, data } = await send(url, asked, bars, true);
       busy = false;
       submit.disabled = false;
       bars.box.hidden = true;
@@ -216,7 +238,8 @@
       commit.disabled = true;
       submit.disabled = true;
       $("upload-error").replaceChildren();
-      const { status, data } = await send("/collections/" + enc(asked.id) + "/upload", asked, bars);
+      const url = "/collections/" + enc(asked.id) + "/upload";
+      const { status, data } = await send(url, asked, bars, false);
       busy = false;
       submit.disabled = false;
       bars.box.hidden = true;

@@ -1,25 +1,38 @@
 """``POST /collections/{id}/upload``: a file as multipart field ``file`` into a layer, and
-``POST /collections/{id}/upload/preview``: the same request read and checked, nothing written."""
+``POST /collections/{id}/upload/preview``: the same request read and checked, nothing written.
+
+The preview can tell how far it got: asked for ``application/x-ndjson``, it answers a line
+``{"read": n}`` after each batch of features read and checked, then one line with the outcome,
+``{"status": 200, "preview": {...}}`` or ``{"status": 4xx, "error": {...}}`` (the status and
+error body the JSON answer would have had). Errors found before reading starts (parameters,
+rights, size) are plain 4xx answers either way. The console's processing bar follows it.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import queue
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, File, Form, Query, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from geo.auth import Principal, require
-from geo.db import DbSession
-from geo.errors import ApiError
+from geo.db import DbSession, session_scope
+from geo.errors import ApiError, error_body
 from geo.http import model, parse_json
+from geo.logs import request_id
 from geo.metrics import record_upload
-from geo.openapi import errors
+from geo.openapi import errors, returns
 from geo.routing import api_router
 from geo.settings import get_settings
 from geo.spool import new_folder
@@ -30,6 +43,8 @@ from layers.routers.collections import LayerPatch, PropertyIn
 
 router = api_router(tags=["collections"])
 editor = require("editor")
+log = logging.getLogger(__name__)
+NDJSON = "application/x-ndjson"
 
 
 class UploadMetadata(LayerPatch):
@@ -129,9 +144,15 @@ def upload_file(
     "/collections/{collection_id}/upload/preview",
     summary="What an upload would store, without storing it: schema, count, bbox, first "
     "features (EPSG:4326) and the per-feature error report",
-    responses=errors(403, 404, 405, 409, 415, 422),
+    response_class=Response,
+    responses=returns(
+        {"application/json": {"type": "object"}, NDJSON: None},
+        "the preview; as NDJSON (Accept), progress lines then the outcome",
+    )
+    | errors(403, 404, 405, 409, 415, 422),
 )
 def preview_upload(
+    request: Request,
     collection_id: str,
     session: DbSession,
     opts: Options,
@@ -144,7 +165,59 @@ def preview_upload(
     ),
     who: Principal = Depends(editor),
 ) -> Response:
+    if NDJSON in request.headers.get("accept", ""):
+        stack = ExitStack()
+        try:
+            path, name, _ = stack.enter_context(spooled(file))
+        except BaseException:
+            stack.close()
+            raise
+        return StreamingResponse(
+            progress_lines(
+                lambda s, progress: preview(
+                    s, who, collection_id, path, name, opts, limit, progress
+                ),
+                stack.close,
+            ),
+            media_type=NDJSON,
+        )
     with spooled(file) as (path, name, _):
         report = preview(session, who, collection_id, path, name, opts, limit)
     # orjson: dates and times in the features' properties as ISO 8601, like the items route.
     return Response(orjson.dumps(report), media_type="application/json")
+
+
+def progress_lines(
+    work: Callable[[Session, Callable[[int], None]], dict[str, Any]],
+    cleanup: Callable[[], None],
+) -> Iterator[bytes]:
+    """Run ``work`` in its own thread and transaction (it outlives the handler), yielding a
+    line per progress report and the outcome last; ``cleanup`` runs when the work is over,
+    whether or not the client is still reading."""
+    lines: queue.Queue[bytes | None] = queue.Queue()
+
+    def line(value: dict[str, Any]) -> None:
+        lines.put(orjson.dumps(value) + b"\n")
+
+    def run() -> None:
+        try:
+            with session_scope() as session:
+                outcome = work(session, lambda n: line({"read": n}))
+            line({"status": 200, "preview": outcome})
+        except ApiError as exc:
+            line({"status": exc.status, "error": error_body(exc.code, exc.message, exc.details)})
+        except Exception:
+            log.exception("upload preview failed")
+            rid = request_id.get() or "-"
+            message = "an unexpected error occurred; the service's log has the details"
+            line(
+                {"status": 500, "error": error_body("InternalError", message, {"request_id": rid})}
+            )
+        finally:
+            cleanup()
+            lines.put(None)
+
+    # The thread keeps the request's context: its log lines carry the request id.
+    threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
+    while (item := lines.get()) is not None:
+        yield item

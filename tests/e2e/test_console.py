@@ -195,6 +195,8 @@ def test_console_flows(
     wait_text(driver, "preview-schema-body", "名称")
     assert driver.execute_script("return document.getElementById('preview-commit').disabled")
     assert driver.execute_script("return document.getElementById('upload-progress').value") == 100
+    told = "return document.getElementById('process-progress').getAttribute('aria-valuetext')"
+    assert driver.execute_script(told) == "正在处理：已读取 3 个要素…"  # the server's progress
     driver.execute_script("document.getElementById('preview').scrollIntoView()")
     shot(driver, "console-2-preview.png")
     no_serious_violations(driver)

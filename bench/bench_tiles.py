@@ -26,7 +26,8 @@ requested by wrk at 8 concurrent connections:
   bench/nginx_proxy.py), requested at the versioned URLs its TileJSON (fetched through nginx)
   hands out, after one pass that fills nginx's cache;
 - the floor: our exact tile statements sent straight to PostgreSQL from 8 threads (prepared,
-  binary results), with no HTTP at all.
+  binary results), as the engine sends them (past the cap, the clustered or kept statement too),
+  with no HTTP at all.
 
 Each contender first gets a short unmeasured warm-up, so every one finds the table pages in
 PostgreSQL's buffers. Besides tiles/s and latency, each figure has the CPU time its server
@@ -435,25 +436,29 @@ def fill(base: str, paths: list[str]) -> None:
 
 
 def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
-    """Our statements straight to PostgreSQL: 8 threads, one connection each, for MEASURE_S."""
+    """Our statements straight to PostgreSQL: 8 threads, one connection each, for MEASURE_S.
+    Each tile gets what the engine sends: the statement of a tile its layer's build lists as
+    over the cap, or the tile statement and, when it says `over`, the clustered or kept one."""
     from geo.auth import Principal
     from geo.db import session_scope
     from layers.catalogue import readable_sources
-    from tiles.engine import tile_engine
+    from tiles.aggregate import Build
+    from tiles.engine import LayerPlan, tile_engine
     from tiles.pool import CONNECTION_KWARGS, close_pools
-    from tiles.sql import LayerQuery, query_params
+    from tiles.sql import query_params
     from tiles.tms import Tile
 
     with session_scope() as session:
         sources = readable_sources(session, Principal(None, None, None), list(LAYERS))
+    engine = tile_engine()
 
-    async def statements() -> dict[str, LayerQuery]:
+    async def statements() -> dict[str, tuple[LayerPlan, Build]]:
         try:
-            return {p.source.id: p.query for p in await tile_engine().plan(sources)}
+            return {p.source.id: (p, await engine.build(p)) for p in await engine.plan(sources)}
         finally:
             await close_pools()
 
-    queries = asyncio.run(statements())
+    plans = asyncio.run(statements())
     latencies: list[list[float]] = [[] for _ in range(CONNECTIONS)]
     stop = threading.Event()
 
@@ -465,11 +470,19 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
             while not stop.is_set():
                 layer, z, x, y = tiles[i % len(tiles)]
                 i += 1
-                query = queries[layer]
+                plan, built = plans[layer]
+                tile = Tile(z, x, y)
                 started = time.perf_counter()
-                conn.execute(
-                    query.text, query_params(query, Tile(z, x, y)), prepare=True, binary=True
-                ).fetchone()
+                over = engine.known_over(plan, tile)
+                if not over:
+                    query = plan.query
+                    row = conn.execute(
+                        query.text, query_params(query, tile), prepare=True, binary=True
+                    ).fetchone()
+                    over = bool(row and row[1])
+                if over:
+                    text, params = engine.over_statement(plan, tile, built)
+                    conn.execute(text, params, prepare=True, binary=True).fetchone()
                 latencies[n].append(time.perf_counter() - started)
 
     before = 0.0

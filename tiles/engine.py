@@ -114,33 +114,34 @@ class TileEngine:
         (plan,) = await self.plan([source])
         return (await self.build(plan)).complete_from_zoom
 
-    def _known_over(self, plan: LayerPlan, tile: Tile) -> bool:
+    def known_over(self, plan: LayerPlan, tile: Tile) -> bool:
         """Whether this worker's build of the layer lists the tile as over the cap."""
         built = self.builds.known(plan.source, plan.query.recipe)
         return built is not None and (tile.z, tile.x, tile.y) in built.over
 
-    async def _over_cap(self, plan: LayerPlan, tile: Tile) -> bytes:
-        """The tile of a layer past the cap: clusters while the build has them, the kept
+    def over_statement(
+        self, plan: LayerPlan, tile: Tile, built: Build | None
+    ) -> tuple[str, dict[str, object]]:
+        """The statement of a tile past the cap: clusters while the build has them, the kept
         features the build chose, otherwise the largest features chosen now and the count of
         the others."""
         query = plan.query
         params = query_params(query, tile)
-        text = query.drop_text
-        if query.cluster_text is not None and tile.z <= self.cluster_max_zoom:
+        if built is not None and tile.z <= self.cluster_max_zoom:
+            complete = built.complete_from_zoom
+            if query.cluster_text is not None and (complete is None or tile.z < complete):
+                coordinates = {k: params[k] for k in ("z", "x", "y")}
+                return query.cluster_text, {"build": Int8(built.id), **coordinates}
+            if query.kept_text is not None and (tile.z, tile.x, tile.y) in built.over:
+                return query.kept_text, {**params, "build": Int8(built.id)}
+        return query.drop_text, params
+
+    async def _over_cap(self, plan: LayerPlan, tile: Tile) -> bytes:
+        query = plan.query
+        built = None
+        if (query.cluster_text or query.kept_text) and tile.z <= self.cluster_max_zoom:
             built = await self.build(plan)
-            if built.complete_from_zoom is None or tile.z < built.complete_from_zoom:
-                text = query.cluster_text
-                params = {
-                    "build": Int8(built.id),
-                    "z": params["z"],
-                    "x": params["x"],
-                    "y": params["y"],
-                }
-        elif query.kept_text is not None and tile.z <= self.cluster_max_zoom:
-            built = await self.build(plan)
-            if (tile.z, tile.x, tile.y) in built.over:
-                text = query.kept_text
-                params["build"] = Int8(built.id)
+        text, params = self.over_statement(plan, tile, built)
         pool = await tile_pool()
         async with pool.connection() as conn:
             cursor = await conn.execute(text, params, prepare=True, binary=True)
@@ -153,7 +154,7 @@ class TileEngine:
         missing = [i for i, part in enumerate(parts) if part is None]
         TILE_CACHE.labels("hit").inc(len(parts) - len(missing))
         TILE_CACHE.labels("miss").inc(len(missing))
-        over = [i for i in missing if self._known_over(plans[i], tile)]
+        over = [i for i in missing if self.known_over(plans[i], tile)]
         probe = [i for i in missing if i not in over]
         if probe:
             pool = await tile_pool()

@@ -14,6 +14,7 @@ from console.i18n_admin import ADMIN_MESSAGES
 from console.i18n_layer import LAYER_MESSAGES
 from console.i18n_overlay import OVERLAY_MESSAGES
 from console.i18n_preview import PREVIEW_MESSAGES
+from console.i18n_review import REVIEW_MESSAGES
 
 DEFAULT = "zh-CN"
 COOKIE = "lang"
@@ -290,6 +291,7 @@ for _lang, _words in [
     *ADDRESS_MESSAGES.items(),
     *PREVIEW_MESSAGES.items(),
     *LAYER_MESSAGES.items(),
+    *REVIEW_MESSAGES.items(),
 ]:
     MESSAGES[_lang].update(_words)
 LANGUAGES = tuple(MESSAGES)

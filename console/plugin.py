@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from console import addresses, admin, audit_log, map_page, overlay, pages
+from console import addresses, admin, audit_log, map_page, overlay, pages, review
 from geo.plugins import Plugin
 
 
@@ -23,6 +23,7 @@ plugin = Plugin(
         overlay.router,
         map_page.router,
         addresses.router,
+        review.router,
         pages.router,
     ),
     setup_app=_setup,

@@ -249,9 +249,24 @@ def test_console_flows(
     wait_text(driver, "features-range", "共 6 条")
     wait_text(driver, "schema-body", "名称")
     wait_for(driver, "return window.consoleMapReady === 6", what="the map preview")
+    # The layer's own page previews an append against the layer's schema: a column the layer
+    # lacks is reported row by row, nothing written; the good file is committed and its
+    # features reach the page's map and table without a reload.
+    (tmp_path / "extra.csv").write_text("名称,lon,lat,备注\n天津站,117.21,39.14,新增\n")
+    file_input = driver.find_element("id", "upload-file")
+    file_input.send_keys(str(tmp_path / "extra.csv"))
+    wait_text(driver, "preview-errors", "not in the layer schema")
+    assert driver.execute_script("return document.getElementById('preview-commit').disabled")
+    file_input.send_keys(str(tmp_path / "good.xlsx"))
+    wait_text(driver, "preview-verdict", "提交后将写入 3 个要素")
+    wait_for(driver, "return window.previewMapReady === 3", what="the append on the map")
+    no_serious_violations(driver)
+    click(driver, "#preview-commit")
+    wait_text(driver, "upload-status", "写入 3 个要素")
+    wait_text(driver, "features-range", "共 9 条")
     fill(driver, {"filter": "名称 = '南京路站'"})
     click(driver, "#filter-form button[type=submit]")
-    wait_text(driver, "features-range", "共 2 条")
+    wait_text(driver, "features-range", "共 3 条")
     shot(driver, "console-3-layer.png")
     no_serious_violations(driver)
 

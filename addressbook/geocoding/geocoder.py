@@ -180,10 +180,12 @@ def _matched(
 
 
 def _with_places(drafts: list[Draft], found: list[Draft]) -> list[Draft]:
-    """The drafts with the named places the text names; a place named surely stands for more
-    than the centroid of the area it lies in (花园路社区居委会, the office, not the community)."""
+    """The drafts with the named places the text names. A place named surely explains the text
+    better than a centroid some of its words lead to (花园路社区居委会 is the office, not the
+    community; 友谊路小雪 the misspelt school, not 友谊路 and a word not understood): only
+    stored addresses stay beside it."""
     if _sure(found):
-        drafts = [d for d in drafts if d.place[0] != "area"]
+        drafts = [d for d in drafts if d.place[0] == "address"]
     return drafts + found
 
 

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from addressbook.geocoding.normalize import fold
 from addressbook.geocoding.spelling import Corrector
 
-# A place outranks most road names in suggestions (weights there count addresses): people
-# search for a station or a school by name far more often than for one of a road's numbers.
-PLACE_WEIGHT: Final = 100
+# Suggestions rank by weight, which for roads and compounds counts the addresses using the name;
+# a place's spelling counts as one use, so a road of the same beginning keeps its rank.
+PLACE_WEIGHT: Final = 1
 MIN_STRIPPED: Final = 3
 _CITY: Final = ("天津市",)
 
@@ -118,9 +118,15 @@ class Found:
 
 
 def find(index: PlaceIndex, typed: str, peeled: str) -> Found | None:
-    """The place `typed` names: the longest spelling anywhere in it (earliest on a tie); else,
-    the whole text or the text after its city and district (`peeled`) one edit from a spelling
-    (the corrector's rule: names of three characters or more)."""
+    """The place `typed` names: the whole text or the text after its city and district
+    (`peeled`) as a spelling; else the longest spelling anywhere in it (earliest on a tie),
+    unless the whole or peeled text is one edit from a spelling (the corrector's rule: names of
+    three characters or more), which explains all of it where a shorter name (南大 in a
+    misspelt 南大街小学) leaves the rest unexplained."""
+    for whole in dict.fromkeys((typed, peeled)):
+        if whole in index.by_surface:
+            return Found(index.by_surface[whole], whole, False, typed[: len(typed) - len(whole)])
+    corrected = _corrected(index, typed, peeled)
     best: tuple[int, int, str] | None = None
     for start in range(len(typed)):
         for length in index.lengths:
@@ -130,10 +136,14 @@ def find(index: PlaceIndex, typed: str, peeled: str) -> Found | None:
             if len(surface) == length and surface in index.by_surface:
                 best = (start, length, surface)
                 break
-    if best is not None:
-        start, length, surface = best
-        rest = typed[:start] + " " + typed[start + length :]
-        return Found(index.by_surface[surface], surface, False, rest.strip())
+    if corrected is not None or best is None:
+        return corrected
+    start, length, surface = best
+    rest = typed[:start] + " " + typed[start + length :]
+    return Found(index.by_surface[surface], surface, False, rest.strip())
+
+
+def _corrected(index: PlaceIndex, typed: str, peeled: str) -> Found | None:
     for whole in dict.fromkeys((typed, peeled)):
         near = index.corrector.near(whole)
         if near:

@@ -405,6 +405,10 @@ def test_a_tile_the_build_lists_is_one_statement_without_the_cap_probe(
         # The same bytes as the probe-first path of a worker that has no build yet.
         fresh = TileEngine(TileCache(MemoryCache(1024 * 1024)), CAP, cluster_max_zoom=19)
         assert render(loop, fresh, source, tile) == data
+        # Lines and polygons did not wait for it: it was started, and is the same build.
+        loop.run(fresh.builds_started())
+        (fresh_plan,) = loop.run(fresh.plan([source]))
+        assert fresh.builds.known(source, fresh_plan.query.recipe) == built
 
 
 def test_the_builds_tile_list_is_exact(loop: asyncio.Runner, engine: TileEngine) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +32,8 @@ from tiles.pool import tile_pool
 from tiles.settings import tile_settings
 from tiles.sql import ID_TYPE_SQL, LayerQuery, build_query, query_params
 from tiles.tms import Tile
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class TileEngine:
         self.builds = Builds()
         # Filled from the event loop only: no lock needed.
         self._queries: dict[tuple[object, ...], LayerQuery] = {}
+        # Builds started in the background (lines and polygons), by layer, version and recipe.
+        self._building: dict[tuple[str, int, str], asyncio.Task[Build]] = {}
 
     async def _query(self, source: LayerSource) -> LayerQuery:
         """Built once per layer description (the id column's type needs one catalogue look)."""
@@ -109,6 +114,26 @@ class TileEngine:
             self.builds.get, plan.source, plan.query, self.max_features, self.cluster_max_zoom
         )
 
+    def build_soon(self, plan: LayerPlan) -> None:
+        """Start the build in the background, once per key (from the event loop only)."""
+        key = (plan.source.id, plan.version, plan.query.recipe)
+        if key in self._building:
+            return
+
+        def done(task: asyncio.Task[Build]) -> None:
+            self._building.pop(key, None)
+            if not task.cancelled() and task.exception() is not None:
+                # Tiles go on being chosen per request; the next one past the cap tries again.
+                logger.warning("tile build of %s failed: %r", key, task.exception())
+
+        task = asyncio.get_running_loop().create_task(self.build(plan))
+        self._building[key] = task
+        task.add_done_callback(done)
+
+    async def builds_started(self) -> None:
+        """Wait for the background builds (tests)."""
+        await asyncio.gather(*self._building.values())
+
     async def complete_from_zoom(self, source: LayerSource) -> int | None:
         """The lowest zoom at which no tile of the layer exceeds the cap (TileJSON)."""
         (plan,) = await self.plan([source])
@@ -137,10 +162,19 @@ class TileEngine:
         return query.drop_text, params
 
     async def _over_cap(self, plan: LayerPlan, tile: Tile) -> bytes:
+        """Points wait for their build (only it has clusters). Lines and polygons do not: until
+        the build of a new version is made (seconds on a large layer, every tile past the cap
+        of the layer would wait for it after each edit), their features are chosen per request,
+        the same bytes."""
         query = plan.query
         built = None
-        if (query.cluster_text or query.kept_text) and tile.z <= self.cluster_max_zoom:
-            built = await self.build(plan)
+        if tile.z <= self.cluster_max_zoom:
+            if query.cluster_text is not None:
+                built = await self.build(plan)
+            elif query.kept_text is not None:
+                built = self.builds.known(plan.source, query.recipe)
+                if built is None:
+                    self.build_soon(plan)
         text, params = self.over_statement(plan, tile, built)
         pool = await tile_pool()
         async with pool.connection() as conn:

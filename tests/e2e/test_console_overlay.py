@@ -81,7 +81,17 @@ def world(
     r = upload(client, dept.editor, cells, collection(features), access="private")
     assert r.status_code == 201, r.text
     person, _ = activate(new_browser(app), create_account(client, admin_headers, dept.code))
-    return {"dept": dept, "points": points, "cells": cells, "person": person}
+    # Another department sees the points in WEST only, the grid whole.
+    friend = make_department()
+    for layer, area in ((points, {"area": WEST}), (cells, {})):
+        r = client.post(
+            f"/collections/{layer}/grants",
+            json={"grantee": friend.code, "level": "view", **area},
+            headers=dept.editor,
+        )
+        assert r.status_code == 201, r.text
+    grantee, _ = activate(new_browser(app), create_account(client, admin_headers, friend.code))
+    return {"dept": dept, "points": points, "cells": cells, "person": person, "grantee": grantee}
 
 
 def sign_in(driver: Any, base: str, person: Person, then: str) -> None:
@@ -237,3 +247,30 @@ def test_the_console_map_draws_private_layers_and_follows_changes(
     )
     shot(driver, "console-map.png")
     no_serious_violations(driver)
+
+
+def test_a_scoped_grantee_s_overlay_counts_only_their_area(
+    server: LiveServer, driver: Any, world: dict[str, Any]
+) -> None:
+    driver.delete_all_cookies()
+    sign_in(driver, server.base, world["grantee"], "/console/overlay")
+    fill(driver, {"overlay-layer": world["points"], "overlay-other": world["cells"]})
+    click(driver, "#overlay-run")
+    wait_text(driver, "overlay-status", "完成：2 个分组")
+    counted = driver.execute_script(
+        "const head = [...document.querySelectorAll('#overlay-head th')].map(t => t.textContent);"
+        " return Object.fromEntries([...document.querySelectorAll('#overlay-body tr')].map(tr =>"
+        " [tr.cells[head.indexOf('name')].textContent,"
+        " tr.cells[head.indexOf('count')].textContent]));"
+    )
+    # The owner's count of the same overlay (the map test may have added a point in WEST).
+    r = httpx.post(
+        f"{server.base}/overlay",
+        json={"layer": world["points"], "other": world["cells"], "output": "aggregate"},
+        headers=world["dept"].editor,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    whole = {f["properties"]["name"]: f["properties"]["count"] for f in r.json()["features"]}
+    assert whole["东格"] == 10 and whole["西格"] >= 10
+    assert counted == {"西格": str(whole["西格"]), "东格": "0"}

@@ -390,6 +390,30 @@ def test_a_name_not_in_the_dictionary_is_found(
     assert room.road in unknown["road"]["similar"]
 
 
+def test_a_former_road_name_is_found(
+    client: TestClient, grid_dept: Dept, authority: Dept, rooms: list[Stored]
+) -> None:
+    """A road renamed keeps its old name as an alias: a proposal using it is told the new one."""
+    start = rooms[8]
+    house = {"district": start.district, "road": "审核旧名路", "house_number": "1"}
+    made = client.post(
+        "/addresses", json={**house, "lon": start.lon, "lat": start.lat}, headers=authority.editor
+    )
+    assert made.status_code == 201, made.text
+    renamed = client.post(
+        "/addresses/roads/rename",
+        json={"district": start.district, "old": "审核旧名路", "new": "审核新名路"},
+        headers=authority.editor,
+    )
+    assert renamed.status_code == 200, renamed.text
+    body = {**house, "house_number": "3", "lon": start.lon, "lat": start.lat}
+    proposed = propose(client, grid_dept.editor, {"kind": "create", "address": body})
+    former = [f["details"] for f in proposed["findings"] if f["kind"] == "former_name"]
+    assert former == [{"element": "road", "name": "审核旧名路", "current": "审核新名路"}], proposed[
+        "findings"
+    ]
+
+
 # --- bad input and who may do what -------------------------------------------------------------
 
 

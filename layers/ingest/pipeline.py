@@ -9,6 +9,9 @@ updates features whose key property matches and inserts the rest.
 Every feature is checked; after the first bad one nothing more is copied, but reading goes on so
 the report lists every problem (the first 100, and the count). Any problem rolls the whole
 transaction back: nothing is written.
+
+A preview (:func:`preview`) is the same reading loop with nothing written: what it shows is kept
+by layers.ingest.preview, and the problems are its answer rather than a 422.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 polygons the ids of the features each keeps (chosen once per layer version)
 
 Revision ID: 71210f31df59
-Revises: 17c3091edb23
+Revises: 877ccee73f0a
 Create Date: 2026-12-06 03:30:00
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "71210f31df59"
-down_revision: str | None = "17c3091edb23"
+down_revision: str | None = "877ccee73f0a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -182,6 +182,15 @@ def existing(session: Session, prepared: Prepared, other_than: int | None) -> in
 
 
 def check_unique(session: Session, prepared: Prepared, other_than: int | None) -> None:
+    """Refuse a write that would duplicate an address. Writers of the same district and
+    elements first take a transaction advisory lock on them: without it two concurrent edits
+    could both pass the check (a new address then failed on the code's unique index, a 500,
+    and an update had no index to stop it). The second writer waits for the first's commit
+    and, its next statement seeing the committed row, gets the same 409."""
+    key = "|".join(
+        [prepared.district_code, *(str(prepared.elements[name] or "") for name in ELEMENTS)]
+    )
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
     clash = existing(session, prepared, other_than)
     if clash is not None:
         raise ApiError(

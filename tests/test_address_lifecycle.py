@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,9 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from addressbook import lifecycle
 from addressbook.geocoding.geocoder import geocode
 from addressbook.geocoding.suggest import suggest
+from addressbook.routers.addresses import AddressIn
+from geo.auth import Principal
+from geo.crs import resolve
 from geo.db import session_scope
+from geo.errors import ApiError
 from tests.address_library import HOUSES, ROOMS, Stored, fresh_names, load, pick
 from tests.conftest import Dept
 
@@ -310,3 +316,34 @@ def test_rename_a_road_keeping_the_old_name(client: TestClient, dept: Dept) -> N
 def test_history_needs_a_key_and_an_address(client: TestClient, dept: Dept, room: Stored) -> None:
     assert client.get(f"/addresses/{room.id}/history").status_code == 401
     assert client.get("/addresses/999999999/history", headers=dept.viewer).status_code == 404
+
+
+def test_concurrent_creates_of_one_address_give_one_address_and_a_409(
+    dept: Dept, room: Stored
+) -> None:
+    """Both writers pass the duplicate check before either inserts unless they are serialised:
+    the second create waits for the first's commit, then gets the same 409 a later one would
+    (it used to fail on the code's unique index, a 500)."""
+    fields = AddressIn(**new_address(room, house_number="8301")).model_dump()
+    who = Principal(dept.code, "editor", "tjg_test")
+    crs = resolve("CRS84").id
+    outcome: dict[str, Any] = {}
+
+    def second() -> None:
+        try:
+            with session_scope() as session:
+                outcome["id"] = lifecycle.create(session, who, fields, crs)
+        except ApiError as exc:
+            outcome["error"] = exc
+
+    with session_scope() as first:
+        made = lifecycle.create(first, who, fields, crs)
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(1.0)
+        assert racer.is_alive(), f"the second create did not wait for the first: {outcome}"
+    racer.join(30)
+    error = outcome.get("error")
+    assert isinstance(error, ApiError), outcome
+    assert (error.status, error.code) == (409, "DuplicateAddress")
+    assert error.details["existing_id"] == made

@@ -4,9 +4,11 @@ upload, nothing written, and an answer that is what the upload then stores."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +21,7 @@ from geo.db import session_scope
 from geo.settings import get_settings
 from layers.ingest import json_readers
 from tests.layers_helpers import collection, layer_id, point_features, upload
+from tests.live_server import live_server
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +291,7 @@ def test_progress_as_ndjson(client: TestClient, dept, monkeypatch) -> None:
     )
     assert streamed.status_code == 200
     assert streamed.headers["content-type"] == "application/x-ndjson"
+    assert streamed.headers["x-accel-buffering"] == "no"
     lines = [orjson.loads(line) for line in streamed.content.splitlines()]
     assert lines[:-1] == [{"read": 5}, {"read": 10}, {"read": 12}]
     assert lines[-1] == {"status": 200, "preview": plain}
@@ -306,3 +310,28 @@ def test_progress_as_ndjson(client: TestClient, dept, monkeypatch) -> None:
         headers={**dept.editor, "Accept": "application/x-ndjson"},
     )
     assert too_big.status_code == 413  # before any reading: a plain 413
+
+
+def test_progress_lines_arrive_while_the_file_is_read(database_url: str, dept) -> None:
+    """Through a real server: each batch's line is sent when the batch is done, not held back
+    until the end (30,000 points: three batches of 10,000)."""
+    body = collection(point_features(30_000, step=0.00001))
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    with (
+        live_server() as running,
+        httpx.stream(
+            "POST",
+            f"{running.base}/collections/{layer_id()}/upload/preview",
+            files={"file": ("many.geojson", body)},
+            headers={**dept.editor, "Accept": "application/x-ndjson"},
+            timeout=120,
+        ) as r,
+    ):
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            arrivals.append((time.perf_counter(), orjson.loads(line)))
+    reads = [(at, line["read"]) for at, line in arrivals if "read" in line]
+    assert [n for _, n in reads] == [10_000, 20_000, 30_000]
+    end, outcome = arrivals[-1]
+    assert outcome["status"] == 200 and outcome["preview"]["features"] == 30_000
+    assert end - reads[0][0] > 0.05, arrivals  # the first batch was told before the others

@@ -180,6 +180,8 @@ def preview_upload(
                 stack.close,
             ),
             media_type=NDJSON,
+            # Each line as it is written, through the shipped nginx too (it buffers otherwise).
+            headers={"X-Accel-Buffering": "no"},
         )
     with spooled(file) as (path, name, _):
         report = preview(session, who, collection_id, path, name, opts, limit)

@@ -78,13 +78,46 @@
     }
   }
 
+  /* The API writes its reasons in English; the usual ones are told in the page's language
+     (the API's own words stay in the item's title), anything else as the API wrote it. */
+  const REASONS = [
+    [/^property '(.+)' is not in the layer schema \((.*)\)$/, "why_not_in_schema"],
+    [/^property '(.+)': expected (?:an? )?(\w+), got (.+)$/, "why_wrong_type", 2],
+    [/^property '(.+)' is required$/, "why_required"],
+    [/^feature has no geometry$/, "why_no_geometry"],
+    [/^geometry is empty$/, "why_empty"],
+    [/^coordinates outside the city extent .*latitude and longitude look swapped$/, "why_swapped"],
+    [/^coordinates outside the city extent .*wrong crs\? the file was read as (.+)$/,
+      "why_wrong_crs"],
+    [/^invalid geometry: (.+) \(make_valid=true repairs\)$/, "why_invalid"],
+    [/^geometry type (\w+) does not fit the layer's type (\w+)$/, "why_type"],
+    [/^mixed geometry types: (\w+) in a layer of (\w+)s /, "why_mixed"],
+    [/^(.+)\/(.+) must be numbers, got (.*), (.*)$/, "why_lonlat"],
+    [/^row has (\d+) fields, the header (\d+)$/, "why_fields"],
+    [/^address (.+) not found in the address library$/, "why_no_address"],
+    [/^address (.+) not matched confidently \(best: (.+), level (\w+), score ([\d.]+)\)/,
+      "why_weak_address"],
+  ];
+  function reasonText(reason) {
+    for (const [pattern, key, typeAt] of REASONS) {
+      const m = reason.match(pattern);
+      if (!m) continue;
+      const values = { ...m };  // {1}, {2}... in the words are the matched groups
+      if (typeAt) values[typeAt] = M["type_" + m[typeAt]] || m[typeAt];
+      return fmt(key, values);
+    }
+    return reason;
+  }
+
   function errorList(reported, id) {
     const ul = document.createElement("ul");
     ul.id = id;
     for (const item of reported) {
       const li = document.createElement("li");
       // The API counts features from 0; people count from 1.
-      li.textContent = fmt("feature_error", { row: item.index + 1, reason: item.reason });
+      li.textContent = fmt("feature_error",
+        { row: item.index + 1, reason: reasonText(item.reason) });
+      li.title = item.reason;  // the API's own words, for a report to the service's operators
       ul.appendChild(li);
     }
     return ul;
@@ -154,7 +187,7 @@
     schema.replaceChildren();
     for (const p of answer.properties) {
       const tr = document.createElement("tr");
-      for (const text of [p.name, p.type]) {
+      for (const text of [p.name, M["type_" + p.type] || p.type]) {
         const td = document.createElement("td");
         td.textContent = text;
         tr.appendChild(td);

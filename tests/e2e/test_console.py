@@ -191,6 +191,7 @@ def test_console_flows(
     file_input.send_keys(str(points_xlsx(tmp_path / "bad.xlsx", bad_row=True)))
     errors = wait_text(driver, "preview-errors", "个要素有误")
     assert "未写入任何数据" in errors and "第 2 个要素" in errors  # the second data row
+    assert "经纬度列 lon/lat 应为数字" in errors  # the reason in Chinese too
     wait_for(driver, "return window.previewMapReady === 2", what="the good rows on the map")
     wait_text(driver, "preview-schema-body", "名称")
     assert driver.execute_script("return document.getElementById('preview-commit').disabled")
@@ -255,7 +256,7 @@ def test_console_flows(
     (tmp_path / "extra.csv").write_text("名称,lon,lat,备注\n天津站,117.21,39.14,新增\n")
     file_input = driver.find_element("id", "upload-file")
     file_input.send_keys(str(tmp_path / "extra.csv"))
-    wait_text(driver, "preview-errors", "not in the layer schema")
+    wait_text(driver, "preview-errors", "属性“备注”不在图层的属性结构中")
     assert driver.execute_script("return document.getElementById('preview-commit').disabled")
     file_input.send_keys(str(tmp_path / "good.xlsx"))
     wait_text(driver, "preview-verdict", "提交后将写入 3 个要素")

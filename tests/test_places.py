@@ -155,6 +155,30 @@ def test_residents_committee_office_is_the_place(library: None) -> None:
     assert found.place.name == office and found.confident
 
 
+def test_a_name_holding_its_subdistrict_with_the_district_before_it(library: None) -> None:
+    """武清区泗村店镇人民政府: the peeled text (人民政府) is also a spelling (天津市人民政府's,
+    without 天津市); the longer name in the text wins."""
+    with session_scope() as session:
+        name, district = session.execute(
+            text(
+                "SELECT p.name, d.name FROM places p "
+                "JOIN current_admin_areas d ON d.code = p.district_code "
+                "WHERE p.source = 'demo' AND p.name LIKE '%镇人民政府' ORDER BY p.name LIMIT 1"
+            )
+        ).one()
+    found = _top(district + name)
+    assert found.level == "place" and found.place is not None and found.place.name == name
+
+
+def test_a_place_name_read_as_another_city_is_still_the_place(library: None) -> None:
+    """泰和都市... reads as a city (…都市) to the parser, which refuses other cities' texts; the
+    whole name is still the place. Another city's station is not Tianjin's."""
+    found = _top("泰和都市工业园社区居委会")
+    assert found.level == "place" and found.place is not None
+    with session_scope() as session:
+        assert all(c.level != "place" for c in geocode(session, "上海西站", limit=5))
+
+
 def test_a_place_and_a_house_number_prefer_the_address(library: None) -> None:
     """南开大学 beside a road and number of the library: the address, confidently; the place
     alone lacks the road and the number."""

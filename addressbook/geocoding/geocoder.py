@@ -5,7 +5,7 @@ The steps, cheapest first, each taken only when the previous ones found nothing 
 1. Parse the text with the library's dictionary (geocoding.gazetteer, geocoding.readings). If a
    road or compound name is not in the dictionary, every library name one character away is a
    reading of its own (geocoding.spelling): the rest of the address decides between them in
-   step 2. Text naming another city gets no candidates.
+   step 2. Text naming another city gets no candidates, unless it is a place's name (step 5).
 2. Exact structured match: the elements, in the library's standard spelling, looked up by road +
    house number and by compound on the btree indexes, in the district the text names, or, when
    it names none (or names the wrong one), in every district that has the road or compound.
@@ -213,6 +213,13 @@ def geocode_many(
     drafts = _matched(session, library, jobs, scope)
     unsure = [i for i, found in drafts.items() if not _sure(found)]
     named = {i: place for i in unsure if (place := named_place(library, texts[i]))}
+    # A text read as naming another city (泰和都市工业园社区居委会: 泰和都市) may still be,
+    # as a whole, a place's name.
+    for i in (i for i, rs in readings.items() if not rs):
+        if (place := named_place(library, texts[i])) and not place.rest:
+            named[i] = place
+    for i in named:
+        drafts.setdefault(i, [])
     stripped = [(i, r) for i in unsure if (r := without_unknown_words(readings[i][0], library))]
     # A place's name beside an address (南开大学卫津路94号): the address without the name.
     stripped += [

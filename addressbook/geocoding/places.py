@@ -118,26 +118,29 @@ class Found:
 
 
 def find(index: PlaceIndex, typed: str, peeled: str) -> Found | None:
-    """The place `typed` names: the whole text or the text after its city and district
-    (`peeled`) as a spelling; else the longest spelling anywhere in it (earliest on a tie),
-    unless the whole or peeled text is one edit from a spelling (the corrector's rule: names of
-    three characters or more), which explains all of it where a shorter name (南大 in a
-    misspelt 南大街小学) leaves the rest unexplained."""
-    for whole in dict.fromkeys((typed, peeled)):
-        if whole in index.by_surface:
-            return Found(index.by_surface[whole], whole, False, typed[: len(typed) - len(whole)])
-    corrected = _corrected(index, typed, peeled)
+    """The place `typed` names: the longest spelling of three characters or more anywhere in it
+    (earliest on a tie), when it covers as much as the text after its city and district
+    (`peeled`); else the whole or peeled text as a spelling (南大: a two-character alias only
+    counts alone, not inside 上海西站); else the whole or peeled text one edit from a spelling
+    (the corrector's rule), which explains all of it where a shorter name leaves the rest
+    unexplained; else the longest spelling found."""
     best: tuple[int, int, str] | None = None
     for start in range(len(typed)):
         for length in index.lengths:
-            if best is not None and length <= best[1]:
+            if length < MIN_STRIPPED or (best is not None and length <= best[1]):
                 break
             surface = typed[start : start + length]
             if len(surface) == length and surface in index.by_surface:
                 best = (start, length, surface)
                 break
-    if corrected is not None or best is None:
-        return corrected
+    if best is None or best[1] < len(peeled):
+        for whole in dict.fromkeys((typed, peeled)):
+            if whole in index.by_surface:
+                rest = typed[: len(typed) - len(whole)]
+                return Found(index.by_surface[whole], whole, False, rest)
+        corrected = _corrected(index, typed, peeled)
+        if corrected is not None or best is None:
+            return corrected
     start, length, surface = best
     rest = typed[:start] + " " + typed[start + length :]
     return Found(index.by_surface[surface], surface, False, rest.strip())

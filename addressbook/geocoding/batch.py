@@ -209,12 +209,20 @@ def parse_json(body: bytes) -> list[JsonItem]:
     return out
 
 
-def _matches(texts: Sequence[str], area: str | None, crs: str) -> list[dict[str, Any]]:
-    """The top candidate's columns for each text (empty values where there is none), with the
-    location converted to `crs` in one pass."""
+def best_candidates(texts: Sequence[str], area: str | None) -> list[Candidate | None]:
+    """Each text's top candidate (None where there is none), in one short read transaction."""
     with session_scope() as session:
         found = geocode_many(session, texts, limit=1, area=area)
-    best: list[Candidate | None] = [c[0] if c else None for c in found]
+    return [c[0] if c else None for c in found]
+
+
+def _matches(texts: Sequence[str], area: str | None, crs: str) -> list[dict[str, Any]]:
+    return match_columns(best_candidates(texts, area), crs)
+
+
+def match_columns(best: Sequence[Candidate | None], crs: str) -> list[dict[str, Any]]:
+    """The top candidate's columns for each text (empty values where there is none), with the
+    location converted to `crs` in one pass."""
     xs = np.array([c.lon if c else np.nan for c in best])
     ys = np.array([c.lat if c else np.nan for c in best])
     ok = np.isfinite(xs)
@@ -292,22 +300,28 @@ class _Workers:
 _workers = _Workers()
 
 
-def _matched(
-    rows: Iterable[Row], text_of: Callable[[Row], str], area: str | None, crs: str
+def matched(
+    rows: Iterable[Row],
+    text_of: Callable[[Row], str],
+    area: str | None,
+    crs: str,
+    work: Callable[[list[str], str | None, str], list[dict[str, Any]]] = _matches,
 ) -> Iterator[tuple[list[Row], list[dict[str, Any]]]]:
     """Each chunk of rows with its matches, in order: a single chunk right here, more in the
-    worker processes, with up to two chunks per process in flight."""
+    worker processes, with up to two chunks per process in flight. `work` (a module-level
+    function, so that a worker process can be sent it) turns a chunk's texts into its rows of
+    results; the match columns unless told otherwise (the quality report adds its own)."""
     chunks = _chunks(rows)
     head = list(next(chunks, []) for _ in range(2))
     if not head[1] or PROCESSES == 1:
         for chunk in chain(filter(None, head), chunks):
-            yield chunk, _matches([text_of(r) for r in chunk], area, crs)
+            yield chunk, work([text_of(r) for r in chunk], area, crs)
         return
     pool = _workers.pool()
     pending: deque[tuple[list[Row], Future[list[dict[str, Any]]]]] = deque()
     try:
         for chunk in chain(head, chunks):
-            pending.append((chunk, pool.submit(_matches, [text_of(r) for r in chunk], area, crs)))
+            pending.append((chunk, pool.submit(work, [text_of(r) for r in chunk], area, crs)))
             if len(pending) > 2 * PROCESSES:
                 done, future = pending.popleft()
                 yield done, future.result()
@@ -345,7 +359,7 @@ def stream_csv(
     def text_of(row: list[str]) -> str:
         return row[source.column] if source.column < len(row) else ""
 
-    for chunk, matches in _matched(source.rows, text_of, area, target):
+    for chunk, matches in matched(source.rows, text_of, area, target):
         buffer.seek(0)
         buffer.truncate()
         for row, match in zip(chunk, matches, strict=True):
@@ -365,7 +379,7 @@ def stream_json(
     first = True
     if not ndjson:
         yield b"["
-    for chunk, matches in _matched(items, lambda item: item.text, area, target):
+    for chunk, matches in matched(items, lambda item: item.text, area, target):
         lines = []
         for item, match in zip(chunk, matches, strict=True):
             names = _output_names(item.echo)

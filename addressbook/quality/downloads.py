@@ -1,0 +1,67 @@
+"""The annotated rows as an Excel workbook, made from the report's CSV on the first download and
+kept beside it until the report expires.
+
+Every cell is text (codes keep their leading zeros, and a cell starting with '=' is never a
+formula) except the match columns that are numbers (score, lon, lat). openpyxl's write-only
+mode streams rows to disk, so a 1,000,000-row report (an XLSX sheet holds 1,048,576) does not
+sit in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+from pathlib import Path
+from typing import Final
+
+import openpyxl
+from openpyxl.cell import WriteOnlyCell
+
+from addressbook.quality.report import ANNOTATED
+
+XLSX: Final = "annotated.xlsx"
+XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_NUMBERS: Final = ("score", "lon", "lat")
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def xlsx(folder: Path, numeric_from: int) -> Path:
+    """The workbook of the report in `folder` (made once). Columns from `numeric_from` on (the
+    match columns) named score, lon or lat (or their geocode_ names) hold numbers."""
+    target = folder / XLSX
+    if target.exists():
+        return target
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("quality")
+    with (folder / ANNOTATED).open(encoding="utf-8", newline="") as source:
+        reader = csv.reader(source)
+        header = next(reader)
+        numbers = {
+            i
+            for i, name in enumerate(header)
+            if i >= numeric_from and name.removeprefix("geocode_") in _NUMBERS
+        }
+        sheet.append(header)
+        for row in reader:
+            cells = []
+            for i, value in enumerate(row):
+                cell = WriteOnlyCell(sheet)
+                number = _number(value) if i in numbers and value else None
+                if number is not None:
+                    cell.value = number
+                else:
+                    cell.value = value
+                    cell.data_type = "s"
+                cells.append(cell)
+            sheet.append(cells)
+    temporary = folder / f".{XLSX}.{threading.get_ident()}"
+    book.save(temporary)
+    os.replace(temporary, target)
+    return target

@@ -102,6 +102,25 @@ def world(
     ]
     r = upload(client, owner_dept.editor, layer, collection(features), access="private")
     assert r.status_code == 201, r.text
+    # One more station, far east (in no grant's area), then renamed: two versions.
+    far = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [117.35, 39.18]}}
+    r = client.post(
+        f"/collections/{layer}/items",
+        json={**far, "properties": {"名称": "远站"}},
+        headers=owner_dept.editor,
+    )
+    assert r.status_code == 201, r.text
+    fid = r.json()["id"]
+    r = client.patch(
+        f"/collections/{layer}/items/{fid}",
+        json={"properties": {"名称": "远站（新）"}},
+        headers={
+            **owner_dept.editor,
+            "If-Match": '"1"',
+            "Content-Type": "application/merge-patch+json",
+        },
+    )
+    assert r.status_code == 200, r.text
 
     def person(code: str) -> Person:
         return activate(new_browser(app), create_account(client, admin_headers, code))[0]
@@ -151,9 +170,19 @@ def test_grants_by_admin_area_and_drawn_polygon(
     wait_for(driver, "return location.pathname === '/console/layers'", what="owner signed in")
     driver.get(f"{server}/console/layers/{layer}")
     wait_for(driver, "return window.grantMapReady === true", what="the grant map")
-    wait_text(driver, "features-range", "共 6 条")
-    # The edit history shows the upload that created the layer, with its mode and count.
+    wait_text(driver, "features-range", "共 7 条")
+    # The edit history: the upload that created the layer, with its mode and count, and the
+    # feature added and renamed since, newest first; its versions open in place.
     wait_text(driver, "history-body", "新建图层：6 个要素")
+    actions = driver.execute_script(
+        "return [...document.querySelectorAll('#history-body tr')].map(r => r.dataset.action)"
+    )
+    assert actions[:3] == ["feature.update", "feature.create", "layer.upload"], actions
+    click(driver, "#history-body tr:first-child summary")
+    wait_text(driver, "history-body", "第 2 版")
+    assert "第 1 版" in driver.execute_script(
+        "return document.getElementById('history-body').innerText"
+    )
     # Every format, every CRS of the API, offered for download.
     formats = driver.execute_script(
         "return [...document.querySelectorAll('#download-form input[name=f]')].map(i => i.value)"

@@ -118,12 +118,14 @@ class Found:
 
 
 def find(index: PlaceIndex, typed: str, peeled: str) -> Found | None:
-    """The place `typed` names: the longest spelling of three characters or more anywhere in it
-    (earliest on a tie), when it covers as much as the text after its city and district
-    (`peeled`); else the whole or peeled text as a spelling (南大: a two-character alias only
-    counts alone, not inside 上海西站); else the whole or peeled text one edit from a spelling
-    (the corrector's rule), which explains all of it where a shorter name leaves the rest
-    unexplained; else the longest spelling found."""
+    """The place `typed` names: of the longest spelling of three characters or more anywhere in
+    it (earliest on a tie), the whole text or the text after its city and district (`peeled`)
+    as a spelling (南大: a two-character alias only counts alone, not inside 上海西站), and the
+    whole or peeled text one edit from a spelling (the corrector's rule), the one that explains
+    most of the text, an exact spelling before a correction: a misspelt 邵官庄小学 is not the
+    官庄小学 inside it, and 武清区泗村店镇人民政府 is not 人民政府 (天津市人民政府's short
+    form) left after its district and town."""
+    found: list[tuple[int, bool, Found]] = []
     best: tuple[int, int, str] | None = None
     for start in range(len(typed)):
         for length in index.lengths:
@@ -133,26 +135,21 @@ def find(index: PlaceIndex, typed: str, peeled: str) -> Found | None:
             if len(surface) == length and surface in index.by_surface:
                 best = (start, length, surface)
                 break
-    if best is None or best[1] < len(peeled):
-        for whole in dict.fromkeys((typed, peeled)):
-            if whole in index.by_surface:
-                rest = typed[: len(typed) - len(whole)]
-                return Found(index.by_surface[whole], whole, False, rest)
-        corrected = _corrected(index, typed, peeled)
-        if corrected is not None or best is None:
-            return corrected
-    start, length, surface = best
-    rest = typed[:start] + " " + typed[start + length :]
-    return Found(index.by_surface[surface], surface, False, rest.strip())
-
-
-def _corrected(index: PlaceIndex, typed: str, peeled: str) -> Found | None:
+    if best is not None:
+        start, length, surface = best
+        rest = (typed[:start] + " " + typed[start + length :]).strip()
+        found.append((length, True, Found(index.by_surface[surface], surface, False, rest)))
     for whole in dict.fromkeys((typed, peeled)):
-        near = index.corrector.near(whole)
-        if near:
+        rest = typed[: len(typed) - len(whole)]
+        if whole in index.by_surface:
+            found.append((len(whole), True, Found(index.by_surface[whole], whole, False, rest)))
+        elif near := index.corrector.near(whole):
+            # A character replaced (the usual slip of an input method) rather than one added or
+            # lost, where both would do.
+            near = [name for name in near if len(name) == len(whole)] or near
             entries = tuple(e for name in near for e in index.by_surface[name])
-            return Found(entries, whole, True, typed[: len(typed) - len(whole)])
-    return None
+            found.append((len(whole), False, Found(entries, whole, True, rest)))
+    return max(found, key=lambda item: item[:2])[2] if found else None
 
 
 def label(name: str, district: str | None) -> str:

@@ -99,7 +99,7 @@ def _generated(rng: np.random.Generator, areas: Communities) -> Iterator[tuple]:
         stem = _SUBDISTRICT_SUFFIX.sub("", name)
         shape = areas.geom[members[rng.integers(len(members))]]
         if name.endswith("街道"):
-            yield ("government", f"{name}办事处", name, *_inside(rng, shape))
+            yield ("government", f"{name}办事处", f"{name}办", *_inside(rng, shape))
         else:
             yield ("government", f"{name}人民政府", "", *_inside(rng, shape))
         if len(stem) >= 2:

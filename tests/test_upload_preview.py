@@ -294,7 +294,7 @@ def test_progress_as_ndjson(client: TestClient, dept, monkeypatch) -> None:
     assert streamed.headers["x-accel-buffering"] == "no"
     lines = [orjson.loads(line) for line in streamed.content.splitlines()]
     assert lines[:-1] == [{"read": 5}, {"read": 10}, {"read": 12}]
-    assert lines[-1] == {"status": 200, "preview": plain}
+    assert lines[-1] == {"status": 200, "result": plain}
     assert upload(client, dept.editor, lid, body).status_code == 201
     again = client.post(
         f"/collections/{lid}/upload/preview",
@@ -333,5 +333,32 @@ def test_progress_lines_arrive_while_the_file_is_read(database_url: str, dept) -
     reads = [(at, line["read"]) for at, line in arrivals if "read" in line]
     assert [n for _, n in reads] == [10_000, 20_000, 30_000]
     end, outcome = arrivals[-1]
-    assert outcome["status"] == 200 and outcome["preview"]["features"] == 30_000
+    assert outcome["status"] == 200 and outcome["result"]["features"] == 30_000
     assert end - reads[0][0] > 0.05, arrivals  # the first batch was told before the others
+
+
+def test_an_upload_tells_its_progress_and_answers_once_committed(
+    client: TestClient, dept, monkeypatch
+) -> None:
+    monkeypatch.setattr(json_readers, "BATCH", 5)
+    ndjson = {**dept.editor, "Accept": "application/x-ndjson"}
+    lid = layer_id()
+    before = written()
+    bad = point_features(12)
+    bad[7]["geometry"] = None
+    r = client.post(
+        f"/collections/{lid}/upload", files={"file": ("d.geojson", collection(bad))}, headers=ndjson
+    )
+    last = orjson.loads(r.content.splitlines()[-1])
+    assert last["status"] == 422 and last["error"]["details"]["errors"][0]["index"] == 7
+    assert written() == before
+    r = client.post(
+        f"/collections/{lid}/upload",
+        files={"file": ("d.geojson", collection(point_features(12)))},
+        headers=ndjson,
+    )
+    lines = [orjson.loads(line) for line in r.content.splitlines()]
+    assert lines[:-1] == [{"read": 5}, {"read": 10}, {"read": 12}]
+    assert lines[-1]["status"] == 201 and lines[-1]["result"]["features"] == 12
+    # Told once committed: the layer is there for the next request.
+    assert len(items(client, dept.editor, lid)) == 12

@@ -12,11 +12,10 @@
   const csrf = body.dataset.csrf;
 
   /* One multipart POST with its two bars: the upload's bytes (XMLHttpRequest upload progress
-     events), then the server's processing. A preview is asked for as NDJSON: a line
-     {"read": n} after each batch the server has read and checked, then the outcome
-     {"status", "preview" | "error"}. The upload itself answers once, at its commit.
-     Resolves with {status, data} as a JSON answer would have them. */
-  function send(url, request, bars, stream) {
+     events), then the server's processing, asked for as NDJSON: a line {"read": n} after each
+     batch the server has read and checked, then the outcome {"status", "result" | "error"}
+     (an upload's once committed). Resolves with {status, data} as a JSON answer has them. */
+  function send(url, request, bars) {
     return new Promise((resolve) => {
       const form = new FormData();
       form.append("file", request.file, request.file.name);
@@ -24,7 +23,7 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url + "?" + request.params);
       xhr.setRequestHeader("X-CSRF-Token", csrf);
-      xhr.setRequestHeader("Accept", stream ? "application/x-ndjson" : "application/json");
+      xhr.setRequestHeader("Accept", "application/x-ndjson");
       const lines = () => (xhr.getResponseHeader("Content-Type") || "").includes("ndjson")
         ? xhr.responseText.split("\n").filter(Boolean).map((line) => JSON.parse(line)) : null;
       xhr.upload.onprogress = (e) => {
@@ -50,7 +49,7 @@
           if (streamed) {
             const outcome = streamed.pop();
             status = outcome.status;
-            data = outcome.preview || outcome.error;
+            data = outcome.result || outcome.error;
           } else {
             data = JSON.parse(xhr.responseText);
           }
@@ -250,7 +249,7 @@
       busy = true;
       submit.disabled = true;
       const url = "/collections/" + enc(asked.id) + "/upload/preview";
-      const { status, data } = await send(url, asked, bars, true);
+      const { status, data } = await send(url, asked, bars);
       busy = false;
       submit.disabled = false;
       bars.box.hidden = true;
@@ -272,7 +271,7 @@
       submit.disabled = true;
       $("upload-error").replaceChildren();
       const url = "/collections/" + enc(asked.id) + "/upload";
-      const { status, data } = await send(url, asked, bars, false);
+      const { status, data } = await send(url, asked, bars);
       busy = false;
       submit.disabled = false;
       bars.box.hidden = true;

@@ -1,11 +1,12 @@
 """``POST /collections/{id}/upload``: a file as multipart field ``file`` into a layer, and
 ``POST /collections/{id}/upload/preview``: the same request read and checked, nothing written.
 
-The preview can tell how far it got: asked for ``application/x-ndjson``, it answers a line
+Both can tell how far they got: asked for ``application/x-ndjson``, they answer a line
 ``{"read": n}`` after each batch of features read and checked, then one line with the outcome,
-``{"status": 200, "preview": {...}}`` or ``{"status": 4xx, "error": {...}}`` (the status and
-error body the JSON answer would have had). Errors found before reading starts (parameters,
-rights, size) are plain 4xx answers either way. The console's processing bar follows it.
+``{"status": 200, "result": {...}}`` (201 for a created layer; an upload's only once committed)
+or ``{"status": 4xx, "error": {...}}``: the status and body the JSON answer would have had.
+Errors found before reading starts (parameters, rights, size) are plain 4xx answers either way.
+The console's processing bar follows it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ router = api_router(tags=["collections"])
 editor = require("editor")
 log = logging.getLogger(__name__)
 NDJSON = "application/x-ndjson"
+REPORT: dict[str, Any] = {"type": "object"}
+Progress = Callable[[int], None]
 
 
 class UploadMetadata(LayerPatch):
@@ -115,29 +118,73 @@ def spooled(file: UploadFile) -> Iterator[tuple[Path, str, int]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def streamed(
+    request: Request,
+    file: UploadFile,
+    work: Callable[[Session, Path, str, Progress], dict[str, Any]],
+    status: int,
+) -> StreamingResponse | None:
+    """When the client asked for NDJSON: ``work(session, path, name, progress)`` on the spooled
+    file in its own thread and transaction, told as progress lines, ``status`` its outcome's
+    when it succeeds; else None."""
+    if NDJSON not in request.headers.get("accept", ""):
+        return None
+    stack = ExitStack()
+    try:
+        path, name, _ = stack.enter_context(spooled(file))
+    except BaseException:
+        stack.close()
+        raise
+    return StreamingResponse(
+        progress_lines(
+            lambda session, progress: work(session, path, name, progress), status, stack.close
+        ),
+        media_type=NDJSON,
+        # Each line as it is written, through the shipped nginx too (it buffers otherwise).
+        headers={"X-Accel-Buffering": "no"},
+    )
+
+
 @router.post(
     "/collections/{collection_id}/upload",
     status_code=201,
     summary="Upload GeoJSON, NDJSON, GeoPackage, zipped Shapefile, CSV or XLSX into a layer",
-    responses=errors(403, 404, 405, 409, 415, 422),
+    response_class=Response,
+    responses=returns({"application/json": REPORT}, "the report (mode=create)", 201)
+    | returns(
+        {"application/json": REPORT, NDJSON: None},
+        "the report (append, replace, upsert); as NDJSON (Accept), progress lines then the "
+        "outcome, sent once committed",
+    )
+    | errors(403, 404, 405, 409, 415, 422),
 )
 def upload_file(
+    request: Request,
     collection_id: str,
     session: DbSession,
     opts: Options,
     file: UploadFile = File(description="the file"),
     who: Principal = Depends(editor),
-) -> JSONResponse:
-    with spooled(file) as (path, name, size):
-        report = upload(session, who, collection_id, path, name, opts)
-    # Counted when the request's transaction commits: a rolled-back upload loaded nothing.
-    event.listen(
-        session,
-        "after_commit",
-        lambda _: record_upload("layers", size, report["features"]),
-        once=True,
-    )
-    return JSONResponse(report, status_code=201 if opts.mode == "create" else 200)
+) -> Response:
+    def load(s: Session, path: Path, name: str, progress: Progress | None) -> dict[str, Any]:
+        size = path.stat().st_size
+        report = upload(s, who, collection_id, path, name, opts, progress)
+        # Counted when the transaction commits: a rolled-back upload loaded nothing.
+        event.listen(
+            s,
+            "after_commit",
+            lambda _: record_upload("layers", size, report["features"]),
+            once=True,
+        )
+        return report
+
+    status = 201 if opts.mode == "create" else 200
+    stream = streamed(request, file, load, status)
+    if stream is not None:
+        return stream
+    with spooled(file) as (path, name, _):
+        report = load(session, path, name, None)
+    return JSONResponse(report, status_code=status)
 
 
 @router.post(
@@ -146,7 +193,7 @@ def upload_file(
     "features (EPSG:4326) and the per-feature error report",
     response_class=Response,
     responses=returns(
-        {"application/json": {"type": "object"}, NDJSON: None},
+        {"application/json": REPORT, NDJSON: None},
         "the preview; as NDJSON (Accept), progress lines then the outcome",
     )
     | errors(403, 404, 405, 409, 415, 422),
@@ -165,37 +212,26 @@ def preview_upload(
     ),
     who: Principal = Depends(editor),
 ) -> Response:
-    if NDJSON in request.headers.get("accept", ""):
-        stack = ExitStack()
-        try:
-            path, name, _ = stack.enter_context(spooled(file))
-        except BaseException:
-            stack.close()
-            raise
-        return StreamingResponse(
-            progress_lines(
-                lambda s, progress: preview(
-                    s, who, collection_id, path, name, opts, limit, progress
-                ),
-                stack.close,
-            ),
-            media_type=NDJSON,
-            # Each line as it is written, through the shipped nginx too (it buffers otherwise).
-            headers={"X-Accel-Buffering": "no"},
-        )
+    def look(s: Session, path: Path, name: str, progress: Progress | None) -> dict[str, Any]:
+        return preview(s, who, collection_id, path, name, opts, limit, progress)
+
+    stream = streamed(request, file, look, 200)
+    if stream is not None:
+        return stream
     with spooled(file) as (path, name, _):
-        report = preview(session, who, collection_id, path, name, opts, limit)
+        report = look(session, path, name, None)
     # orjson: dates and times in the features' properties as ISO 8601, like the items route.
     return Response(orjson.dumps(report), media_type="application/json")
 
 
 def progress_lines(
-    work: Callable[[Session, Callable[[int], None]], dict[str, Any]],
+    work: Callable[[Session, Progress], dict[str, Any]],
+    status: int,
     cleanup: Callable[[], None],
 ) -> Iterator[bytes]:
     """Run ``work`` in its own thread and transaction (it outlives the handler), yielding a
-    line per progress report and the outcome last; ``cleanup`` runs when the work is over,
-    whether or not the client is still reading."""
+    line per progress report and, once the transaction has committed, the outcome; ``cleanup``
+    runs when the work is over, whether or not the client is still reading."""
     lines: queue.Queue[bytes | None] = queue.Queue()
 
     def line(value: dict[str, Any]) -> None:
@@ -205,16 +241,14 @@ def progress_lines(
         try:
             with session_scope() as session:
                 outcome = work(session, lambda n: line({"read": n}))
-            line({"status": 200, "preview": outcome})
+            line({"status": status, "result": outcome})
         except ApiError as exc:
             line({"status": exc.status, "error": error_body(exc.code, exc.message, exc.details)})
         except Exception:
-            log.exception("upload preview failed")
-            rid = request_id.get() or "-"
+            log.exception("upload failed")
             message = "an unexpected error occurred; the service's log has the details"
-            line(
-                {"status": 500, "error": error_body("InternalError", message, {"request_id": rid})}
-            )
+            details = {"request_id": request_id.get() or "-"}
+            line({"status": 500, "error": error_body("InternalError", message, details)})
         finally:
             cleanup()
             lines.put(None)

@@ -231,6 +231,7 @@ def test_console_flows(
         "const b = document.getElementById('preview-commit'); b.click(); b.click();"
     )
     wait_text(driver, "upload-status", "写入 3 个要素")
+    assert driver.execute_script(told) == "正在处理：已读取 3 个要素…"  # the commit's too
     wait_text(driver, "layers-body", layer)
     assert driver.execute_script("return document.getElementById('layers-body').rows.length") == 1
     # Creating it again is refused at the preview with a clear message, not a second layer.

@@ -178,14 +178,17 @@ def build_query(
     )
     select_text = kept_text = None
     if integer_id and simplify:
-        # The same rows, sizes and order as `drop`, narrowed to what the build stores.
-        select = sql.SQL(
+        # The same rows, sizes and order as `drop`, narrowed to id and size: this is what the
+        # build stores per over-full tile (tiles.aggregate).
+        narrow = sql.SQL(
             "WITH f AS MATERIALIZED (SELECT {ident} AS __kid, {size_of} AS __size FROM {table} "
             "WHERE {geom} && {box}{where}) "
-            "SELECT (SELECT count(*) FROM f), "
+        ).format(ident=ident, size_of=size_of, **common)
+        choice = sql.SQL(
             "ARRAY(SELECT __kid FROM f ORDER BY __size DESC, __kid LIMIT {limit})"
-        ).format(ident=ident, size_of=size_of, limit=sql.Literal(max_features), **common)
-        # The kept rows by primary key, in the stored order, encoded as `drop` encodes them.
+        ).format(limit=sql.Literal(max_features))
+        select = narrow + sql.SQL("SELECT (SELECT count(*) FROM f), ") + choice
+        # The kept rows by primary key, in the chosen order, encoded as `drop` encodes them.
         # The grant's filter is applied again: the build was made for this scope, and a row
         # outside it must never be encoded whatever the stored ids say.
         kept_rows = sql.SQL(
@@ -193,13 +196,23 @@ def build_query(
             "JOIN unnest(o.kept) WITH ORDINALITY AS k (__kid, __ord) ON {ident} = k.__kid "
             "WHERE true{where} ORDER BY k.__ord) AS kept"
         ).format(ident=ident, **common)
-        kept = sql.SQL(
-            "SELECT coalesce(({encode}), ''::bytea) || ({dropped_layer}) "
-            "FROM tile_over_cap AS o WHERE o.build_id = %(build)s AND o.z = %(z)s "
-            "AND o.tx = %(x)s AND o.ty = %(y)s"
-        ).format(
+        from_kept = sql.SQL("SELECT coalesce(({encode}), ''::bytea) || ({dropped_layer}) ").format(
             encode=encode(kept_rows),
             dropped_layer=dropped_layer.format(count=sql.SQL("o.dropped"), **common_dropped),
+        )
+        kept = from_kept + sql.SQL(
+            "FROM tile_over_cap AS o WHERE o.build_id = %(build)s AND o.z = %(z)s "
+            "AND o.tx = %(x)s AND o.ty = %(y)s"
+        )
+        # Chosen per request the same way: only ids and sizes are read and sorted (the wide
+        # rows of `drop` went to disk on a z12 tile of 230,000 polygons), then the kept rows.
+        drop = (
+            narrow
+            + from_kept
+            + sql.SQL(
+                "FROM (SELECT greatest((SELECT count(*) FROM f) - {limit}, 0) AS dropped, "
+                "{choice} AS kept) AS o"
+            ).format(limit=sql.Literal(max_features), choice=choice)
         )
         select_text, kept_text = select.as_string(None), kept.as_string(None)
     text = statement.as_string(None)

@@ -1,7 +1,8 @@
 """The addresses page on the server side (issue 13): the page itself, reading an uploaded table
 (UTF-8, UTF-8 with BOM, GB18030 CSVs and XLSX alike; the address column found or left for the
 person to pick), each bad file refused with its code and nothing left behind, and the result
-written as XLSX. The flow in a browser is tests/e2e/test_console_addresses.py."""
+written as XLSX. The flow in a browser is tests/e2e/test_console_addresses.py (pytest needs
+distinct basenames: tests/ has no __init__.py, hence this file's name)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -310,3 +311,21 @@ def test_not_found_rows_become_proposals_in_one_step(
     outside = {"rows": [{"row": len(mixed), "lon": 121.47, "lat": 31.23}]}
     refused = client.post(url, json=outside, headers=dept.editor).json()
     assert refused["proposed"] == 0 and refused["skipped"] == 1
+
+
+def test_a_report_whose_worker_died_reads_interrupted_and_expired_ones_go(
+    client: TestClient, dept: Dept
+) -> None:
+    """The lock is the worker's: closed without finishing (a process gone), the report is
+    failed, not running for ever; past its expiry, the sweep removes it."""
+    folder, fd = jobs.create(dept.code, {"file": "x.csv", "column": "地址", "rows": 1})
+    meta = jobs.read_meta(folder)
+    assert jobs.state(folder)["status"] == "queued"  # the lock is held: still waiting
+    os.close(fd)  # as the kernel does for a process that died
+    jobs._waiting.release()  # this process's slot (a dead process's goes with it)
+    state = jobs.state(folder)
+    assert state["status"] == "failed" and state["error"]["code"] == "Interrupted"
+    response = client.get(f"/addresses/quality/{folder.name}/summary", headers=dept.viewer)
+    assert response.status_code == 409 and response.json()["code"] == "ReportNotReady"
+    jobs.sweep(now=meta["expires"] + 1)
+    assert not folder.exists()

@@ -18,13 +18,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import queue
 import re
 import secrets
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,8 +41,10 @@ LOCK: Final = "lock"
 _ID = re.compile(r"[0-9a-f]{32}")
 
 log = logging.getLogger(__name__)
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality-report")
 _waiting = threading.BoundedSemaphore(MAX_WAITING + 1)
+_queue: queue.Queue[Callable[[], None]] = queue.Queue()
+_worker: list[threading.Thread] = []
+_worker_guard = threading.Lock()
 
 Work = Callable[[Path, Callable[[dict[str, Any]], None]], dict[str, Any]]
 
@@ -166,7 +168,18 @@ def start(folder: Path, fd: int, work: Work) -> None:
                 os.close(fd)
                 _waiting.release()
 
-    _executor.submit(run)
+    with _worker_guard:
+        if not _worker:
+            # A daemon thread: a server stopping does not wait for a report of minutes (its
+            # lock goes with the process, and the report reads as interrupted).
+            _worker.append(threading.Thread(target=_serve, name="quality-report", daemon=True))
+            _worker[0].start()
+    _queue.put(run)
+
+
+def _serve() -> None:
+    while True:
+        _queue.get()()
 
 
 def folder_of(report_id: str, department: str | None) -> Path:

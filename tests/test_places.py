@@ -8,12 +8,16 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from addressbook.cli import COMMANDS
 from addressbook.geocoding import gazetteer, suggest
 from addressbook.geocoding.geocoder import geocode
 from addressbook.ingest import demo, demo_places
@@ -310,6 +314,24 @@ def test_a_name_already_at_the_point_in_another_source_is_a_duplicate(library: N
     with pytest.raises(ApiError) as caught:
         _import(_csv(f"station,天津站,,{x},{y},"), "another")
     assert "another source" in caught.value.details["errors"][0]["message"]
+
+
+def test_cli_import_all_or_nothing_and_skip_invalid(library: None, tmp_path: Path) -> None:
+    """`geo places import FILE [--skip-invalid]`: the console's command on the same code."""
+    path = tmp_path / "cli-places.csv"
+    path.write_bytes(
+        _csv("park,测试命令公园,,117.2050,39.1000,", "zoo,测试命令动物园,,117.2,39.1,")
+    )
+    geo_cli = typer.Typer()  # as `geo` adds the plugin's commands (geo.cli.main)
+    geo_cli.add_typer(COMMANDS["places"], name="places")
+    runner = CliRunner()
+    refused = runner.invoke(geo_cli, ["places", "import", str(path)])
+    assert refused.exit_code != 0 and isinstance(refused.exception, ApiError)
+    assert refused.exception.code == "InvalidPlaces"
+    assert _count("cli-places.csv") == 0
+    done = runner.invoke(geo_cli, ["places", "import", str(path), "--skip-invalid"])
+    assert done.exit_code == 0, done.output
+    assert _count("cli-places.csv") == 1
 
 
 def test_gb18030_csv_and_geojson_with_an_outline(library: None) -> None:

@@ -33,12 +33,19 @@ HERE = Path(__file__).resolve().parent
 ASSETS_PATH = "/console-assets"
 LOGIN = "/console/login"
 PASSWORD = "/console/password"
-# The upload form's CRS choices: the city's usual ones first (GCJ02/BD09 are what phone maps and
-# many department spreadsheets carry).
-CRS_CHOICES = ("EPSG:4326", "EPSG:4490", "GCJ02", "BD09", "EPSG:4547", "EPSG:3857")
-# What GET /collections/{id}/export writes, in every CRS the service supports (GET /crs).
+# The forms' CRS choices: every CRS the service supports (GET /crs), the city's usual ones first
+# (GCJ02/BD09 are what phone maps and many department spreadsheets carry; EPSG:4548 is CGCS2000's
+# 3-degree zone through Tianjin, 117°E). Read from the registry so a form never offers a CRS the
+# API refuses.
+_USUAL_CRS = ("EPSG:4326", "EPSG:4490", "GCJ02", "BD09", "EPSG:4548", "EPSG:3857")
+CRS_CHOICES = tuple(
+    sorted(
+        (info["id"] for info in geo_crs.list_crs()),
+        key=lambda id_: _USUAL_CRS.index(id_) if id_ in _USUAL_CRS else len(_USUAL_CRS),
+    )
+)
+# What GET /collections/{id}/export writes (in any of CRS_CHOICES).
 DOWNLOAD_FORMATS = tuple(export.FORMATS)
-DOWNLOAD_CRS = tuple(c["id"] for c in geo_crs.list_crs())
 
 # Times are shown as Tianjin's clock reads them, whatever the server's zone.
 CITY_TIME = ZoneInfo("Asia/Shanghai")
@@ -163,7 +170,7 @@ def layer_page(request: Request, layer_id: str) -> Response:
         layer_id=layer_id,
         crs_choices=CRS_CHOICES,
         formats=DOWNLOAD_FORMATS,
-        download_crs=DOWNLOAD_CRS,
+        download_crs=CRS_CHOICES,
     )
 
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from console import i18n
 from geo.accounts import csrf
 from geo.accounts.sessions import COOKIE
+from geo.crs import list_crs, resolve
 from tests.conftest import Dept
 from tests.test_accounts import activate, create_account, new_browser, sign_in
 
@@ -95,6 +96,13 @@ def test_a_forced_password_change_comes_first(
     token = csrf.token_for(browser.cookies[COOKIE])
     assert f'"X-CSRF-Token": "{token}"' in page.text
     assert f'data-department="{dept.code}"' in page.text and person.username in page.text
+
+    # The upload form offers only CRSs the API accepts (it once offered EPSG:4547, refused).
+    offered = re.findall(
+        r'<option value="([^"]+)"', page.text.split('name="crs"', 1)[1].split("</select>", 1)[0]
+    )
+    assert offered[:6] == ["EPSG:4326", "EPSG:4490", "GCJ02", "BD09", "EPSG:4548", "EPSG:3857"]
+    assert {resolve(crs).id for crs in offered} == {info["id"] for info in list_crs()}
 
 
 def test_an_ended_session_or_an_api_key_leads_to_sign_in(

@@ -329,3 +329,23 @@ def test_a_report_whose_worker_died_reads_interrupted_and_expired_ones_go(
     assert response.status_code == 409 and response.json()["code"] == "ReportNotReady"
     jobs.sweep(now=meta["expires"] + 1)
     assert not folder.exists()
+
+
+def test_a_full_queue_is_a_429_and_keeps_nothing(
+    client: TestClient, dept: Dept, mixed: list[dict[str, Any]]
+) -> None:
+    taken = 0
+    while jobs._waiting.acquire(blocking=False):  # every slot busy, as with reports waiting
+        taken += 1
+    try:
+        before = set(jobs.root().iterdir())
+        response = client.post(
+            "/addresses/quality",
+            files={"file": ("list.csv", csv_bytes(mixed))},
+            headers=dept.viewer,
+        )
+        assert response.status_code == 429 and response.json()["code"] == "TooManyReports"
+        assert set(jobs.root().iterdir()) == before
+    finally:
+        for _ in range(taken):
+            jobs._waiting.release()

@@ -105,15 +105,15 @@ Options = Annotated[UploadOptions, Depends(upload_options)]
 
 
 @contextmanager
-def spooled(file: UploadFile) -> Iterator[tuple[Path, str, int]]:
-    """The upload on disk under the upload limit: its path, its client name and size; removed
-    when the block ends."""
+def spooled(file: UploadFile) -> Iterator[tuple[Path, str]]:
+    """The upload on disk under the upload limit: its path and its client name; removed when
+    the block ends."""
     folder = new_folder("layer-upload-")
     try:
         name = Path(file.filename or "upload").name
         path = folder / ("upload" + Path(name).suffix.lower())
-        size = spool(file.file, path, get_settings().max_upload_bytes)
-        yield path, name, size
+        spool(file.file, path, get_settings().max_upload_bytes)
+        yield path, name
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -131,7 +131,7 @@ def streamed(
         return None
     stack = ExitStack()
     try:
-        path, name, _ = stack.enter_context(spooled(file))
+        path, name = stack.enter_context(spooled(file))
     except BaseException:
         stack.close()
         raise
@@ -182,7 +182,7 @@ def upload_file(
     stream = streamed(request, file, load, status)
     if stream is not None:
         return stream
-    with spooled(file) as (path, name, _):
+    with spooled(file) as (path, name):
         report = load(session, path, name, None)
     return JSONResponse(report, status_code=status)
 
@@ -218,7 +218,7 @@ def preview_upload(
     stream = streamed(request, file, look, 200)
     if stream is not None:
         return stream
-    with spooled(file) as (path, name, _):
+    with spooled(file) as (path, name):
         report = look(session, path, name, None)
     # orjson: dates and times in the features' properties as ISO 8601, like the items route.
     return Response(orjson.dumps(report), media_type="application/json")

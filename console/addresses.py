@@ -5,9 +5,10 @@ Geocoding is the browser calling the API (/addresses/suggest, /addresses/geocode
 /addresses/reverse, POST /addresses/geocode/batch) with the person's session, and a result saved
 as a layer goes through POST /collections/{id}/upload, so roles and grants apply as for any
 client. The server's own part is what a browser cannot do well: reading the uploaded table
-(through the layers upload's encoding detection, so UTF-8, UTF-8 with BOM and GB18030/GBK exports
-read alike, and openpyxl for XLSX) into rows, and writing the result as an XLSX workbook. Fix-ups
-live in the browser until download or save (docs/decisions.md): nothing is kept here.
+(through the service's one encoding detection, geo.text_files, so UTF-8, UTF-8 with BOM,
+GB18030/GBK and UTF-16 exports read alike, and openpyxl for XLSX) into rows, and writing the
+result as an XLSX workbook. Fix-ups live in the browser until download or save
+(docs/decisions.md): nothing is kept here.
 """
 
 from __future__ import annotations
@@ -34,10 +35,9 @@ from geo.auth import Principal, require
 from geo.errors import ApiError
 from geo.settings import get_settings
 from geo.spool import new_folder
+from geo.spreadsheets import XLSX_ERRORS, cell_text, is_xlsx
+from geo.text_files import detect_file
 from layers.ingest.limits import spool
-
-# The layers upload's readers: one way to find a CSV's encoding and to read a workbook's cells.
-from layers.ingest.table_readers import _XLSX_ERRORS, _cell_text, _encoding, _is_xlsx
 
 router = APIRouter(include_in_schema=False)
 viewer = require("viewer")
@@ -86,10 +86,10 @@ class Table:
 
 
 def _csv_cells(path: Path) -> tuple[str, Iterator[list[str]]]:
-    encoding = _encoding(path)  # also refuses a workbook sent as CSV, naming the fix
+    encoding = detect_file(path, "the CSV file")  # also refuses a workbook sent as CSV
 
     def cells() -> Iterator[list[str]]:
-        with path.open(encoding=encoding, newline="") as f:
+        with path.open(encoding=encoding.codec, newline="") as f:
             sample = f.read(64 * 1024)
             f.seek(0)
             try:
@@ -101,22 +101,22 @@ def _csv_cells(path: Path) -> tuple[str, Iterator[list[str]]]:
             except csv.Error as exc:  # a field over the csv module's 128 KiB limit, for one
                 raise ApiError(400, "InvalidFile", f"the CSV file: {exc}") from exc
 
-    return {"utf-8-sig": "UTF-8"}.get(encoding, encoding.upper()), cells()
+    return encoding.name, cells()
 
 
 def _xlsx_cells(path: Path) -> Iterator[list[str]]:
     """The first sheet's rows, formulas as their cached values, read row by row."""
-    if not _is_xlsx(path):
+    if not is_xlsx(path):
         raise ApiError(400, "InvalidFile", "not an Excel workbook (.xlsx)")
     with path.open("rb") as handle:
         try:
             book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-        except (*_XLSX_ERRORS, InvalidFileException) as exc:
+        except (*XLSX_ERRORS, InvalidFileException) as exc:
             raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
         try:
             for values in book.worksheets[0].iter_rows(values_only=True):
-                yield [_cell_text(v) for v in values]
-        except _XLSX_ERRORS as exc:
+                yield [cell_text(v) for v in values]
+        except XLSX_ERRORS as exc:
             raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
         finally:
             book.close()

@@ -1,7 +1,7 @@
 """A department's address list as rows of text: CSV (UTF-8 with or without BOM, GB18030/GBK,
-UTF-16, found from the bytes) or XLSX (the first sheet), read through the layers upload's own
-readers' rules (layers.ingest.table_readers: encoding detection, workbook checks, cells as the
-text a CSV export would hold), one row at a time so that a 1,000,000-row file never sits in
+UTF-16, found from the bytes) or XLSX (the first sheet), read through the service's shared rules
+(geo.text_files: encoding detection; geo.spreadsheets: workbook checks, cells as the text a CSV
+export would hold), one row at a time so that a 1,000,000-row file never sits in
 memory.
 
 Everything that can make the report fail is found by :func:`open_table` in the request, before
@@ -22,14 +22,9 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from addressbook.geocoding import batch
 from geo.errors import ApiError
-from layers.ingest.table_readers import (
-    _XLSX_ERRORS,
-    LAT_NAMES,
-    LON_NAMES,
-    _cell_text,
-    _encoding,
-    _is_xlsx,
-)
+from geo.spreadsheets import XLSX_ERRORS, cell_text, is_xlsx
+from geo.text_files import detect_file
+from layers.ingest.table_readers import LAT_NAMES, LON_NAMES
 
 MAX_ROWS: Final = batch.MAX_ITEMS
 KINDS: Final = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx"}
@@ -78,12 +73,12 @@ def _xlsx_cells(path: Path) -> Iterator[list[str]]:
     with path.open("rb") as handle:
         try:
             book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-        except (*_XLSX_ERRORS, InvalidFileException) as exc:
+        except (*XLSX_ERRORS, InvalidFileException) as exc:
             raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
         try:
             for values in book.worksheets[0].iter_rows(values_only=True):
-                yield [_cell_text(v) for v in values]
-        except _XLSX_ERRORS as exc:
+                yield [cell_text(v) for v in values]
+        except XLSX_ERRORS as exc:
             raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
         finally:
             book.close()
@@ -120,11 +115,11 @@ def open_table(
     names it (the whole file is read once: the row limit is checked before any work)."""
     kind = KINDS.get(Path(name).suffix.lower())
     if kind is None:
-        kind = "xlsx" if _is_xlsx(path) else "csv"
+        kind = "xlsx" if is_xlsx(path) else "csv"
     if path.stat().st_size == 0:
         raise ApiError(400, "EmptyFile", "the file is empty")
-    encoding = _encoding(path) if kind == "csv" else None
-    if kind == "xlsx" and not _is_xlsx(path):
+    encoding = detect_file(path, "the CSV file").codec if kind == "csv" else None
+    if kind == "xlsx" and not is_xlsx(path):
         raise ApiError(400, "InvalidFile", "not an Excel workbook (.xlsx)")
     lines = _lines(path, kind, encoding)
     header = [h.strip() for h in next(lines, [])]

@@ -1,14 +1,11 @@
 """CSV and Excel uploads: points from lon/lat columns, or from an address column geocoded by
-the address library; the text encoding (UTF-8, with or without BOM, GB18030) found from the
-bytes."""
+the address library; the text encoding found from the bytes by geo.text_files (UTF-8, with or
+without BOM, GB18030/GBK, UTF-16), the workbook helpers from geo.spreadsheets."""
 
 from __future__ import annotations
 
-import codecs
 import csv
-import zipfile
 from collections.abc import Callable, Generator, Iterator
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,9 @@ import shapely
 from openpyxl.utils.exceptions import InvalidFileException
 
 from geo import crs as geo_crs
+from geo import text_files
 from geo.errors import ApiError
+from geo.spreadsheets import XLSX_ERRORS, cell_text, is_xlsx
 from layers.ingest import geometry
 from layers.ingest.readers import BATCH, Batch, Reader
 
@@ -47,72 +46,6 @@ def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...]) ->
     return next((lowered[c] for c in candidates if c in lowered), None)
 
 
-# Signatures of files people upload as CSV that are not text: an Excel workbook (a zip), the
-# legacy binary Excel format (an OLE compound file).
-_ZIP_MAGIC = b"PK\x03\x04"
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
-
-def _not_text(path: Path) -> None:
-    """A 400 that names the fix for a spreadsheet sent as CSV, instead of decoding its bytes."""
-    with path.open("rb") as f:
-        head = f.read(8)
-    if head.startswith(_ZIP_MAGIC) and _is_xlsx(path):
-        raise ApiError(
-            400,
-            "InvalidFile",
-            "this file is an Excel workbook (XLSX), not CSV: upload it with format=xlsx (or "
-            "under a .xlsx name)",
-            {"format": "xlsx"},
-        )
-    if head == _OLE_MAGIC:
-        raise ApiError(
-            400,
-            "InvalidFile",
-            "this file is a legacy Excel workbook (.xls), which the service does not read: save "
-            "it as .xlsx (format=xlsx) or as CSV",
-        )
-
-
-def _is_xlsx(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return "xl/workbook.xml" in archive.namelist()
-    except zipfile.BadZipFile:
-        return False
-
-
-def _decodes(path: Path, encoding: str) -> bool:
-    decoder = codecs.getincrementaldecoder(encoding)()
-    with path.open("rb") as f:
-        try:
-            while chunk := f.read(1024 * 1024):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return False
-    return True
-
-
-def _encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM), else GB18030 (GBK's superset, what Chinese Excel exports
-    write), or UTF-16 when it starts with its byte order mark (Excel's "Unicode text"); each
-    checked over the whole file, so that decoding cannot fail half way through the upload."""
-    _not_text(path)
-    with path.open("rb") as f:
-        head = f.read(2)
-    candidates = ["utf-16"] if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else []
-    for encoding in [*candidates, "utf-8-sig", "gb18030"]:
-        if _decodes(path, encoding):
-            return encoding
-    raise ApiError(
-        400,
-        "InvalidEncoding",
-        "the CSV file is not text in UTF-8, GB18030/GBK or UTF-16; re-save it as UTF-8 CSV "
-        "(or upload a spreadsheet as .xlsx with format=xlsx)",
-    )
-
-
 def csv_reader(
     path: Path,
     lon_column: str | None,
@@ -120,8 +53,8 @@ def csv_reader(
     address_column: str | None,
     geocode: Callable[[], Geocode],
 ) -> Reader:
-    encoding = _encoding(path)
-    with path.open(encoding=encoding, newline="") as f:
+    encoding = text_files.detect_file(path, "the CSV file")
+    with path.open(encoding=encoding.codec, newline="") as f:
         sample = f.read(64 * 1024)
     try:
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
@@ -132,32 +65,15 @@ def csv_reader(
         raise ApiError(400, "InvalidFile", "the CSV file has no header row")
 
     def rows() -> Iterator[dict[Any, Any]]:
-        with path.open(encoding=encoding, newline="") as f:
+        with path.open(encoding=encoding.codec, newline="") as f:
             try:
                 yield from csv.DictReader(f, dialect=dialect)
             except csv.Error as exc:  # a field over the csv module's 128 KiB limit, for one
                 raise ApiError(400, "InvalidFile", f"the CSV file: {exc}") from exc
 
     reader = _table_reader("csv", header, rows, lon_column, lat_column, address_column, geocode)
-    reader.encoding = {"utf-8-sig": "UTF-8"}.get(encoding, encoding.upper())
+    reader.encoding = encoding.name
     return reader
-
-
-# What a damaged workbook raises from openpyxl: a broken zip, a missing part, malformed XML
-# (ElementTree's ParseError is a SyntaxError), a cell value it cannot parse.
-_XLSX_ERRORS = (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, SyntaxError)
-
-
-def _cell_text(value: Any) -> str:
-    """A spreadsheet cell as the text a CSV export would hold, so that both formats share one
-    set of rules (types inferred from text, codes with leading zeros kept as text...)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    return str(value)
 
 
 def xlsx_reader(
@@ -173,7 +89,7 @@ def xlsx_reader(
 
     openpyxl's read-only mode streams the sheet's XML row by row (a workbook opened normally is
     held whole in memory, several times its file size); formulas give their cached values."""
-    if not _is_xlsx(path):
+    if not is_xlsx(path):
         raise ApiError(
             400, "InvalidFile", "not an Excel workbook (.xlsx): the zip holds no xl/workbook.xml"
         )
@@ -184,7 +100,7 @@ def xlsx_reader(
         with path.open("rb") as handle:
             try:
                 book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-            except (*_XLSX_ERRORS, InvalidFileException) as exc:
+            except (*XLSX_ERRORS, InvalidFileException) as exc:
                 raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
             try:
                 if sheet is not None and sheet not in book.sheetnames:
@@ -196,10 +112,10 @@ def xlsx_reader(
                     )
                 ws = book[sheet] if sheet is not None else book.worksheets[0]
                 for values in ws.iter_rows(values_only=True):
-                    row = [_cell_text(v) for v in values]
+                    row = [cell_text(v) for v in values]
                     if any(row):
                         yield row
-            except _XLSX_ERRORS as exc:
+            except XLSX_ERRORS as exc:
                 raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
             finally:
                 book.close()

@@ -117,9 +117,12 @@ def _console_upload(driver: Any, base: str, path: Any, layer: str) -> dict[str, 
         driver.find_element("id", "preview-commit").click()
     else:
         driver.find_element("id", "upload-submit").click()
+    # The page's own words for a commit of FEATURES features (its progress lines count them too).
     done = (
-        "const s = document.getElementById('upload-status').innerText.replace(/[,，\\s]/g, '');"
-        f" return s.includes('{FEATURES}') || document.getElementById('upload-error').innerText;"
+        "const m = JSON.parse(document.getElementById('messages').textContent);"
+        f" const want = m.upload_done.replace('{{n}}', '{FEATURES}');"
+        " return document.getElementById('upload-status').innerText.includes(want)"
+        " || document.getElementById('upload-error').innerText;"
     )
     _wait(driver, done, 1800)
     _refused(driver)

@@ -126,7 +126,7 @@ def test_editors_may_use_it_anonymous_callers_may_not(
             "MissingColumn",
         ),
         (
-            {"files": upload("address\n天津市河西区友谊路32号\n".encode("gbk"))},
+            {"files": upload("address\nCafé 1\n".encode("latin-1"))},
             {},
             400,
             "InvalidEncoding",
@@ -168,9 +168,18 @@ def test_bad_batches_are_refused_before_anything_is_streamed(
 
 
 def test_the_encoding_error_names_the_line(client: TestClient, viewer: dict[str, str]) -> None:
+    # UTF-8 then GBK: neither encoding reads the whole file.
     content = "address\n天津市\n".encode() + "河西区友谊路32号\n".encode("gbk")
     response = client.post(URL, files=upload(content), headers=viewer)
+    assert response.json()["code"] == "InvalidEncoding"
     assert response.json()["details"]["line"] == 3
+
+
+def test_a_gbk_file_is_read(client: TestClient, viewer: dict[str, str]) -> None:
+    content = "id,address\n1,天津市河西区友谊路32号\n".encode("gbk")
+    response = client.post(URL, files=upload(content), headers=viewer)
+    assert response.status_code == 200, response.text
+    assert next(csv.DictReader(io.StringIO(response.text)))["address"] == "天津市河西区友谊路32号"
 
 
 def test_a_field_over_the_csv_limit_is_a_400(client: TestClient, viewer: dict[str, str]) -> None:

@@ -15,7 +15,6 @@ the dictionary and follows the library's data versions like any other worker.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import multiprocessing
@@ -33,7 +32,7 @@ import numpy as np
 import orjson
 
 from addressbook.geocoding.geocoder import Candidate, geocode_many
-from geo import http
+from geo import http, text_files
 from geo.crs import STORAGE_CRS, resolve, transform_xy
 from geo.db import session_scope
 from geo.errors import ApiError
@@ -58,48 +57,26 @@ Progress = Callable[[int], None]
 Row = TypeVar("Row")
 
 
-def _encoding_error(line: int) -> ApiError:
-    return ApiError(
-        400,
-        "InvalidEncoding",
-        f"the file is not UTF-8 (first bad byte on line {line}); re-save it as UTF-8 "
-        "(files exported as GBK/GB18030 must be converted)",
-        {"line": line},
-    )
+def _check_text(stream: IO[bytes]) -> str:
+    """The upload's encoding (geo.text_files: the whole file read once, then rewound), and a
+    NUL found before the 200 goes out: PostgreSQL cannot take it, so it is a 400 here rather
+    than a stream cut off mid-way."""
+    found = text_files.detect(stream)
+    if found.nul_line is not None:
+        raise ApiError(
+            400,
+            "InvalidCharacter",
+            f"the file holds a NUL byte on line {found.nul_line}; text cannot hold NUL",
+            {"line": found.nul_line},
+        )
+    return found.codec
 
 
-def _check_utf8(stream: IO[bytes]) -> None:
-    """Read the whole upload once through a UTF-8 decoder, then rewind."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    while chunk := stream.read(1 << 20):
-        try:
-            decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise _encoding_error(line + chunk[: max(exc.start, 0)].count(b"\n")) from exc
-        if (nul := chunk.find(b"\x00")) >= 0:
-            # Valid UTF-8, but PostgreSQL cannot take NUL: found here, before the 200 goes out,
-            # it is a 400 rather than a stream cut off mid-way.
-            at = line + chunk[:nul].count(b"\n")
-            raise ApiError(
-                400,
-                "InvalidCharacter",
-                f"the file holds a NUL byte on line {at}; text cannot hold NUL",
-                {"line": at},
-            )
-        line += chunk.count(b"\n")
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(line) from exc
-    stream.seek(0)
-
-
-def _check_csv(stream: IO[bytes]) -> None:
+def _check_csv(stream: IO[bytes], encoding: str) -> None:
     """Parse the whole upload once as CSV, then rewind: what the csv module refuses (a field
     over its 128 KiB limit, for one) is a 400 found before the 200 goes out, not a stream cut
     off mid-way."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     reader = csv.reader(text)
     try:
         for _ in reader:
@@ -132,11 +109,11 @@ class CsvInput:
 
 
 def open_csv(stream: IO[bytes], column: str | None) -> CsvInput:
-    """Check the upload (UTF-8, a header, the address column) and get ready to read it; every
-    problem is a 400 that names it."""
-    _check_utf8(stream)
-    _check_csv(stream)
-    reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+    """Check the upload (its encoding, a header, the address column) and get ready to read it;
+    every problem is a 400 that names it."""
+    encoding = _check_text(stream)
+    _check_csv(stream, encoding)
+    reader = csv.reader(io.TextIOWrapper(stream, encoding=encoding, newline=""))
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise ApiError(400, "EmptyFile", "the file is empty: expected a CSV header line")

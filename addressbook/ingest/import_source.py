@@ -1,10 +1,12 @@
 """Uploaded address files as a stream of CSV bytes for PostgreSQL's COPY.
 
-The bulk path never turns rows into Python objects: a CSV file goes to COPY as it is, in 8 MiB
-chunks, checked for UTF-8 on the way (a GBK export is the usual culprit and must be named with
-its line, not stored as mojibake). A GeoJSON file is small by comparison (nobody ships millions
-of features as one JSON document) and is flattened to the same CSV shape, with the feature number
-as its line.
+The bulk path never turns rows into Python objects. The file's encoding is found first by
+geo.text_files (UTF-8 with or without BOM, GB18030/GBK as Chinese Excel writes it, UTF-16 with its
+BOM; the whole file checked, so nothing fails half way through COPY and nothing is stored as
+mojibake). A UTF-8 CSV file then goes to COPY as it is, in 8 MiB chunks; any other is decoded and
+re-encoded as UTF-8 chunk by chunk on the way (never whole in memory). A GeoJSON file is small by
+comparison (nobody ships millions of features as one JSON document) and is flattened to the same
+CSV shape, with the feature number as its line.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import IO, Any
 
 import orjson
 
 from addressbook.models import ELEMENTS
+from geo import text_files
 from geo.errors import ApiError
 
 CHUNK = 8 << 20
@@ -26,16 +30,6 @@ ADMIN_COLUMNS = ("district", "subdistrict", "community", "grid")
 KNOWN_COLUMNS = (*ADMIN_COLUMNS, *ELEMENTS, "lon", "lat", "code", "aliases")
 REQUIRED = ("district", "lon", "lat")
 ONE_OF = ("road", "compound")
-
-
-def _encoding_error(line: int, what: str) -> ApiError:
-    return ApiError(
-        400,
-        "InvalidEncoding",
-        f"{what} is not UTF-8 (first bad byte on line {line}); re-save it as UTF-8 "
-        "(files exported as GBK/GB18030 must be converted)",
-        {"line": line},
-    )
 
 
 def check_columns(columns: list[str], what: str) -> None:
@@ -72,29 +66,49 @@ class Source:
 
 
 def open_source(stream: IO[bytes], filename: str, max_bytes: int) -> Source:
-    head = stream.read(1)
-    while head and head.isspace():
-        head = stream.read(1)
-    is_json = head == b"{" or filename.lower().endswith((".geojson", ".json"))
+    """The file (a seekable stream: a spooled upload or a file on disk) checked and ready to
+    copy; a 4xx naming what is wrong."""
+    if stream.seek(0, io.SEEK_END) > max_bytes:
+        raise ApiError(
+            413, "PayloadTooLarge", f"the file is larger than the {max_bytes}-byte upload limit"
+        )
+    stream.seek(0)
+    chunks = _utf8_chunks(stream, text_files.detect(stream).codec)
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if head.strip():
+            break
+    is_json = head.lstrip().startswith(b"{") or filename.lower().endswith((".geojson", ".json"))
     if is_json:
-        return _geojson(head + stream.read(max_bytes + 1 - len(head)), max_bytes)
-    return _csv(head, stream, max_bytes)
+        return _geojson(head + b"".join(chunks))
+    return _csv(head, chunks)
 
 
-def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(
-        413, "PayloadTooLarge", f"the file is larger than the {max_bytes}-byte upload limit"
-    )
+def _utf8_chunks(stream: IO[bytes], encoding: str) -> Iterator[bytes]:
+    """The file as UTF-8 bytes without a BOM: as they are when the file is UTF-8, else decoded
+    and re-encoded chunk by chunk."""
+    if encoding == "utf-8-sig":
+        first = stream.read(CHUNK)
+        yield first.removeprefix(codecs.BOM_UTF8)
+        while chunk := stream.read(CHUNK):
+            yield chunk
+        return
+    decoder = codecs.getincrementaldecoder(encoding)()
+    while chunk := stream.read(CHUNK):
+        yield decoder.decode(chunk).encode()
+    yield decoder.decode(b"", final=True).encode()
 
 
-def _csv(first: bytes, stream: IO[bytes], max_bytes: int) -> Source:
-    header = first + stream.readline()
-    if header.startswith(codecs.BOM_UTF8):
-        header = header[len(codecs.BOM_UTF8) :]
-    try:
-        text = header.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(1, "the file") from exc
+def _csv(head: bytes, chunks: Iterator[bytes]) -> Source:
+    pending = head
+    while b"\n" not in pending:
+        more = next(chunks, None)
+        if more is None:
+            break
+        pending += more
+    cut = pending.find(b"\n") + 1 or len(pending)
+    text = pending[:cut].decode("utf-8")
     if not text.strip():
         raise ApiError(400, "EmptyFile", "the file is empty: expected a CSV header line")
     try:
@@ -102,28 +116,13 @@ def _csv(first: bytes, stream: IO[bytes], max_bytes: int) -> Source:
     except csv.Error as exc:  # a lone carriage return inside the header line, for one
         raise ApiError(400, "InvalidCSV", f"line 1 (the header): {exc}", {"line": 1}) from exc
     check_columns(columns, "the CSV file")
-    return Source(columns, _checked_chunks(stream, len(header), max_bytes), False, None)
+    return Source(columns, _rows(pending[cut:], chunks), False, None)
 
 
-def _checked_chunks(stream: IO[bytes], already: int, max_bytes: int) -> Iterator[bytes]:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line, total = 2, already
+def _rows(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The data lines in whole lines, without the trailing blank lines."""
     pending = b""
-    while True:
-        chunk = stream.read(CHUNK)
-        total += len(chunk)
-        if total > max_bytes:
-            raise _too_large(max_bytes)
-        try:
-            decoder.decode(chunk, final=not chunk)
-        except UnicodeDecodeError as exc:
-            raise _encoding_error(
-                line + chunk[: max(exc.start, 0)].count(b"\n"), "the file"
-            ) from exc
-        if not chunk:
-            break
-        line += chunk.count(b"\n")
-        # Hold back the tail so trailing blank lines can be dropped at the very end.
+    for chunk in chain([first], chunks):
         data = pending + chunk
         cut = data.rfind(b"\n") + 1
         if cut:
@@ -134,13 +133,7 @@ def _checked_chunks(stream: IO[bytes], already: int, max_bytes: int) -> Iterator
         yield tail + b"\n"
 
 
-def _geojson(data: bytes, max_bytes: int) -> Source:
-    if len(data) > max_bytes:
-        raise _too_large(max_bytes)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(data[: exc.start].count(b"\n") + 1, "the GeoJSON file") from exc
+def _geojson(data: bytes) -> Source:
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

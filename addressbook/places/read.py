@@ -1,5 +1,5 @@
-"""Place files as rows: CSV (UTF-8 with or without BOM, or GB18030, what Chinese Excel exports
-write) or a GeoJSON FeatureCollection.
+"""Place files as rows: CSV or a GeoJSON FeatureCollection, in any encoding geo.text_files
+accepts (UTF-8 with or without BOM, GB18030/GBK as Chinese Excel writes it, UTF-16 with its BOM).
 
 CSV columns: `category`, `name`, `aliases` (separated by |, ；, ; or 、), `lon`, `lat`, and
 optionally `address_code` (the code of its standard address) and `outline` (WKT polygon). A
@@ -11,7 +11,6 @@ address path (COPY) is for millions.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -20,6 +19,7 @@ from typing import IO, Any, Final
 
 import orjson
 
+from geo import text_files
 from geo.errors import ApiError
 
 MAX_BYTES: Final = 20 << 20
@@ -40,19 +40,6 @@ class Row:
     lat: Any
     address_code: str | None
     outline: str | None  # WKT or GeoJSON text
-
-
-def _text(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ApiError(
-        400,
-        "InvalidEncoding",
-        "the file is neither UTF-8 nor GB18030 text; re-save it as UTF-8 CSV",
-    )
 
 
 def _aliases(value: Any) -> tuple[str, ...]:
@@ -119,7 +106,7 @@ def _csv(text: str) -> list[Row]:
     return rows
 
 
-def _geojson(data: bytes) -> list[Row]:
+def _geojson(data: str) -> list[Row]:
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -157,8 +144,7 @@ def read_places(stream: IO[bytes], filename: str) -> list[Row]:
         )
     if not data.strip():
         raise ApiError(400, "EmptyFile", "the file is empty")
-    if data.lstrip(codecs.BOM_UTF8).lstrip().startswith(b"{") or filename.lower().endswith(
-        (".geojson", ".json")
-    ):
-        return _geojson(data.lstrip(codecs.BOM_UTF8))
-    return _csv(_text(data))
+    text = data.decode(text_files.detect(io.BytesIO(data)).codec)
+    if text.lstrip().startswith("{") or filename.lower().endswith((".geojson", ".json")):
+        return _geojson(text)
+    return _csv(text)

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from addressbook.areas.import_areas import DIVISIONS, read_divisions
 from addressbook.ingest import demo
 from addressbook.places.read import read_places
 from addressbook.quality.table import open_table
@@ -226,3 +227,18 @@ def test_quality_report_refuses_bad_bytes(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ApiError) as caught:
         open_table(path, "list.csv", "name")
     assert caught.value.status == 400 and caught.value.code == "InvalidEncoding"
+
+
+# --- the admin divisions table (geo addresses import-areas) -----------------------------------
+
+
+def test_divisions_table_reads_alike(tmp_path: Path) -> None:
+    expected = [(a.code, a.name, a.level) for a in read_divisions()]
+    path = tmp_path / "divisions.csv"
+    for encoding in ("gb18030", "utf-16"):
+        path.write_bytes(DIVISIONS.read_text(encoding="utf-8-sig").encode(encoding))
+        assert [(a.code, a.name, a.level) for a in read_divisions(path)] == expected
+    path.write_bytes(BAD["binary"])
+    with pytest.raises(ApiError) as caught:
+        read_divisions(path)
+    assert caught.value.code == "InvalidEncoding"

@@ -34,6 +34,7 @@ from addressbook.models import AdminArea
 from geo import versions
 from geo.crs import STORAGE_CRS, transform, transform_xy
 from geo.errors import ApiError
+from geo.text_files import detect_file
 
 TOWNSHIPS = DATA / "townships_2023.csv"
 BOUNDARIES = DATA / "districts_gcj02.geojson"
@@ -99,9 +100,8 @@ def _stem(name: str) -> str:
 
 def _read_csv(path: Path, required: tuple[str, ...], what: str) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "InvalidEncoding", f"{what} {path.name} is not UTF-8: {exc}") from exc
+        encoding = detect_file(path, f"{what} {path.name}").codec
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
     except (OSError, pd.errors.ParserError) as exc:
         raise ApiError(400, "InvalidFile", f"{what} {path}: {exc}") from exc
     missing = [c for c in required if c not in frame.columns]

@@ -2,7 +2,8 @@
 pages, what the overlay page offers a person (what they may read, in groups, with the numeric
 attributes), bad choices named in Chinese, and the overlay the page runs (POST /overlay with
 the session cookie and CSRF header) counting only a scoped grantee's area. The flows in a
-browser are in tests/e2e/test_console_overlay.py."""
+browser are in tests/e2e/test_console_overlay.py (this file has its own basename: tests/ has no
+__init__.py, and pytest cannot collect two test_console_overlay.py)."""
 
 from __future__ import annotations
 

@@ -97,6 +97,8 @@ def test_a_forced_password_change_comes_first(
     assert f'"X-CSRF-Token": "{token}"' in page.text
     assert f'data-department="{dept.code}"' in page.text and person.username in page.text
 
+    # A layer's map opens in the console, where the session's cookie reads private layers.
+    assert 'href="/console/map?layers=roads"' in browser.get("/console/layers/roads").text
     # The upload form offers only CRSs the API accepts (it once offered EPSG:4547, refused).
     offered = re.findall(
         r'<option value="([^"]+)"', page.text.split('name="crs"', 1)[1].split("</select>", 1)[0]

@@ -26,16 +26,15 @@ import orjson
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.utils.exceptions import InvalidFileException
 from starlette.background import BackgroundTask
 
 from addressbook.geocoding import batch
 from console import pages
+from geo import tables
 from geo.auth import Principal, require
 from geo.errors import ApiError
 from geo.settings import get_settings
 from geo.spool import new_folder
-from geo.spreadsheets import XLSX_ERRORS, cell_text, is_xlsx
 from geo.text_files import detect_file
 from layers.ingest.limits import spool
 
@@ -87,39 +86,7 @@ class Table:
 
 def _csv_cells(path: Path) -> tuple[str, Iterator[list[str]]]:
     encoding = detect_file(path, "the CSV file")  # also refuses a workbook sent as CSV
-
-    def cells() -> Iterator[list[str]]:
-        with path.open(encoding=encoding.codec, newline="") as f:
-            sample = f.read(64 * 1024)
-            f.seek(0)
-            try:
-                dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-            except csv.Error:
-                dialect = csv.excel
-            try:
-                yield from csv.reader(f, dialect)
-            except csv.Error as exc:  # a field over the csv module's 128 KiB limit, for one
-                raise ApiError(400, "InvalidFile", f"the CSV file: {exc}") from exc
-
-    return encoding.name, cells()
-
-
-def _xlsx_cells(path: Path) -> Iterator[list[str]]:
-    """The first sheet's rows, formulas as their cached values, read row by row."""
-    if not is_xlsx(path):
-        raise ApiError(400, "InvalidFile", "not an Excel workbook (.xlsx)")
-    with path.open("rb") as handle:
-        try:
-            book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-        except (*XLSX_ERRORS, InvalidFileException) as exc:
-            raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
-        try:
-            for values in book.worksheets[0].iter_rows(values_only=True):
-                yield [cell_text(v) for v in values]
-        except XLSX_ERRORS as exc:
-            raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
-        finally:
-            book.close()
+    return encoding.name, tables.csv_rows(path, encoding.codec)
 
 
 def _is_number(value: str) -> bool:
@@ -144,7 +111,7 @@ def read_table(path: Path, name: str) -> Table:
         )
     if path.stat().st_size == 0:
         raise ApiError(400, "EmptyFile", "the file is empty")
-    encoding, cells = _csv_cells(path) if kind == "csv" else (None, _xlsx_cells(path))
+    encoding, cells = _csv_cells(path) if kind == "csv" else (None, tables.xlsx_rows(path))
     lines = (row for row in cells if any(c.strip() for c in row))
     header = [h.strip() for h in next(lines, [])]
     while header and not header[-1]:

@@ -1,23 +1,20 @@
 """CSV and Excel uploads: points from lon/lat columns, or from an address column geocoded by
 the address library; the text encoding found from the bytes by geo.text_files (UTF-8, with or
-without BOM, GB18030/GBK, UTF-16), the workbook helpers from geo.spreadsheets."""
+without BOM, GB18030/GBK, UTF-16), rows read by geo.tables."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openpyxl
 import shapely
-from openpyxl.utils.exceptions import InvalidFileException
 
 from geo import crs as geo_crs
-from geo import text_files
+from geo import tables, text_files
 from geo.errors import ApiError
-from geo.spreadsheets import XLSX_ERRORS, cell_text, is_xlsx
 from layers.ingest import geometry
 from layers.ingest.readers import BATCH, Batch, Reader
 
@@ -55,11 +52,8 @@ def csv_reader(
 ) -> Reader:
     encoding = text_files.detect_file(path, "the CSV file")
     with path.open(encoding=encoding.codec, newline="") as f:
-        sample = f.read(64 * 1024)
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
+        sample = f.read(tables.SNIFF_CHARS)
+    dialect = tables.csv_dialect(sample)
     header = next(csv.reader(sample.splitlines()[:1], dialect), [])
     if not header:
         raise ApiError(400, "InvalidFile", "the CSV file has no header row")
@@ -85,40 +79,11 @@ def xlsx_reader(
     geocode: Callable[[], Geocode],
 ) -> Reader:
     """An Excel workbook's sheet (the first, or ``layer=`` by name) read like a CSV file: the
-    first non-empty row is the header, then lon/lat columns or an address column.
+    first non-empty row is the header, then lon/lat columns or an address column (rows streamed
+    by geo.tables.xlsx_rows)."""
 
-    openpyxl's read-only mode streams the sheet's XML row by row (a workbook opened normally is
-    held whole in memory, several times its file size); formulas give their cached values."""
-    if not is_xlsx(path):
-        raise ApiError(
-            400, "InvalidFile", "not an Excel workbook (.xlsx): the zip holds no xl/workbook.xml"
-        )
-
-    def cells() -> Generator[list[str]]:
-        # A file object, not the path: openpyxl refuses paths whose name does not end in .xlsx
-        # (the spooled copy keeps the uploaded name's extension).
-        with path.open("rb") as handle:
-            try:
-                book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-            except (*XLSX_ERRORS, InvalidFileException) as exc:
-                raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
-            try:
-                if sheet is not None and sheet not in book.sheetnames:
-                    raise ApiError(
-                        400,
-                        "InvalidParameterValue",
-                        f"the workbook has no sheet {sheet!r}; pick one with layer=",
-                        {"sheets": list(book.sheetnames)},
-                    )
-                ws = book[sheet] if sheet is not None else book.worksheets[0]
-                for values in ws.iter_rows(values_only=True):
-                    row = [cell_text(v) for v in values]
-                    if any(row):
-                        yield row
-            except XLSX_ERRORS as exc:
-                raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
-            finally:
-                book.close()
+    def cells() -> Iterator[list[str]]:
+        return (row for row in tables.xlsx_rows(path, sheet) if any(row))
 
     first = cells()
     header = [h.strip() for h in next(first, [])]

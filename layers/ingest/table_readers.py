@@ -5,7 +5,7 @@ without BOM, GB18030/GBK, UTF-16), rows read by geo.tables."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def xlsx_reader(
     first non-empty row is the header, then lon/lat columns or an address column (rows streamed
     by geo.tables.xlsx_rows)."""
 
-    def cells() -> Iterator[list[str]]:
+    def cells() -> Generator[list[str]]:
         return (row for row in tables.xlsx_rows(path, sheet) if any(row))
 
     first = cells()

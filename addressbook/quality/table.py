@@ -1,6 +1,6 @@
 """A department's address list as rows of text: CSV (UTF-8 with or without BOM, GB18030/GBK,
-UTF-16, found from the bytes) or XLSX (the first sheet), read through the service's shared rules
-(geo.text_files: encoding detection; geo.spreadsheets: workbook checks, cells as the text a CSV
+UTF-16, found from the bytes) or XLSX (the first sheet), read through the service's shared readers
+(geo.text_files: encoding detection; geo.tables: CSV and XLSX rows, cells as the text a CSV
 export would hold), one row at a time so that a 1,000,000-row file never sits in
 memory.
 
@@ -11,18 +11,15 @@ file over MAX_ROWS is a 413 naming the limit, and nothing is kept).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-
-import openpyxl
-from openpyxl.utils.exceptions import InvalidFileException
+from typing import Final
 
 from addressbook.geocoding import batch
+from geo import tables
 from geo.errors import ApiError
-from geo.spreadsheets import XLSX_ERRORS, cell_text, is_xlsx
+from geo.spreadsheets import is_xlsx
 from geo.text_files import detect_file
 from layers.ingest.table_readers import LAT_NAMES, LON_NAMES
 
@@ -53,40 +50,9 @@ class Table:
             yield row[:width] + [""] * (width - len(row))
 
 
-def _csv_cells(path: Path, encoding: str) -> Iterator[list[str]]:
-    with path.open(encoding=encoding, newline="") as f:
-        sample = f.read(64 * 1024)
-        f.seek(0)
-        try:
-            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-        except csv.Error:
-            dialect = csv.excel
-        try:
-            yield from csv.reader(f, dialect)
-        except csv.Error as exc:  # a field over the csv module's 128 KiB limit, for one
-            raise ApiError(400, "InvalidFile", f"the CSV file: {exc}") from exc
-
-
-def _xlsx_cells(path: Path) -> Iterator[list[str]]:
-    """The first sheet's rows, formulas as their cached values, read row by row (openpyxl's
-    read-only mode streams the sheet's XML)."""
-    with path.open("rb") as handle:
-        try:
-            book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-        except (*XLSX_ERRORS, InvalidFileException) as exc:
-            raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
-        try:
-            for values in book.worksheets[0].iter_rows(values_only=True):
-                yield [cell_text(v) for v in values]
-        except XLSX_ERRORS as exc:
-            raise ApiError(400, "InvalidFile", f"the workbook cannot be read: {exc}") from exc
-        finally:
-            book.close()
-
-
 def _lines(path: Path, kind: str, encoding: str | None) -> Generator[list[str]]:
     """Non-empty rows, the header first."""
-    cells = _csv_cells(path, encoding or "utf-8") if kind == "csv" else _xlsx_cells(path)
+    cells = tables.csv_rows(path, encoding or "utf-8") if kind == "csv" else tables.xlsx_rows(path)
     return (row for row in cells if any(c.strip() for c in row))
 
 
@@ -119,8 +85,6 @@ def open_table(
     if path.stat().st_size == 0:
         raise ApiError(400, "EmptyFile", "the file is empty")
     encoding = detect_file(path, "the CSV file").codec if kind == "csv" else None
-    if kind == "xlsx" and not is_xlsx(path):
-        raise ApiError(400, "InvalidFile", "not an Excel workbook (.xlsx)")
     lines = _lines(path, kind, encoding)
     header = [h.strip() for h in next(lines, [])]
     while header and not header[-1]:

@@ -101,13 +101,22 @@ def temporary_file() -> IO[bytes]:
     return tempfile.TemporaryFile(dir=process_folder())
 
 
-def _is_abandoned(folder: Path) -> bool:
+def is_abandoned(folder: Path) -> bool:
     """True when no live process holds the folder's lock (or it has none: a folder is locked
-    before the root lock is released, so an unlocked one was left half made or half swept)."""
+    before the root lock is released, so an unlocked one was left half made or half swept).
+    A process that dies, however it dies, lets go of its lock, so this never mistakes a
+    killed worker's folder for a live one (the address quality report's jobs rely on it too)."""
     try:
         fd = os.open(folder / LOCK_NAME, os.O_RDWR)
     except FileNotFoundError:
         return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -128,7 +137,7 @@ def sweep() -> list[Path]:
             if not entry.is_dir() or entry.is_symlink():
                 entry.unlink(missing_ok=True)
                 removed.append(entry)
-            elif _is_abandoned(entry):
+            elif is_abandoned(entry):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
     return removed

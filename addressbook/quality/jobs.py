@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import orjson
 
+from geo import spool
 from geo.errors import ApiError, not_found
 from geo.settings import get_settings
 
@@ -37,7 +38,7 @@ EXPIRY: Final = 24 * 3600
 KEEP: Final = 10
 MAX_WAITING: Final = 4
 META: Final = "job.json"
-LOCK: Final = "lock"
+LOCK: Final = spool.LOCK_NAME
 _ID = re.compile(r"[0-9a-f]{32}")
 
 log = logging.getLogger(__name__)
@@ -64,21 +65,6 @@ def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     os.replace(temporary, folder / META)
 
 
-def _unlocked(folder: Path) -> bool:
-    """Whether no live process holds the folder's lock (its worker is gone, or done)."""
-    try:
-        fd = os.open(folder / LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # closing releases a lock taken here
-    return True
-
-
 def sweep(now: float | None = None) -> None:
     """Remove expired reports and each department's finished reports beyond KEEP."""
     now = time.time() if now is None else now
@@ -90,10 +76,10 @@ def sweep(now: float | None = None) -> None:
         try:
             meta = read_meta(folder)
         except (FileNotFoundError, NotADirectoryError, orjson.JSONDecodeError):
-            if _unlocked(folder) and folder.is_dir():
+            if spool.is_abandoned(folder) and folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)  # made by a process that died
             continue
-        if meta["expires"] <= now and _unlocked(folder):
+        if meta["expires"] <= now and spool.is_abandoned(folder):
             shutil.rmtree(folder, ignore_errors=True)
         elif meta["status"] in ("done", "failed"):
             kept.setdefault(meta["department"], []).append((meta["created"], folder))
@@ -199,7 +185,7 @@ def folder_of(report_id: str, department: str | None) -> Path:
 def state(folder: Path) -> dict[str, Any]:
     """The report's state; a report still queued or running whose worker is gone is failed."""
     meta = read_meta(folder)
-    if meta["status"] in ("queued", "running") and _unlocked(folder):
+    if meta["status"] in ("queued", "running") and spool.is_abandoned(folder):
         meta = read_meta(folder)  # it may have finished in between
         if meta["status"] in ("queued", "running"):
             meta.update(

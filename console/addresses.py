@@ -25,7 +25,6 @@ import openpyxl
 import orjson
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
-from openpyxl.cell import WriteOnlyCell
 from starlette.background import BackgroundTask
 
 from addressbook.geocoding import batch
@@ -35,6 +34,7 @@ from geo.auth import Principal, require
 from geo.errors import ApiError
 from geo.settings import get_settings
 from geo.spool import new_folder
+from geo.spreadsheets import xlsx_value
 from geo.text_files import detect_file
 from layers.ingest.limits import spool
 
@@ -192,16 +192,14 @@ def write_xlsx(source: IO[bytes], target: IO[bytes], numeric: set[str]) -> None:
     sheet.append(header)
     try:
         for row in reader:
-            cells = []
-            for i, value in enumerate(row):
-                cell = WriteOnlyCell(sheet)
-                if i in numbers and value and _is_number(value):
-                    cell.value = float(value)
-                else:
-                    cell.value = value
-                    cell.data_type = "s"
-                cells.append(cell)
-            sheet.append(cells)
+            sheet.append(
+                [
+                    float(value)
+                    if i in numbers and value and _is_number(value)
+                    else xlsx_value(sheet, value)
+                    for i, value in enumerate(row)
+                ]
+            )
     except (csv.Error, UnicodeDecodeError) as exc:
         raise ApiError(400, "InvalidFile", f"the CSV file: {exc}") from exc
     book.save(target)

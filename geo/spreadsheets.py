@@ -10,6 +10,9 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Any, Final
 
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
 # What a damaged workbook raises from openpyxl: a broken zip, a missing part, malformed XML
 # (ElementTree's ParseError is a SyntaxError), a cell value it cannot parse.
 XLSX_ERRORS: Final = (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, SyntaxError)
@@ -38,3 +41,21 @@ def cell_text(value: Any) -> str:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     return str(value)
+
+
+def xlsx_value(sheet: Any, value: Any) -> Any:
+    """A value as a write-only sheet should receive it. Text is data, never code: openpyxl
+    writes a string starting with "=" as a formula, so such text goes in as a cell typed as
+    text; characters XML cannot hold become U+FFFD instead of failing the whole file. Only
+    those cells are built as cell objects: plain values are several times faster."""
+    if isinstance(value, datetime):
+        # Excel keeps no time zone: the instant is written as text, zone included.
+        return value.isoformat()
+    if not isinstance(value, str):
+        return value
+    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    if not value.startswith("="):
+        return value
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell

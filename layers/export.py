@@ -21,7 +21,6 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,13 @@ import orjson
 import pyogrio
 import shapely
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import crs
 from geo.errors import ApiError
 from geo.sources import LayerSource
+from geo.spreadsheets import xlsx_value
 from layers.features import to_crs
 from layers.schema import quote_ident
 
@@ -307,21 +305,6 @@ def _csv(session: Session, source: LayerSource, info: crs.CrsInfo, path: Path) -
         writer.writerows(_rows(session, source, info))
 
 
-def _xlsx_value(sheet: Any, value: Any) -> Any:
-    if isinstance(value, datetime):
-        # Excel keeps no time zone: the instant is written as text, zone included.
-        return value.isoformat()
-    if not isinstance(value, str):
-        return value
-    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
-    if not value.startswith("="):
-        return value
-    # openpyxl writes a text starting with "=" as a formula: attribute text is data, never code.
-    cell = WriteOnlyCell(sheet, value=value)
-    cell.data_type = "s"
-    return cell
-
-
 def _xlsx(session: Session, source: LayerSource, info: crs.CrsInfo, path: Path) -> None:
     """One sheet in openpyxl's write-only mode (rows go to a temporary file as they come)."""
     total = count(session, source)
@@ -345,5 +328,5 @@ def _xlsx(session: Session, source: LayerSource, info: crs.CrsInfo, path: Path) 
                 f"holds at most {XLSX_MAX_CELL}: download GeoPackage or GeoJSON instead",
                 {"f": "xlsx", "feature": row[0], "limit": XLSX_MAX_CELL},
             )
-        sheet.append([_xlsx_value(sheet, v) for v in row])
+        sheet.append([xlsx_value(sheet, v) for v in row])
     book.save(path)

@@ -2,8 +2,8 @@
 kept beside it until the report expires.
 
 Every cell is text (codes keep their leading zeros, and a cell starting with '=' is never a
-formula) except the match columns that are numbers (score, lon, lat). Only the cells starting
-with '=' are built as cell objects: the rest go in as plain values, several times faster.
+formula: geo.spreadsheets.xlsx_value) except the match columns that are numbers (score, lon,
+lat).
 openpyxl's write-only mode streams rows to disk, so a 1,000,000-row report (an XLSX sheet holds
 1,048,576) does not sit in memory.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import openpyxl
-from openpyxl.cell import WriteOnlyCell
 
 from addressbook.quality.report import ANNOTATED
+from geo.spreadsheets import xlsx_value
 
 XLSX: Final = "annotated.xlsx"
 XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -51,12 +51,7 @@ def xlsx(folder: Path, numeric_from: int) -> Path:
         }
         sheet.append(header)
         for row in reader:
-            cells: list[Any] = list(row)
-            for i, value in enumerate(row):
-                if value.startswith("="):  # text, never a formula
-                    cell = WriteOnlyCell(sheet, value)
-                    cell.data_type = "s"
-                    cells[i] = cell
+            cells: list[Any] = [xlsx_value(sheet, value) for value in row]
             for i in numbers:
                 if row[i] and (number := _number(row[i])) is not None:
                     cells[i] = number

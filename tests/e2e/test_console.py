@@ -6,7 +6,7 @@ tests/e2e/vendor) finds no serious or critical accessibility violation on each p
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +15,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
 
-from tests.browser import headless_chromium, poll
+from tests.browser import poll
 from tests.conftest import Dept
-from tests.live_server import live_server
 from tests.test_accounts import STRONG, Person, activate, create_account, new_browser
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 
-@pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[str]:
-    with live_server() as running:
-        yield running.base
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    with headless_chromium(window="1280,1400") as browser:
-        yield browser
+WINDOW = "1280,1400"
 
 
 def wait_for(driver: Any, script: str, timeout: float = 30, what: str = "") -> Any:

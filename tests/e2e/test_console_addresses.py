@@ -25,7 +25,6 @@ from fastapi.testclient import TestClient
 from bench.address_variants import Source, variants
 from geo.db import session_scope
 from tests.address_library import Stored, load, pick
-from tests.browser import headless_chromium
 from tests.conftest import ADMIN_KEY, Dept, bearer
 from tests.e2e.test_console import (
     fill,
@@ -55,12 +54,6 @@ def library(database_url: str) -> list[Stored]:
 def server(library: list[Stored]) -> Iterator[str]:
     with live_server() as running:
         yield running.base
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    with headless_chromium(window="1280,1600") as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

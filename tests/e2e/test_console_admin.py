@@ -7,14 +7,13 @@ violation on either page."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.browser import headless_chromium
 from tests.conftest import Dept, bearer
 from tests.e2e.test_console import (
     click,
@@ -25,20 +24,7 @@ from tests.e2e.test_console import (
     wait_for,
     wait_text,
 )
-from tests.live_server import live_server
 from tests.test_accounts import Person, activate, create_account, new_browser
-
-
-@pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[str]:
-    with live_server() as running:
-        yield running.base
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    with headless_chromium(window="1280,1600") as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from geo.db import session_scope
-from tests.browser import headless_chromium
 from tests.conftest import Dept
 from tests.e2e.test_console import (
     click,
@@ -29,7 +28,6 @@ from tests.e2e.test_console import (
     wait_text,
 )
 from tests.layers_helpers import collection, upload
-from tests.live_server import live_server
 from tests.test_accounts import Person, activate, create_account, new_browser
 
 # Three stations west of 117.20 (inside the test district), three east of it.
@@ -38,18 +36,6 @@ EAST = [("东站甲", 117.250, 39.100), ("东站乙", 117.260, 39.110), ("东站
 DISTRICT_RING = "117.10 39.05, 117.20 39.05, 117.20 39.20, 117.10 39.20, 117.10 39.05"
 # Drawn around the first two eastern stations, not the third.
 DRAWN = [(117.240, 39.090), (117.275, 39.090), (117.275, 39.120), (117.240, 39.120)]
-
-
-@pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[str]:
-    with live_server() as running:
-        yield running.base
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    with headless_chromium(window="1280,1600") as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

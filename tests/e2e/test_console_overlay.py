@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.browser import headless_chromium, poll
+from tests.browser import poll
 from tests.conftest import Dept
 from tests.e2e.test_console import (
     click,
@@ -58,10 +58,7 @@ def server(database_url: str) -> Iterator[LiveServer]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with headless_chromium(window="1280,1400") as browser:
-        yield browser
+WINDOW = "1280,1400"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 
 from geo.db import session_scope
 from tests.address_library import ROOMS, Stored, load, pick
-from tests.browser import headless_chromium
 from tests.conftest import Dept
 from tests.e2e.test_console import click, no_serious_violations, shot, sign_in, wait_for
 from tests.live_server import live_server
@@ -28,12 +27,6 @@ def server(database_url: str) -> Iterator[str]:
     load()
     with live_server() as running:
         yield running.base
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    with headless_chromium(window="1280,1600") as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -280,7 +280,7 @@ def _geojson(session: Session, source: LayerSource, info: crs.CrsInfo, path: Pat
                     + b'{"type":"Feature","id":'
                     + orjson.dumps(fid)
                     + b',"geometry":'
-                    + shapes[i].encode()
+                    + (shapes[i].encode() if shapes[i] is not None else b"null")
                     + b',"properties":'
                     + orjson.dumps(props)
                     + b"}"
@@ -320,11 +320,12 @@ def _xlsx(session: Session, source: LayerSource, info: crs.CrsInfo, path: Path) 
     sheet = book.create_sheet(title=source.id[:31])
     sheet.append(["id", *source.properties, "wkt"])
     for row in _rows(session, source, info):
-        if len(row[-1]) > XLSX_MAX_CELL:
+        wkt = row[-1] or ""  # a feature without geometry (a community not yet drawn) has none
+        if len(wkt) > XLSX_MAX_CELL:
             raise ApiError(
                 409,
                 "GeometryTooLarge",
-                f"feature {row[0]}'s geometry is {len(row[-1])} characters of WKT; an XLSX cell "
+                f"feature {row[0]}'s geometry is {len(wkt)} characters of WKT; an XLSX cell "
                 f"holds at most {XLSX_MAX_CELL}: download GeoPackage or GeoJSON instead",
                 {"f": "xlsx", "feature": row[0], "limit": XLSX_MAX_CELL},
             )

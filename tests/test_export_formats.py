@@ -17,9 +17,12 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from sqlalchemy import text
 
 from geo.crs import transform_xy
+from geo.db import session_scope
 from layers.export import FORMATS, shapefile_names
+from tests.address_library import load
 from tests.conftest import Dept
 from tests.layers_helpers import collection, layer_id, square, upload
 from tests.live_server import live_server
@@ -232,3 +235,27 @@ def test_a_system_collection_exports_with_shapefile_names_cut(server: str, tmp_p
     fields = list(pyogrio.read_info(f"/vsizip/{path}")["fields"])
     assert fields[:4] == ["fid_source", "code", "full_addre", "district_c"]
     assert len(fields) == 13 and len({f.lower() for f in fields}) == 13
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_features_without_geometry_export_in_every_format(
+    server: str, fmt: str, tmp_path: Path
+) -> None:
+    """Communities on record without an outline (no geometry) are exported with an empty one,
+    not a 500 (GeoJSON wrote `None.encode()`, XLSX measured `len(None)`)."""
+    load()
+    with session_scope() as session:
+        outlines = session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE geom IS NULL) FROM current_admin_areas"
+                " WHERE level = 'community'"
+            )
+        ).one()
+    assert outlines[1] > 0, "the sample library has no community without an outline"
+    r = download(server, {}, "communities", f=fmt, crs="EPSG:4490")
+    assert r.status_code == 200, r.text
+    path = tmp_path / f"communities.{FORMATS[fmt].suffix}"
+    path.write_bytes(r.content)
+    source = f"/vsizip/{path}" if fmt == "shp" else str(path)
+    read = pyogrio.read_dataframe(source, read_geometry=fmt not in ("csv", "xlsx"))
+    assert len(read) == outlines[0]

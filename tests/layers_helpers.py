@@ -52,11 +52,13 @@ def upload(
     content: bytes,
     filename: str = "data.geojson",
     metadata: dict[str, Any] | None = None,
+    endpoint: str = "upload",
     **params: Any,
 ):
+    """POST a file to a layer's upload (or, with `endpoint="upload/preview"`, its preview)."""
     data = {"metadata": orjson.dumps(metadata).decode()} if metadata is not None else None
     return client.post(
-        f"/collections/{lid}/upload",
+        f"/collections/{lid}/{endpoint}",
         params=params,
         files={"file": (filename, content)},
         data=data,

@@ -3,6 +3,7 @@ upload, nothing written, and an answer that is what the upload then stores."""
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from pathlib import Path
@@ -29,23 +30,7 @@ def dept(make_department):
     return make_department()
 
 
-def preview(
-    client: TestClient,
-    headers: dict[str, str],
-    lid: str,
-    content: bytes,
-    filename: str = "data.geojson",
-    metadata: dict[str, Any] | None = None,
-    **params: Any,
-):
-    data = {"metadata": orjson.dumps(metadata).decode()} if metadata is not None else None
-    return client.post(
-        f"/collections/{lid}/upload/preview",
-        params=params,
-        files={"file": (filename, content)},
-        data=data,
-        headers=headers,
-    )
+preview = functools.partial(upload, endpoint="upload/preview")
 
 
 def written() -> dict[str, Any]:

@@ -52,6 +52,7 @@ def upload(
     content: bytes,
     filename: str = "data.geojson",
     metadata: dict[str, Any] | None = None,
+    *,
     endpoint: str = "upload",
     **params: Any,
 ):

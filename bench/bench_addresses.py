@@ -1,6 +1,7 @@
-"""Address queries on 3,000,000 generated addresses: geocode, suggest, reverse, batch.
+"""Address queries on 10,000,000 generated addresses: geocode, suggest, reverse, batch, and
+what a worker holds in memory.
 
-The library: the bench database's 3,000,000 demo addresses (bench_address_import loads and times
+The library: the bench database's 10,000,000 demo addresses (bench_address_import loads and times
 them; run on its own, this module runs that import first).
 
 Geocode: 2,000 messy variants of library addresses (bench/address_variants.py: typos, missing
@@ -30,15 +31,21 @@ addresses, in-process. Batch: 20,000 rows as a CSV upload to POST /addresses/geo
 dictionary), timed to the last byte of the streamed answer: once as messy variants made like the
 2,000 above, once as the same addresses in the library's standard form (what a department's
 export of records keyed on the library looks like).
+
+Memory: the dictionary's own size (the Python objects a second build leaves alive, counted by
+tracemalloc), and the resident size (VmRSS) of each `geo serve` worker after the HTTP geocode
+run, when each has built its dictionary and answered 2,000 texts.
 """
 
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import os
 import random
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -49,6 +56,7 @@ from sqlalchemy import text
 from bench import bench_address_import
 from bench.address_variants import Source, Variant, standard, variants
 from bench.common import BenchContext, console, ms_summary, percentile, running_server
+from bench.processes import resident_mb, server_workers
 
 VARIANTS = int(os.environ.get("BENCH_GEOCODE_VARIANTS", "2000"))
 BATCH_ROWS = int(os.environ.get("BENCH_BATCH_ROWS", "20000"))
@@ -234,6 +242,26 @@ def _gazetteer_build() -> float:
     return seconds
 
 
+def _gazetteer_mb() -> float:
+    """The dictionary's own size: what one build leaves allocated while it is held (the build's
+    temporary objects freed), counted by tracemalloc so that the allocator's kept pages and the
+    bench's own objects do not count."""
+    from addressbook.geocoding import gazetteer
+    from geo.db import session_scope
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        with session_scope() as session:
+            library = gazetteer.build(session)
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del library
+    return held / 2**20
+
+
 def _suggest_texts() -> list[tuple[str, str]]:
     """(typed text, the name it should suggest)."""
     from addressbook.geocoding.names import pinyin
@@ -386,6 +414,7 @@ def _batch(ctx: BenchContext, workloads: dict[str, list[Variant]], truth: dict[i
 def run(ctx: BenchContext) -> None:
     _library(ctx)
     build = _gazetteer_build()
+    dictionary_mb = _gazetteer_mb()
     sources, truth = _sources(VARIANTS, 11)
     known = _known()
     texts = variants(sources, known, SEED)
@@ -409,6 +438,7 @@ def run(ctx: BenchContext) -> None:
     with running_server(ctx, workers=2) as base:
         _http_geocode(base, texts[:100])  # both workers build their dictionary
         http = _http_geocode(base, texts)
+        rss = [resident_mb(pid) for pid in server_workers(int(base.rsplit(":", 1)[1]))]
     ctx.report(
         "geocode latency over HTTP (geo serve --workers 2)",
         ms_summary(http),
@@ -416,5 +446,12 @@ def run(ctx: BenchContext) -> None:
         "-",
         f"p95 target < {GEOCODE_P95_MS:.0f} ms: "
         f"{'met' if _p95(http) < GEOCODE_P95_MS else 'MISSED'}",
+    )
+    ctx.report(
+        "resident memory per worker, after the HTTP geocode run",
+        ", ".join(f"{mb:,.0f} MB" for mb in rss) + f" (dictionary {dictionary_mb:,.0f} MB)",
+        "-",
+        "-",
+        "reported (no target)",
     )
     _batch(ctx, workloads, batch_truth)

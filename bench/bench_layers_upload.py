@@ -16,9 +16,9 @@ import time
 import httpx
 import psycopg
 
-from bench.bench_tiles import cpu_seconds
 from bench.common import BenchContext, console, running_server
 from bench.layers_data import DEPARTMENT, polygons_geojson
+from bench.processes import cpu_seconds
 
 N = 200_000
 ROUNDS = 2

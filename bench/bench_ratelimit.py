@@ -27,8 +27,9 @@ import time
 import httpx
 import morecantile
 
-from bench.bench_tiles import Figures, _ms, cpu_seconds
+from bench.bench_tiles import Figures, _ms
 from bench.common import BenchContext, console, geo_server
+from bench.processes import cpu_seconds
 
 LAYER = "bench_ratelimit_points"
 POINTS = 5_000

@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
-import itertools
 import json
 import os
 import re
@@ -64,6 +63,7 @@ import psycopg
 from bench import common
 from bench.common import BenchContext, console, percentile, running_server
 from bench.nginx_proxy import nginx_proxy
+from bench.processes import cpu_seconds
 from bench.tiles_parity import feature_parity
 
 CENTRE = (117.2, 39.13)
@@ -112,48 +112,6 @@ class Figures:
 
 
 # -- CPU accounting -------------------------------------------------------------------------------
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _processes() -> dict[int, tuple[int, float, list[str]]]:
-    """pid -> (parent pid, CPU seconds of it and of the children it has waited for, argv)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        ticks = sum(int(v) for v in stat[11:15])  # utime, stime, cutime, cstime
-        found[int(entry.name)] = (int(stat[1]), ticks / _TICK, argv)
-    return found
-
-
-def _listens_on(argv: list[str], port: int) -> bool:
-    return any(a == "--port" and b == str(port) for a, b in itertools.pairwise(argv))
-
-
-def cpu_seconds(ctx: BenchContext, port: int | None, extra_roots: Sequence[int] = ()) -> float:
-    """CPU used so far by PostgreSQL (the postmaster's process tree), by the server started
-    with `--port port` (its tree) and by the trees of `extra_roots` (nginx). Exited children
-    count through their parent's cutime."""
-    procs = _processes()
-    roots = {int((ctx.root / "pg" / "data" / "postmaster.pid").read_text().split()[0])}
-    roots |= set(extra_roots)
-    if port is not None:
-        roots |= {pid for pid, (_, _, argv) in procs.items() if _listens_on(argv, port)}
-    total = 0.0
-    for pid, (_, seconds, _) in procs.items():
-        ancestor = pid
-        while ancestor not in roots and ancestor in procs and ancestor > 1:
-            ancestor = procs[ancestor][0]
-        if ancestor in roots:
-            total += seconds
-    return total
-
 
 # -- data ---------------------------------------------------------------------------------------
 

@@ -59,6 +59,10 @@ from bench.common import BenchContext, console, ms_summary, percentile, running_
 from bench.processes import resident_mb, server_workers
 
 VARIANTS = int(os.environ.get("BENCH_GEOCODE_VARIANTS", "2000"))
+# The pg_trgm baseline answers the first of them only: over 10,000,000 addresses one of its
+# searches takes seconds (the `%` operator matches most of a district's rows, each rechecked),
+# so all 2,000 would take well over an hour. Ours is reported on the same texts beside it.
+BASELINE_TEXTS = int(os.environ.get("BENCH_BASELINE_TEXTS", "200"))
 BATCH_ROWS = int(os.environ.get("BENCH_BATCH_ROWS", "20000"))
 SEED = 7
 ACCURACY_TARGET = 0.97
@@ -113,12 +117,14 @@ def _library(ctx: BenchContext) -> None:
 
 
 def _baseline_index() -> None:
-    """The naive baseline's GIN index over every full form (the peer's set-up, not ours)."""
+    """The naive baseline's GIN index over every full form (the peer's set-up, not ours). Over
+    10,000,000 addresses it takes minutes: no statement timeout, and room to sort in memory."""
     from geo.db import session_scope
 
     started = time.perf_counter()
     with session_scope() as session:
-        session.execute(text("SET LOCAL maintenance_work_mem = '64MB'"))
+        session.execute(text("SET LOCAL statement_timeout = 0"))
+        session.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
         session.execute(
             text(
                 "CREATE INDEX IF NOT EXISTS bench_baseline_full_trgm ON addresses "
@@ -202,25 +208,28 @@ def _p95(samples: Sequence[float]) -> float:
 
 def _geocode(ctx: BenchContext, texts: list[Variant], truth: dict[int, Truth]) -> None:
     ours, our_answers, confident = _ours(texts)
-    base, base_answers = _baseline(ctx, texts)
+    shared = texts[:BASELINE_TEXTS]
+    base, base_answers = _baseline(ctx, shared)
     accuracy, exact = _scored(texts, our_answers, truth)
-    base_accuracy, base_exact = _scored(texts, base_answers, truth)
+    shared_accuracy, shared_exact = _scored(shared, our_answers[: len(shared)], truth)
+    base_accuracy, base_exact = _scored(shared, base_answers, truth)
     misses: dict[str, int] = {}
     for v, a in zip(texts, our_answers, strict=True):
         if not truth[v.source.id].met_by(a):
             for kind in v.kinds:
                 misses[kind] = misses.get(kind, 0) + 1
     console.print(f"our misses by variant kind: {misses}; confident answers: {confident}")
-    beats = accuracy > base_accuracy and _p95(ours) < _p95(base)
+    beats = shared_accuracy > base_accuracy and _p95(ours[: len(shared)]) < _p95(base)
     ctx.report(
-        f"geocode accuracy, {len(texts):,} variants (exact id in brackets)",
-        f"{accuracy:.1%} ({exact:.1%})",
-        "pg_trgm similarity on full_address",
+        f"geocode accuracy, {len(texts):,} variants (exact id in brackets); the baseline's "
+        f"{len(shared):,} first",
+        f"{accuracy:.1%} ({exact:.1%}); {shared_accuracy:.1%} ({shared_exact:.1%})",
+        f"pg_trgm similarity on full_address, the {len(shared):,} first",
         f"{base_accuracy:.1%} ({base_exact:.1%})",
         f"target >= {ACCURACY_TARGET:.0%}: {'met' if accuracy >= ACCURACY_TARGET else 'MISSED'}",
     )
     ctx.report(
-        "geocode latency, in-process",
+        f"geocode latency, in-process ({len(texts):,} texts; the baseline's {len(shared):,})",
         ms_summary(ours),
         "pg_trgm similarity on full_address",
         ms_summary(base),
@@ -424,8 +433,8 @@ def run(ctx: BenchContext) -> None:
             kinds[kind] = kinds.get(kind, 0) + 1
     console.print(f"{len(texts):,} variants: {kinds}; e.g. {[v.text for v in texts[:3]]}")
     _baseline_index()
-    _ours(texts[:50])  # warm the caches and PostgreSQL's buffers for both contenders alike
-    _baseline(ctx, texts[:50])
+    _ours(texts[:20])  # warm the caches and PostgreSQL's buffers for both contenders alike
+    _baseline(ctx, texts[:20])
     _geocode(ctx, texts, truth)
     ctx.report("dictionary build (cold start of a worker)", f"{build:.2f} s", "-", "-")
     _suggest(ctx)

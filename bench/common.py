@@ -82,20 +82,22 @@ def server_process(
     argv: list[str], env: Mapping[str, str], port: int, health: str, timeout: float = 60
 ) -> Iterator[str]:
     """A server started as ``argv`` on ``port``: its base URL once ``health`` answers; stopped
-    when the block ends."""
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + health, timeout=timeout)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    when the block ends. Its output goes to a file, whose end is printed if the block fails: a
+    worker that died says why."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(base + health, timeout=timeout)
+            yield base
+        except BaseException:
+            log.seek(0)
+            console.print(f"{argv[0]} {' '.join(argv[1:])}: the end of its output", markup=False)
+            console.print("".join(log.readlines()[-40:]), markup=False)
+            raise
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from tests.tiles_fixtures import decode, tile_at
 from tiles.cache import MemoryCache, TileCache
 from tiles.engine import TileEngine, tile_engine
 from tiles.pool import close_pools, tile_pool
-from tiles.sql import DROPPED_SUFFIX, query_params
+from tiles.sql import DROPPED_SUFFIX, pixel_size, query_params
 from tiles.tms import Tile
 
 SCHEMA = "tiles_agg_test"
@@ -198,6 +198,29 @@ def test_polygons_past_the_cap_keep_the_largest_and_count_the_others(
     # Zoomed in, under the cap, no count layer.
     close = tile_at(CENTRE[0] - 0.0095, CENTRE[1] - 0.0095, 17)
     assert list(decode(render(loop, engine, SQUARES, close))) == [SQUARES.id]
+
+
+@pytest.mark.parametrize("z", [8, 9, 10])
+def test_polygons_past_the_cap_below_a_pixel_are_dropped_even_with_room(
+    loop: asyncio.Runner, engine: TileEngine, z: int
+) -> None:
+    """Square i is i * 0.00001 degrees wide. Past the cap only those at least a pixel wide are
+    drawn, the largest first, whether the build chose them or the request did: at z8 a pixel
+    (about 0.0043 degrees here) is wider than every square, and none is drawn."""
+    tile = tile_at(*CENTRE, z)
+    pixel = pixel_size(tile)
+    wide = [i for i in range(1, POLYGONS_N + 1) if i * 1e-5 >= pixel]
+    smallest = wide[0] if wide else POLYGONS_N + 1
+    expected = list(range(max(smallest, POLYGONS_N - CAP + 1), POLYGONS_N + 1))
+    assert len(expected) == {8: 0, 9: CAP, 10: CAP}[z]
+    (plan,) = loop.run(engine.plan([SQUARES]))
+    chosen_now = decode(_direct(loop, plan.query.drop_text, query_params(plan.query, tile)))
+    loop.run(engine.build(plan))
+    for layers in (decode(render(loop, engine, SQUARES, tile)), chosen_now):
+        kept = layers.get(SQUARES.id, {"features": []})["features"]
+        assert sorted(f["id"] for f in kept) == expected
+        (note,) = layers[SQUARES.id + DROPPED_SUFFIX]["features"]
+        assert note["properties"] == {"dropped": POLYGONS_N - len(expected)}
 
 
 def _true_complete_from_zoom(source: LayerSource) -> int:

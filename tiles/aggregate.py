@@ -10,7 +10,8 @@ cap + 1 rows) is not truncated to an arbitrary subset:
   up to GEO_TILE_CLUSTER_MAX_ZOOM are computed once per layer version and grant scope (the
   *build*, `tile_cluster_builds`, its cells in `tile_clusters`), and a clustered tile is one
   index range read of at most 1,024 rows (primary key: build, z, tile x, tile y).
-- **lines and polygons** (and points beyond the pyramid) keep the cap largest features; the
+- **lines and polygons** (and points beyond the pyramid) keep at most the cap largest features
+  and none smaller than a screen pixel (tiles.sql.pixel_size: they would not be seen); the
   smallest are dropped, and a one-feature MVT layer `<layer>.dropped` says how many. Choosing
   them means reading every feature of the tile and sorting by size (a z12 tile of the
   500,000-polygon benchmark layer: 230,000 rows, over a second), so the build also makes that
@@ -43,7 +44,6 @@ from datetime import datetime
 
 import psycopg
 from psycopg import sql
-from psycopg.types.numeric import Float8, Int4
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -61,7 +61,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.db import Base, get_engine, libpq_url
 from geo.settings import get_settings
 from geo.sources import LayerSource
-from tiles.sql import BUFFER, EXTENT, READ_BOX, STORAGE_SRID, LayerQuery
+from tiles.sql import BUFFER, EXTENT, READ_BOX, STORAGE_SRID, LayerQuery, pixel_size, query_params
+from tiles.tms import Tile
 
 # Cells per tile side = 2**CELL_BITS: 32 cells of 128 grid units, 8 pixels of a 256-pixel tile.
 CELL_BITS = 5
@@ -293,35 +294,36 @@ def _choose_kept(
     below_zoom: int,
 ) -> None:
     """For each tile the counts say may be over the cap, below `below_zoom`: its exact count
-    (the tile statement's own rows) and, when over, the cap largest, as drop_text chooses
-    them. Every tile whose envelope holds the layer's whole extent (the low zooms) holds the
-    same features: those are chosen once."""
+    (the tile statement's own rows) and, when over, the cap largest of those not below a
+    pixel, as drop_text chooses them. Tiles whose envelope holds the layer's whole extent (the
+    low zooms) hold the same features: those with the same pixel size (zoom and latitude)
+    are chosen once."""
     assert query.select_text is not None
     where = f" WHERE {source.where}" if source.where else ""
     row = conn.execute(
         f"SELECT ST_Extent({source.geometry_column})::text FROM {source.table}{where}"
     ).fetchone()
     extent = row[0] if row else None
-    margin = Float8(BUFFER / EXTENT)
-    whole: tuple[int, list[int]] | None = None
+    whole: dict[float, tuple[int, list[int]]] = {}
     for z, x, y in conn.execute(_CANDIDATES_SQL, (below_zoom, cap)).fetchall():
-        params = {"z": Int4(z), "x": Int4(x), "y": Int4(y), "margin": margin}
+        params = query_params(query, Tile(z, x, y))
+        pixel = pixel_size(Tile(z, x, y))
         holds_all = extent is not None and conn.execute(
             _HOLDS_ALL_SQL, {**params, "extent": extent}
         ).fetchone() == (True,)
-        if holds_all and whole is not None:
-            count, kept = whole
+        if holds_all and pixel in whole:
+            count, kept = whole[pixel]
         else:
             found = conn.execute(query.select_text, params, prepare=True).fetchone()
             assert found is not None
             count, kept = found
             if holds_all:
-                whole = (count, kept)
+                whole[pixel] = (count, kept)
         if count > cap:
             conn.execute(
                 "INSERT INTO tile_over_cap (build_id, z, tx, ty, dropped, kept) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                (build_id, z, x, y, count - cap, kept),
+                (build_id, z, x, y, count - len(kept), kept),
             )
 
 

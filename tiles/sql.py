@@ -16,6 +16,7 @@ bytes (see tiles.engine).
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -31,6 +32,9 @@ BUFFER = 64
 # 256-pixel tile, far below what anyone sees, yet it drops most vertices of detailed polygons at
 # low zooms. ST_AsMVTGeom then snaps what is left to the grid.
 SIMPLIFY_UNITS = 1.0
+# A screen pixel of a 256-pixel tile, in units of the 4096 grid (as the clusters' cells count
+# pixels, tiles.aggregate): past the cap, lines and polygons smaller than it are not drawn.
+PIXEL_UNITS = EXTENT / 256
 STORAGE_SRID = 4490
 # Name of the feature-id column inside the query.
 FID = "__fid"
@@ -147,8 +151,9 @@ def build_query(
         encode=encode(sql.Identifier("f")),
     )
     # Over the cap: the largest features first (a linear size in storage units: the square
-    # root of a polygon's area, a line's length, 0 for a point), the cap of them kept, and a
-    # one-feature layer `<layer>.dropped` at the tile's centre with the number left out.
+    # root of a polygon's area, a line's length, 0 for a point), those below a pixel left out
+    # (%(pixel)s, see pixel_size), at most the cap of them kept, and a one-feature layer
+    # `<layer>.dropped` at the tile's centre with the number left out.
     size_of = sql.SQL(
         "CASE ST_Dimension({g}) WHEN 2 THEN sqrt(ST_Area({g})) ELSE ST_Length({g}) END"
     ).format(g=geom)
@@ -164,7 +169,8 @@ def build_query(
     }
     drop = sql.SQL(
         "WITH f AS ({rows}), kept AS MATERIALIZED ("
-        "SELECT * FROM f ORDER BY __size DESC, {id_alias} LIMIT {limit}) "
+        "SELECT * FROM f WHERE __size >= %(pixel)s ORDER BY __size DESC, {id_alias} "
+        "LIMIT {limit}) "
         "SELECT coalesce(({encode}), ''::bytea) || ({dropped_layer})"
     ).format(
         rows=rows.format(extra=size, **common),
@@ -185,7 +191,8 @@ def build_query(
             "WHERE {geom} && {box}{where}) "
         ).format(ident=ident, size_of=size_of, **common)
         choice = sql.SQL(
-            "ARRAY(SELECT __kid FROM f ORDER BY __size DESC, __kid LIMIT {limit})"
+            "ARRAY(SELECT __kid FROM f WHERE __size >= %(pixel)s "
+            "ORDER BY __size DESC, __kid LIMIT {limit})"
         ).format(limit=sql.Literal(max_features))
         select = narrow + sql.SQL("SELECT (SELECT count(*) FROM f), ") + choice
         # The kept rows by primary key, in the chosen order, encoded as `drop` encodes them.
@@ -210,9 +217,9 @@ def build_query(
             narrow
             + from_kept
             + sql.SQL(
-                "FROM (SELECT greatest((SELECT count(*) FROM f) - {limit}, 0) AS dropped, "
-                "{choice} AS kept) AS o"
-            ).format(limit=sql.Literal(max_features), choice=choice)
+                "FROM (SELECT (SELECT count(*) FROM f) - cardinality(c.kept) AS dropped, c.kept "
+                "FROM (SELECT {choice} AS kept) AS c) AS o"
+            ).format(choice=choice)
         )
         select_text, kept_text = select.as_string(None), kept.as_string(None)
     text = statement.as_string(None)
@@ -244,7 +251,19 @@ def query_params(query: LayerQuery, tile: Tile) -> dict[str, object]:
     }
     if query.simplify:
         params["tolerance"] = Float8(tile_size_m(tile.z) / EXTENT * SIMPLIFY_UNITS)
+        params["pixel"] = Float8(pixel_size(tile))
     return params
+
+
+def pixel_size(tile: Tile) -> float:
+    """A screen pixel of the tile in storage units (degrees), to compare with a feature's size
+    (the square root of its area in square degrees, or its length). A Web Mercator pixel spans
+    360 / 2^z / 256 degrees of longitude; a square one pixel wide on screen at latitude phi
+    covers that times sqrt(cos phi) as the square root of its area in degrees (its latitude
+    side is shorter by cos phi), taken at the tile's centre."""
+    n = 2**tile.z
+    latitude = math.atan(math.sinh(math.pi * (1 - 2 * (tile.y + 0.5) / n)))
+    return 360 / n / EXTENT * PIXEL_UNITS * math.sqrt(math.cos(latitude))
 
 
 ID_TYPE_SQL = (

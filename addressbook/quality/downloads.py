@@ -1,5 +1,8 @@
-"""The annotated rows as an Excel workbook, made from the report's CSV on the first download and
-kept beside it until the report expires.
+"""The annotated rows as an Excel workbook, made from the report's CSV once the report is done
+(on the report's worker, right after it: about 100 s for 1,000,000 rows, longer than a proxy
+waits for a first download) and kept beside it until the report expires. A download that comes
+before it is made waits for it in the same process; a report whose workbook was never made (the
+server stopped in between) gets it on its first download.
 
 Every cell is text (codes keep their leading zeros, and a cell starting with '=' is never a
 formula: geo.spreadsheets.xlsx_value) except the match columns that are numbers (score, lon,
@@ -24,6 +27,9 @@ from geo.spreadsheets import xlsx_value
 XLSX: Final = "annotated.xlsx"
 XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _NUMBERS: Final = ("score", "lon", "lat")
+# One maker per report folder in this process: a download waits for the worker's build.
+_making: dict[Path, threading.Lock] = {}
+_guard = threading.Lock()
 
 
 def _number(value: str) -> float | None:
@@ -39,6 +45,19 @@ def xlsx(folder: Path, numeric_from: int) -> Path:
     target = folder / XLSX
     if target.exists():
         return target
+    with _guard:
+        lock = _making.setdefault(folder, threading.Lock())
+    try:
+        with lock:
+            if not target.exists():
+                _write(folder, numeric_from, target)
+    finally:
+        with _guard:
+            _making.pop(folder, None)
+    return target
+
+
+def _write(folder: Path, numeric_from: int, target: Path) -> None:
     book = openpyxl.Workbook(write_only=True)
     sheet = book.create_sheet("quality")
     with (folder / ANNOTATED).open(encoding="utf-8", newline="") as source:
@@ -59,4 +78,3 @@ def xlsx(folder: Path, numeric_from: int) -> Path:
     temporary = folder / f".{XLSX}.{threading.get_ident()}"
     book.save(temporary)
     os.replace(temporary, target)
-    return target

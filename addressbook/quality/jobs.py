@@ -125,8 +125,10 @@ def discard(folder: Path, fd: int) -> None:
     _waiting.release()
 
 
-def start(folder: Path, fd: int, work: Work) -> None:
-    """Queue the report: `work(folder, progress)` returns what the finished state adds."""
+def start(folder: Path, fd: int, work: Work, then: Callable[[Path], object] | None = None) -> None:
+    """Queue the report: `work(folder, progress)` returns what the finished state adds. `then`
+    runs once the report reads done, on the same worker, for what can be made ahead of a
+    download (a failure there is logged; the report stays done)."""
 
     def run() -> None:
         meta = read_meta(folder)
@@ -150,6 +152,11 @@ def start(folder: Path, fd: int, work: Work) -> None:
         finally:
             try:
                 write_meta(folder, meta)
+                if then is not None and meta["status"] == "done":
+                    try:
+                        then(folder)
+                    except Exception:
+                        log.exception("quality report %s: follow-up failed", folder.name)
             finally:
                 os.close(fd)
                 _waiting.release()

@@ -100,7 +100,8 @@ def create_report(
         finally:
             os.remove(path)  # the upload is read: only the results are kept
 
-    jobs.start(folder, fd, work)
+    width = len(table.header)
+    jobs.start(folder, fd, work, then=lambda done: downloads.xlsx(done, width))
     response.headers["Location"] = f"/addresses/quality/{folder.name}"
     return _state(meta)
 

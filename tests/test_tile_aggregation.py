@@ -200,6 +200,33 @@ def test_polygons_past_the_cap_keep_the_largest_and_count_the_others(
     assert list(decode(render(loop, engine, SQUARES, close))) == [SQUARES.id]
 
 
+def test_points_past_the_cap_beyond_the_cluster_zooms_keep_the_cap(loop: asyncio.Runner) -> None:
+    """Beyond GEO_TILE_CLUSTER_MAX_ZOOM there are no clusters: the cap of the points is kept and
+    the others counted (a point has no size, so no pixel rule drops it)."""
+    shallow = TileEngine(TileCache(MemoryCache(1024 * 1024)), CAP, cluster_max_zoom=10)
+    tile = tile_at(*CENTRE, 12)
+    inside = count_in_read_box(POINTS, tile)
+    assert inside > CAP
+    layers = decode(render(loop, shallow, POINTS, tile))
+    assert len(layers[POINTS.id]["features"]) == CAP
+    (note,) = layers[POINTS.id + DROPPED_SUFFIX]["features"]
+    assert note["properties"] == {"dropped": inside - CAP}
+
+
+def count_in_read_box(source: LayerSource, tile: Tile) -> int:
+    """Rows of the source in the box a tile statement reads (the tile and its margin)."""
+    with get_engine().connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    f"SELECT count(*) FROM {source.table} WHERE geom && ST_Transform("
+                    "ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096), 4490)"
+                ),
+                {"z": tile.z, "x": tile.x, "y": tile.y},
+            ).scalar_one()
+        )
+
+
 @pytest.mark.parametrize("z", [8, 9, 10])
 def test_polygons_past_the_cap_below_a_pixel_are_dropped_even_with_room(
     loop: asyncio.Runner, engine: TileEngine, z: int

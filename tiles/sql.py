@@ -252,7 +252,8 @@ def query_params(query: LayerQuery, tile: Tile) -> dict[str, object]:
     }
     if query.simplify:
         params["tolerance"] = Float8(tile_size_m(tile.z) / EXTENT * SIMPLIFY_UNITS)
-        params["pixel"] = Float8(pixel_size(tile))
+    # Points have no size (0): past the cap, those beyond the cluster zooms are all candidates.
+    params["pixel"] = Float8(pixel_size(tile) if query.simplify else 0.0)
     return params
 
 

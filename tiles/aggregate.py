@@ -306,8 +306,10 @@ def _choose_kept(
     extent = row[0] if row else None
     whole: dict[float, tuple[int, list[int]]] = {}
     for z, x, y in conn.execute(_CANDIDATES_SQL, (below_zoom, cap)).fetchall():
-        params = query_params(query, Tile(z, x, y))
-        pixel = pixel_size(Tile(z, x, y))
+        tile = Tile(z, x, y)
+        params = query_params(query, tile)
+        # Tiles holding the whole layer differ only in this (their `pixel` parameter).
+        pixel = pixel_size(tile)
         holds_all = extent is not None and conn.execute(
             _HOLDS_ALL_SQL, {**params, "extent": extent}
         ).fetchone() == (True,)

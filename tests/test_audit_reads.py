@@ -105,6 +105,10 @@ def test_a_minute_is_sealed_once_over_and_never_changes_after(database_url: str)
     layer = "t_sealed_minute"
     _clear_of_a_minute_end()
     with tampering() as session:
+        # The chain's head locked by the snapshot's first statement: a server's periodic sealer
+        # moving it after the snapshot made this transaction's own seal a serialization failure
+        # (a CI run); it now waits for the rollback instead.
+        session.execute(text("SELECT 1 FROM audit_chain WHERE id = 1 FOR UPDATE"))
         audit.record_read(session, who, layer, "tile")
         # Still this minute: its count may grow, so the sealer leaves it.
         seal_pending(session)

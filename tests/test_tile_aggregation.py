@@ -24,7 +24,7 @@ from tests.tiles_fixtures import decode, tile_at
 from tiles.cache import MemoryCache, TileCache
 from tiles.engine import TileEngine, tile_engine
 from tiles.pool import close_pools, tile_pool
-from tiles.sql import DROPPED_SUFFIX, pixel_size, query_params
+from tiles.sql import DROPPED_SUFFIX, STORED_TILE_SQL, pixel_size, query_params
 from tiles.tms import Tile
 
 SCHEMA = "tiles_agg_test"
@@ -406,18 +406,17 @@ def _direct(loop: asyncio.Runner, text_: str, params: dict[str, object]) -> byte
 def test_kept_tiles_from_the_build_equal_the_features_chosen_per_request(
     loop: asyncio.Runner, engine: TileEngine
 ) -> None:
-    """Every tile the build lists is byte for byte the tile the per-request choice makes (the
-    cap largest, ties by id, and the count of the others), and the engine serves it."""
+    """Every tile the build lists and stores is byte for byte the tile the per-request choice
+    makes (the cap largest, ties by id, and the count of the others), and the engine serves
+    it."""
     (plan,) = loop.run(engine.plan([SQUARES]))
     built = loop.run(engine.build(plan))
-    assert plan.query.kept_text is not None
     zooms = {z for z, _, _ in built.over}
     assert len(zooms) >= 3, built.over
     for z, x, y in sorted(built.over):
         tile = Tile(z, x, y)
-        params = query_params(plan.query, tile)
-        chosen_now = _direct(loop, plan.query.drop_text, params)
-        from_build = _direct(loop, plan.query.kept_text, {**params, "build": built.id})
+        chosen_now = _direct(loop, plan.query.drop_text, query_params(plan.query, tile))
+        from_build = _direct(loop, *engine.over_statement(plan, tile, built))
         assert from_build == chosen_now, tile
         assert render(loop, engine, SQUARES, tile) == chosen_now
         layers = decode(from_build)
@@ -444,13 +443,14 @@ class Statements:
 def test_a_tile_the_build_lists_is_one_statement_without_the_cap_probe(
     loop: asyncio.Runner, engine: TileEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for source, kind in ((SQUARES, "kept_text"), (POINTS, "cluster_text")):
+    for source in (SQUARES, POINTS):
         (plan,) = loop.run(engine.plan([source]))
         built = loop.run(engine.build(plan))
         tile = Tile(*min(built.over))
         statements = Statements(monkeypatch)
         data = render(loop, engine, source, tile)
-        assert statements.sent == [getattr(plan.query, kind)], source.id
+        expected = STORED_TILE_SQL if source is SQUARES else plan.query.cluster_text
+        assert statements.sent == [expected], source.id
         monkeypatch.undo()
         # The same bytes as the probe-first path of a worker that has no build yet.
         fresh = TileEngine(TileCache(MemoryCache(1024 * 1024)), CAP, cluster_max_zoom=19)
@@ -512,26 +512,25 @@ def test_kept_tiles_come_only_from_the_callers_scope(
     assert note["properties"] == {"dropped": POLYGONS_N // 2 - CAP}
 
 
-def test_kept_tile_reads_its_rows_by_primary_key(loop: asyncio.Runner, engine: TileEngine) -> None:
-    """A z0 tile of any layer stays cap index reads, never a scan of the layer."""
+def test_a_stored_tile_is_one_primary_key_read(loop: asyncio.Runner, engine: TileEngine) -> None:
+    """A z0 tile of any layer stays one index read, never a scan of the layer or of the
+    build's tiles."""
     (plan,) = loop.run(engine.plan([SQUARES]))
     built = loop.run(engine.build(plan))
     tile = Tile(*min(built.over))
-    assert plan.query.kept_text is not None
+    text_, params = engine.over_statement(plan, tile, built)
+    assert text_ == STORED_TILE_SQL
 
     async def explain() -> str:
         pool = await tile_pool()
         async with pool.connection() as conn:
             await conn.execute("ANALYZE tile_over_cap")
-            cursor = await conn.execute(
-                "EXPLAIN " + plan.query.kept_text,
-                {**query_params(plan.query, tile), "build": built.id},
-            )
+            cursor = await conn.execute("EXPLAIN " + text_, params)
             return "\n".join(row[0] for row in await cursor.fetchall())
 
     shown = loop.run(explain())
     assert "tile_over_cap_pkey" in shown, shown
-    assert "squares_pkey" in shown, shown
+    assert "squares" not in shown, shown
     assert "Seq Scan" not in shown, shown
 
 

@@ -9,8 +9,9 @@ layer's part of every composite it appears in.
 A layer's tile past GEO_TILE_MAX_FEATURES is never truncated silently (tiles.aggregate): its
 statement says `over`, and the tile is made again as clusters (points, from the layer version's
 build) or as the largest features with a count of the dropped ones (lines, polygons: chosen by
-the build, or per request for a tile it did not list). A tile the build lists as over the cap
-skips that first statement: its clustered or kept tile is the only statement sent.
+the build, which stores the tiles it lists, or per request for a tile it did not list). A tile
+the build lists as over the cap skips that first statement: its clustered or stored tile is the
+only statement sent.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tiles.aggregate import Build, Builds, cluster_statement, is_point_layer
 from tiles.cache import DiskCache, MemoryCache, TileCache, TileKey
 from tiles.pool import tile_pool
 from tiles.settings import tile_settings
-from tiles.sql import ID_TYPE_SQL, LayerQuery, build_query, query_params
+from tiles.sql import ID_TYPE_SQL, STORED_TILE_SQL, LayerQuery, build_query, query_params
 from tiles.tms import Tile
 
 logger = logging.getLogger(__name__)
@@ -147,9 +148,9 @@ class TileEngine:
     def over_statement(
         self, plan: LayerPlan, tile: Tile, built: Build | None
     ) -> tuple[str, dict[str, object]]:
-        """The statement of a tile past the cap: clusters while the build has them, the kept
-        features the build chose, otherwise the largest features chosen now and the count of
-        the others."""
+        """The statement of a tile past the cap: clusters while the build has them, the tile
+        of kept features the build made, otherwise the largest features chosen now and the
+        count of the others."""
         query = plan.query
         params = query_params(query, tile)
         if built is not None and tile.z <= self.cluster_max_zoom:
@@ -158,7 +159,8 @@ class TileEngine:
                 coordinates = {k: params[k] for k in ("z", "x", "y")}
                 return query.cluster_text, {"build": Int8(built.id), **coordinates}
             if query.kept_text is not None and (tile.z, tile.x, tile.y) in built.over:
-                return query.kept_text, {**params, "build": Int8(built.id)}
+                coordinates = {k: params[k] for k in ("z", "x", "y")}
+                return STORED_TILE_SQL, {"build": Int8(built.id), **coordinates}
         return query.drop_text, params
 
     async def _over_cap(self, plan: LayerPlan, tile: Tile) -> bytes:

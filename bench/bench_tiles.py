@@ -422,18 +422,26 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
     plans = asyncio.run(statements())
     latencies: list[list[float]] = [[] for _ in range(CONNECTIONS)]
     stop = threading.Event()
+    # PostgreSQL's CPU is read while every connection is open, after they connected and before
+    # any closes: a backend that is still exiting counts nowhere in /proc (the floor once showed
+    # half its CPU per tile that way).
+    cpu = {"before": 0.0, "after": 0.0}
 
-    def worker(n: int) -> None:
+    def read_cpu(when: str) -> None:
+        cpu[when] = cpu_seconds(ctx, None)
+
+    def worker(n: int, started: threading.Barrier, finished: threading.Barrier) -> None:
         # The pool's settings, with a plain cursor: the floor runs synchronous connections.
         kwargs = {k: v for k, v in CONNECTION_KWARGS.items() if k != "cursor_factory"}
         with psycopg.connect(ctx.psycopg_url, **kwargs) as conn:
+            started.wait()
             i = n * len(tiles) // CONNECTIONS
             while not stop.is_set():
                 layer, z, x, y = tiles[i % len(tiles)]
                 i += 1
                 plan, built = plans[layer]
                 tile = Tile(z, x, y)
-                started = time.perf_counter()
+                began = time.perf_counter()
                 over = engine.known_over(plan, tile)
                 if not over:
                     query = plan.query
@@ -444,15 +452,18 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
                 if over:
                     text, params = engine.over_statement(plan, tile, built)
                     conn.execute(text, params, prepare=True, binary=True).fetchone()
-                latencies[n].append(time.perf_counter() - started)
+                latencies[n].append(time.perf_counter() - began)
+            finished.wait()
 
-    before = 0.0
     for seconds in (WARMUP_S, MEASURE_S):  # the samples of the second run are kept
-        before = cpu_seconds(ctx, None)
         stop.clear()
         for samples in latencies:
             samples.clear()
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(CONNECTIONS)]
+        started = threading.Barrier(CONNECTIONS, action=lambda: read_cpu("before"))
+        finished = threading.Barrier(CONNECTIONS, action=lambda: read_cpu("after"))
+        threads = [
+            threading.Thread(target=worker, args=(n, started, finished)) for n in range(CONNECTIONS)
+        ]
         for t in threads:
             t.start()
         time.sleep(seconds)
@@ -465,7 +476,7 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
         len(samples) / MEASURE_S,
         statistics.median(samples),
         percentile(samples, 99),
-        cpu_ms_per_tile=1000 * (cpu_seconds(ctx, None) - before) / len(samples),
+        cpu_ms_per_tile=1000 * (cpu["after"] - cpu["before"]) / len(samples),
     )
     console.print(f"floor: {figures.line()}")
     return figures

@@ -64,7 +64,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.db import Base, get_engine, libpq_url
 from geo.settings import get_settings
 from geo.sources import LayerSource
-from tiles.sql import BUFFER, EXTENT, READ_BOX, STORAGE_SRID, LayerQuery, pixel_size, query_params
+from tiles.sql import (
+    BUFFER,
+    EXTENT,
+    READ_BOX,
+    STORAGE_SRID,
+    TILE_SQUARE,
+    LayerQuery,
+    pixel_size,
+    query_params,
+)
 from tiles.tms import Tile
 
 # Cells per tile side = 2**CELL_BITS: 32 cells of 128 grid units, 8 pixels of a 256-pixel tile.
@@ -155,7 +164,7 @@ def cluster_statement(source: LayerSource) -> str:
     statement = sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom') FROM ("
         "SELECT n AS count{sums}, ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(sx / n, sy / n), 3857), "
-        "ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {extent}, {buffer}, true) AS geom "
+        f"{TILE_SQUARE}, {{extent}}, {{buffer}}, true) AS geom "
         "FROM tile_clusters WHERE build_id = %(build)s AND z = %(z)s "
         "AND tx = %(x)s AND ty = %(y)s ORDER BY cx, cy) AS t"
     ).format(

@@ -51,6 +51,13 @@ READ_BOX = (
     f"ST_TileEnvelope(0, 0, 0)), {STORAGE_SRID})"
 )
 
+# The tile's square in Web Mercator, for ST_AsMVTGeom. A scalar subquery, so that it is made once
+# per tile (an InitPlan): once a prepared statement runs on a generic plan (PostgreSQL's choice
+# after five executions), a function of the bound z/x/y in the select list is called again for
+# every row. Measured serially over the benchmark's tile mix: 4-5% less time per tile, 15% on
+# dense z13 point tiles; the bytes are the same.
+TILE_SQUARE = "(SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s))"
+
 
 @dataclass(frozen=True)
 class LayerQuery:
@@ -133,7 +140,7 @@ def build_query(
         return sql.SQL(
             "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {fid}){also} FROM ("
             "SELECT {aliases}, ST_AsMVTGeom({geom3857}, "
-            "ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {extent}, {buffer}, true) AS geom "
+            f"{TILE_SQUARE}, {{extent}}, {{buffer}}, true) AS geom "
             "FROM {relation}) AS t"
         ).format(
             name=sql.Literal(source.id),

@@ -44,6 +44,17 @@ def database_url() -> Iterator[str]:
     cluster.destroy()
 
 
+@pytest.fixture(scope="module")
+def generated_library(database_url: str) -> Iterator[None]:
+    """The tests' generated address library (tests.address_library.load) for a module, its
+    names read fresh on every call (fresh_names), so a test sees its own imports at once."""
+    from tests.address_library import fresh_names, load
+
+    load()
+    with fresh_names():
+        yield
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str) -> FastAPI:
     from geo.app import create_app

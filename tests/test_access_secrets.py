@@ -31,7 +31,7 @@ from geo.migrations import upgrade
 from geo.redact import redact
 from geo.state import get_state
 from geo.versions import bump
-from tests.address_library import HOUSES, fresh_names, load, pick
+from tests.address_library import HOUSES, pick
 from tests.conftest import ADMIN_KEY, Dept, bearer
 from tests.layers_helpers import collection, make_points_layer, point_features, square, upload
 from tests.live_server import live_server
@@ -593,16 +593,9 @@ def grids_collection_has_no_staff(client: TestClient, staff_grid: str, police: A
 # --- 4. only the address authority writes the library --------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def library(database_url: str) -> Iterator[None]:
-    load()
-    with fresh_names():
-        yield
-
-
 def test_only_the_address_authority_writes_addresses(
     client: TestClient,
-    library: None,
+    generated_library: None,
     make_department: Callable[..., Dept],
     admin_headers: dict[str, str],
 ) -> None:

@@ -12,7 +12,6 @@ import io
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import openpyxl
@@ -23,7 +22,7 @@ from addressbook.geocoding import batch
 from addressbook.quality import downloads, jobs, table
 from addressbook.quality.classes import REPORT_COLUMNS
 from geo.db import session_scope
-from tests.address_library import HOUSES, ROOMS, Stored, fresh_names, load, pick
+from tests.address_library import HOUSES, ROOMS, Stored, pick
 from tests.conftest import Dept
 
 HEADER = ["编号", "地址", "经度", "纬度"]
@@ -31,25 +30,18 @@ SAME = "质量同名测试路"
 
 
 @pytest.fixture(scope="module")
-def library(database_url: str) -> Iterator[None]:
-    load()
-    with fresh_names():
-        yield
-
-
-@pytest.fixture(scope="module")
-def dept(library: None, make_department) -> Dept:
+def dept(generated_library: None, make_department) -> Dept:
     return make_department()
 
 
 @pytest.fixture(scope="module")
-def stored(library: None) -> tuple[list[Stored], list[Stored]]:
+def stored(generated_library: None) -> tuple[list[Stored], list[Stored]]:
     with session_scope() as session:
         return pick(session, HOUSES, 4), pick(session, ROOMS, 2)
 
 
 @pytest.fixture(scope="module")
-def twins(client: TestClient, library: None, make_department) -> None:
+def twins(client: TestClient, generated_library: None, make_department) -> None:
     """The same road and number in two districts: without a district, the text is ambiguous."""
     authority = make_department(address_authority=True)
     for name, lon, lat in (("河西区", 117.2179, 39.1100), ("南开区", 117.1500, 39.1200)):

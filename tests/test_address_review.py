@@ -24,7 +24,7 @@ from addressbook.review import decisions, proposals, sequence
 from geo.auth import Principal
 from geo.db import get_engine, session_scope
 from geo.errors import ApiError
-from tests.address_library import ROOMS, Stored, fresh_names, load, pick, plans, statements
+from tests.address_library import ROOMS, Stored, pick, plans, statements
 from tests.conftest import Dept, bearer
 
 GRID_SOURCE = "test-review"
@@ -32,20 +32,13 @@ TEST_GRID = "TEST-REVIEW-GRID-1"
 
 
 @pytest.fixture(scope="module")
-def library(database_url: str) -> Iterator[None]:
-    load()
-    with fresh_names():
-        yield
-
-
-@pytest.fixture(scope="module")
-def grid_dept(library: None, make_department) -> Dept:
+def grid_dept(generated_library: None, make_department) -> Dept:
     """The proposers: a grid worker's department, not the address authority."""
     return make_department()
 
 
 @pytest.fixture(scope="module")
-def authority(library: None, make_department) -> Dept:
+def authority(generated_library: None, make_department) -> Dept:
     """The reviewers' department, named the address authority."""
     return make_department(address_authority=True)
 
@@ -63,7 +56,7 @@ def second_reviewer(
 
 
 @pytest.fixture(scope="module")
-def rooms(library: None) -> list[Stored]:
+def rooms(generated_library: None) -> list[Stored]:
     with session_scope() as session:
         return pick(session, ROOMS, 12)
 

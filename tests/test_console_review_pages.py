@@ -5,7 +5,6 @@ write."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from geo.db import session_scope
-from tests.address_library import ROOMS, Stored, fresh_names, load, pick
+from tests.address_library import ROOMS, Stored, pick
 from tests.conftest import Dept
 from tests.test_accounts import activate, create_account, new_browser
 
@@ -38,19 +37,12 @@ def person(app: FastAPI, client: TestClient, admin_headers: dict[str, str], code
 
 
 @pytest.fixture(scope="module")
-def library(database_url: str) -> Iterator[None]:
-    load()
-    with fresh_names():
-        yield
-
-
-@pytest.fixture(scope="module")
-def grid(library: None, make_department) -> Dept:
+def grid(generated_library: None, make_department) -> Dept:
     return make_department()
 
 
 @pytest.fixture(scope="module")
-def authority(library: None, make_department) -> Dept:
+def authority(generated_library: None, make_department) -> Dept:
     return make_department(address_authority=True)
 
 
@@ -62,7 +54,7 @@ def reviewer(
 
 
 @pytest.fixture(scope="module")
-def room(library: None) -> Stored:
+def room(generated_library: None) -> Stored:
     with session_scope() as session:
         return pick(session, ROOMS, 1)[0]
 

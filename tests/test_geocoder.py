@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -11,14 +9,10 @@ from sqlalchemy import text
 from addressbook.geocoding import gazetteer, matching, scoring
 from addressbook.geocoding.geocoder import MAX_TEXT, geocode, geocode_many
 from geo.db import session_scope
-from tests.address_library import HOUSES, ROOMS, Stored, fresh_names, load, pick, plans, statements
+from tests.address_library import HOUSES, ROOMS, Stored, pick, plans, statements
 
-
-@pytest.fixture(scope="module", autouse=True)
-def library(database_url: str) -> Iterator[None]:
-    load()
-    with fresh_names():
-        yield
+# Every test here geocodes against the generated library.
+pytestmark = pytest.mark.usefixtures("generated_library")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from typing import Any
 
 from pypinyin import lazy_pinyin
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,13 +61,18 @@ def get_department(session: Session, code: str) -> Department:
 
 
 def ensure_platform(session: Session) -> Department:
-    """The platform administrators' own department, home of the bootstrap admin key."""
-    department = session.scalar(select(Department).where(Department.code == PLATFORM))
-    if department is None:
-        department = Department(code=PLATFORM, name="平台管理")
-        session.add(department)
-        session.flush()
-    return department
+    """The platform administrators' own department, home of the bootstrap admin key.
+
+    Every worker makes sure of it as it starts (geo.bootstrap.install_admin_key). On a new
+    database the workers of `geo serve --workers 2` do so together: ON CONFLICT makes the second
+    wait for the first's row and take it. A look-then-insert let both insert, the second's
+    startup failed on the unique code, and uvicorn then stopped the whole server."""
+    session.execute(
+        insert(Department)
+        .values(code=PLATFORM, name="平台管理")
+        .on_conflict_do_nothing(index_elements=[Department.code])
+    )
+    return session.scalars(select(Department).where(Department.code == PLATFORM)).one()
 
 
 def department_dict(department: Department) -> dict[str, Any]:

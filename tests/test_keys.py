@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -265,6 +266,55 @@ def test_migration_marks_scopes_and_the_bootstrap_key_then_rotation_revokes_it(
             ("key.create", f"platform/{second[:8]}", None),
             ("key.revoke", f"platform/{first[:8]}", "GEO_ADMIN_KEY changed"),
         ]
+    finally:
+        engine.dispose()
+
+
+def test_workers_starting_together_on_a_new_database_both_start(scratch_database: str) -> None:
+    """Each worker makes sure of the platform department as it starts. Here the first worker's
+    row is inserted and not yet committed when the second starts: the second must wait for it
+    and take it. With a look-then-insert, the second's startup failed on the unique code (and
+    uvicorn then stopped the whole server, seen with `geo serve --workers 2` on a new
+    database)."""
+    url = scratch_database
+    engine = create_engine(url)
+    key = "tjg_boot_" + secrets.token_urlsafe(16)
+    try:
+        ensure_extensions(engine)
+        upgrade(url)
+        with engine.connect() as first:
+            first.execute(text("INSERT INTO departments (code, name) VALUES ('platform', '平台')"))
+            second = subprocess.Popen(
+                [sys.executable, "-c", "from geo.bootstrap import install_admin_key as i; i()"],
+                env={**os.environ, "DATABASE_URL": url, "GEO_ADMIN_KEY": key},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            # The second worker is waiting for the first's row (or has already failed).
+            deadline = time.monotonic() + 60
+            with engine.connect() as watch:
+                while second.poll() is None and time.monotonic() < deadline:
+                    waiting = watch.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock'"
+                        )
+                    ).scalar_one()
+                    watch.rollback()
+                    if waiting:
+                        break
+                    time.sleep(0.05)
+            first.commit()
+        _, errors = second.communicate(timeout=120)
+        assert second.returncode == 0, errors
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT d.name, k.role FROM departments d JOIN api_keys k "
+                    "ON k.department_id = d.id WHERE d.code = 'platform'"
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [("平台", "admin")]
     finally:
         engine.dispose()
 

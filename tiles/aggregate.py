@@ -21,7 +21,7 @@ cap + 1 rows) is not truncated to an arbitrary subset:
   and under load those few tiles held the cores while every other request waited.
 
 The build also lists the tiles it knows to be over the cap (`tile_over_cap`; for points those
-whose own cells hold more than the cap), so the engine sends their clustered or kept statement
+whose own cells hold more than the cap), so the engine reads their clustered or stored tile
 at once instead of first probing the cap. A tile it does not list is probed as before: lines and
 polygons found by the counts below may miss a tile that only large features from outside fill,
 and that tile is chosen per request, the same features either way.

@@ -459,8 +459,9 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
         stop.clear()
         for samples in latencies:
             samples.clear()
-        started = threading.Barrier(CONNECTIONS, action=lambda: read_cpu("before"))
-        finished = threading.Barrier(CONNECTIONS, action=lambda: read_cpu("after"))
+        # With a timeout: a connection that fails breaks the barriers instead of hanging the rest.
+        started = threading.Barrier(CONNECTIONS, lambda: read_cpu("before"), timeout=60)
+        finished = threading.Barrier(CONNECTIONS, lambda: read_cpu("after"), timeout=60)
         threads = [
             threading.Thread(target=worker, args=(n, started, finished)) for n in range(CONNECTIONS)
         ]
@@ -470,6 +471,8 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
         stop.set()
         for t in threads:
             t.join()
+        if started.broken or finished.broken:
+            raise RuntimeError("a floor connection failed; its thread's error is printed above")
     samples = [s * 1000 for per in latencies for s in per]
     figures = Figures(
         "floor",

@@ -154,13 +154,13 @@ class TileEngine:
         query = plan.query
         params = query_params(query, tile)
         if built is not None and tile.z <= self.cluster_max_zoom:
+            # Both statements read the build's rows of this tile by primary key.
+            from_build = {"build": Int8(built.id), **{k: params[k] for k in ("z", "x", "y")}}
             complete = built.complete_from_zoom
             if query.cluster_text is not None and (complete is None or tile.z < complete):
-                coordinates = {k: params[k] for k in ("z", "x", "y")}
-                return query.cluster_text, {"build": Int8(built.id), **coordinates}
+                return query.cluster_text, from_build
             if query.kept_text is not None and (tile.z, tile.x, tile.y) in built.over:
-                coordinates = {k: params[k] for k in ("z", "x", "y")}
-                return STORED_TILE_SQL, {"build": Int8(built.id), **coordinates}
+                return STORED_TILE_SQL, from_build
         return query.drop_text, params
 
     async def _over_cap(self, plan: LayerPlan, tile: Tile) -> bytes:

@@ -37,6 +37,8 @@ from urllib.parse import quote
 from geo.embedded import DATABASE, SUPERUSER, EmbeddedError, ensure_binaries, free_port
 
 NODES = ("node1", "node2")
+# How long `stop` lets each PostgreSQL shut down before asking it again, then killing it.
+STOP_WAIT_S = 15.0
 REPLICA = "replica"
 # Failure detection, tightened from pg_auto_failover's defaults (20 s before a node counts as
 # unhealthy, about 50 s to a new primary): a city service should be writable again in seconds.
@@ -262,12 +264,23 @@ class HaFormation:
             return False
         return True
 
+    def _postmaster(self, name: str) -> int | None:
+        """The pid of the folder's running PostgreSQL (None: none). Its postmaster.pid alone
+        may be stale (a killed node's) and name a pid since reused, so the process must also
+        be working in the folder, as a postmaster does."""
+        try:
+            pid = int((self.pgdata(name) / "postmaster.pid").read_text().split()[0])
+            working_in = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except (OSError, IndexError, ValueError):
+            return None
+        return pid if working_in == self.pgdata(name).resolve() and _running(pid) else None
+
     def kill_node(self, name: str) -> None:
         """SIGKILL a node's keeper and its PostgreSQL: the machine is gone (tests, drills)."""
         pids = [int((self.root / f"{name}.keeper").read_text())]
-        postmaster = self.pgdata(name) / "postmaster.pid"
-        if postmaster.exists():
-            pids.append(int(postmaster.read_text().split()[0]))
+        postmaster = self._postmaster(name)
+        if postmaster is not None:
+            pids.append(postmaster)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pids[0], signal.SIGKILL)  # the keeper's session: runuser and pg_autoctl
         for pid in pids[1:]:
@@ -289,6 +302,7 @@ class HaFormation:
 
     def stop(self) -> None:
         names = (*NODES, REPLICA, "monitor")
+        postmasters = [pid for name in names if (pid := self._postmaster(name)) is not None]
         for name in names:
             if self.pgdata(name).exists():
                 subprocess.run(
@@ -298,6 +312,16 @@ class HaFormation:
                     capture_output=True,
                     timeout=60,
                 )
+        # `pg_autoctl stop` asks its keeper and returns. Each PostgreSQL is let finish its
+        # immediate shutdown (asked again directly, with SIGQUIT, if it has not within
+        # STOP_WAIT_S) before the keepers' sessions are killed: a postmaster killed while it
+        # shuts down leaves children behind (a monitor's logger and pg_auto_failover's
+        # health-check worker outlived a full test run, orphaned).
+        if not _gone(postmasters):
+            for pid in postmasters:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGQUIT)
+            _gone(postmasters)
         for name in names:
             if self._keeper_alive(name):
                 pid = int((self.root / f"{name}.keeper").read_text())
@@ -323,3 +347,22 @@ class HaFormation:
             f"postgresql+psycopg://{SUPERUSER}:{quote(config.password)}@/{DATABASE}"
             f"?{hosts}&target_session_attrs={attrs}"
         )
+
+
+def _gone(pids: list[int]) -> bool:
+    """Wait up to STOP_WAIT_S for the processes to end; whether they all have."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    while any(_running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (exited, its parent not yet told)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -37,9 +37,9 @@ from urllib.parse import quote
 from geo.embedded import DATABASE, SUPERUSER, EmbeddedError, ensure_binaries, free_port
 
 NODES = ("node1", "node2")
+REPLICA = "replica"
 # How long `stop` lets each PostgreSQL shut down before asking it again, then killing it.
 STOP_WAIT_S = 15.0
-REPLICA = "replica"
 # Failure detection, tightened from pg_auto_failover's defaults (20 s before a node counts as
 # unhealthy, about 50 s to a new primary): a city service should be writable again in seconds.
 MONITOR_SETTINGS = {

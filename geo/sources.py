@@ -49,6 +49,10 @@ class LayerSource:
     properties: dict[str, str] = field(default_factory=dict)
     id_column: str = "id"
     geometry_column: str = "geom"
+    # The same geometry stored in Web Mercator (EPSG:3857) with a GiST index of its own, kept by
+    # the table's owner: vector tiles then read it instead of transforming every row (None: the
+    # tiles transform geometry_column).
+    mercator_column: str | None = None
     # A fixed SQL predicate selecting this layer's rows from a shared table (e.g. one admin level
     # from admin_areas). Written by the service, never taken from a request.
     where: str | None = None

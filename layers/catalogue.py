@@ -197,6 +197,7 @@ def source_of(layer: Layer, version: int = 0, grant: Grant | None = None) -> Lay
         table=storage.table_ref(layer.table_name),
         geometry_type=layer.geometry_type,
         properties=properties,
+        mercator_column=storage.MERCATOR_COLUMN,
         where=narrowed.area if narrowed else None,
         version_key=version_key(layer.id),
         version=version,

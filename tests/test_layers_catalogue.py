@@ -45,15 +45,16 @@ def test_register_creates_typed_table_and_history(client: TestClient, make_depar
             ).all()
         )
         assert cols["名称"] == "text" and cols["人数"] == "bigint"
-        assert {"id", "geom", "version", "updated_by", "updated_at"} <= set(cols)
+        assert {"id", "geom", "geom_3857", "version", "updated_by", "updated_at"} <= set(cols)
         gist = s.execute(
             text(
-                "SELECT count(*) FROM pg_indexes WHERE schemaname='layerdata' AND tablename=:t "
+                "SELECT indexdef FROM pg_indexes WHERE schemaname='layerdata' AND tablename=:t "
                 "AND indexdef LIKE '%gist%'"
             ),
             {"t": f"l_{lid}"},
-        ).scalar_one()
-        assert gist == 1
+        ).scalars()
+        # The stored geometry, and its Web Mercator copy that tiles read (layers.storage).
+        assert sorted(d.split("USING ")[1] for d in gist) == ["gist (geom)", "gist (geom_3857)"]
         assert s.execute(text(f'SELECT count(*) FROM layerdata."l_{lid}__history"')).scalar() == 0
         srid = s.execute(
             text("SELECT Find_SRID('layerdata', :t, 'geom')"), {"t": f"l_{lid}"}

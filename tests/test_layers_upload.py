@@ -180,15 +180,19 @@ def test_csv_address_column_is_geocoded(client: TestClient, dept) -> None:
     assert _count(lid) is None
 
 
-def _gist_indexes(s: Session, lid: str) -> int | None:
-    """How many GiST indexes layer ``lid``'s live table has."""
-    return s.execute(
-        text(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname='layerdata' AND tablename=:t "
-            "AND indexdef LIKE '%gist%'"
-        ),
-        {"t": f"l_{lid}"},
-    ).scalar()
+def _gist_indexes(s: Session, lid: str) -> list[str]:
+    """The columns of layer ``lid``'s live table indexed by GiST, one entry per index."""
+    return sorted(
+        s.execute(
+            text(
+                "SELECT a.attname FROM pg_index i "
+                "JOIN pg_class ix ON ix.oid = i.indexrelid JOIN pg_am am ON am.oid = ix.relam "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+                "WHERE i.indrelid = to_regclass(:t) AND am.amname = 'gist'"
+            ),
+            {"t": f'layerdata."l_{lid}"'},
+        ).scalars()
+    )
 
 
 def test_replace_is_atomic_swap_with_history(client: TestClient, dept) -> None:
@@ -203,7 +207,7 @@ def test_replace_is_atomic_swap_with_history(client: TestClient, dept) -> None:
             text(f"SELECT count(*) FROM layerdata.\"l_{lid}__history\" WHERE action = 'replace'")
         ).scalar()
         gist = _gist_indexes(s, lid)
-    assert ids == [6, 7, 8] and hist == 5 and gist == 1
+    assert ids == [6, 7, 8] and hist == 5 and gist == ["geom", "geom_3857"]
 
 
 def test_upsert_by_key(client: TestClient, dept) -> None:
@@ -439,7 +443,7 @@ def test_big_layers_are_stored_in_spatial_order(client: TestClient, dept, monkey
         ).all()
         gist = _gist_indexes(s, lid)
     xs = [r[2] for r in rows]
-    assert xs == sorted(xs) and gist == 1
+    assert xs == sorted(xs) and gist == ["geom", "geom_3857"]
     assert {r[1]: r[0] for r in rows}["p39"] == 1  # ids kept from the upload order
     r = upload(client, dept.editor, lid, collection(point_features(12)), mode="replace")
     assert r.status_code == 200, r.text
@@ -456,3 +460,67 @@ def test_big_layers_are_stored_in_spatial_order(client: TestClient, dept, monkey
         headers=dept.editor,
     )
     assert r.status_code == 201 and r.json()["id"] == 53
+
+
+def _mercator_disagrees(lid: str) -> tuple[int, int]:
+    """(rows, rows whose Web Mercator copy is not their geometry transformed) of layer lid."""
+    with session_scope() as s:
+        rows, wrong = s.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE NOT ST_Equals(geom_3857, "
+                f'ST_Transform(geom, 3857)) OR ST_SRID(geom_3857) <> 3857) FROM layerdata."l_{lid}"'
+            )
+        ).one()
+    return int(rows), int(wrong)
+
+
+def test_web_mercator_copy_follows_every_write(client: TestClient, dept, monkeypatch) -> None:
+    """layers.storage.MERCATOR_COLUMN, which tiles read: create, a promotion to multi-part
+    geometry, append, upsert, replace and single-feature edits all keep it equal to the stored
+    geometry transformed."""
+    from layers.ingest import json_readers
+
+    # Two features a batch: the multi-part polygon arrives after the first batch was stored as
+    # Polygons, so the column is promoted (layers.storage.promote_geometry) mid-upload.
+    monkeypatch.setattr(json_readers, "BATCH", 2)
+    lid = layer_id()
+    polygons = [
+        {"type": "Feature", "geometry": square(117.2 + i / 100, 39.1), "properties": {"k": i}}
+        for i in range(3)
+    ]
+    multi = {
+        "type": "Feature",
+        "geometry": {"type": "MultiPolygon", "coordinates": [square(117.3, 39.2)["coordinates"]]},
+        "properties": {"k": 3},
+    }
+    r = upload(client, dept.editor, lid, collection([*polygons, multi]), key_property="k")
+    assert r.status_code == 201, r.text
+    assert r.json()["geometry_type"] == "MultiPolygon"
+    assert _mercator_disagrees(lid) == (4, 0)
+    extra = {**multi, "properties": {"k": 4}}
+    r = upload(client, dept.editor, lid, collection([extra]), mode="append")
+    assert r.status_code == 200, r.text
+    assert _mercator_disagrees(lid) == (5, 0)
+    moved = {**polygons[0], "geometry": square(117.25, 39.15)}
+    r = upload(client, dept.editor, lid, collection([moved]), mode="upsert", key_property="k")
+    assert r.status_code == 200, r.text
+    assert _mercator_disagrees(lid) == (5, 0)
+    with session_scope() as s:
+        fid = s.execute(text(f'SELECT id FROM layerdata."l_{lid}" WHERE k = 1')).scalar_one()
+    r = client.put(
+        f"/collections/{lid}/items/{fid}",
+        json={"type": "Feature", "geometry": square(117.4, 39.3), "properties": {"k": 1}},
+        headers={**dept.editor, "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.text
+    with session_scope() as s:
+        x = s.execute(
+            text(f'SELECT ST_XMin(geom_3857) FROM layerdata."l_{lid}" WHERE id = :f'), {"f": fid}
+        ).scalar_one()
+    assert x == pytest.approx(117.4 * 20037508.342789244 / 180)
+    assert _mercator_disagrees(lid) == (5, 0)
+    r = upload(client, dept.editor, lid, collection(polygons[:2]), mode="replace")
+    assert r.status_code == 200, r.text
+    assert _mercator_disagrees(lid) == (2, 0)
+    with session_scope() as s:
+        assert _gist_indexes(s, lid) == ["geom", "geom_3857"]

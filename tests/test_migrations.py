@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
+from sqlalchemy import create_engine, make_url, text
 
-from geo.db import get_engine
-from geo.migrations import include_object, load_models
+from alembic import command
+from geo.db import ensure_extensions, get_engine
+from geo.migrations import alembic_config, include_object, load_models, upgrade
 
 
 def test_models_and_migrations_agree(database_url: str) -> None:
@@ -24,3 +30,85 @@ def test_models_and_migrations_agree(database_url: str) -> None:
         )
         diff = compare_metadata(context, metadata)
     assert diff == [], f"models and migrations differ; run autogenerate: {diff}"
+
+
+@pytest.fixture
+def scratch_url(database_url: str) -> Iterator[str]:
+    name = "geo_migrations_" + secrets.token_hex(4)
+    root = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with root.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with root.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        root.dispose()
+
+
+def test_layer_tables_get_their_web_mercator_copy(scratch_url: str) -> None:
+    """e8a3f0b9c4d2: a layer table made before it gets geom_3857 (equal to its geometry
+    transformed, indexed), and a downgrade takes it away again."""
+    engine = create_engine(scratch_url)
+    try:
+        ensure_extensions(engine)
+        upgrade(scratch_url, "c5d2e8f4a611")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO departments (code, name) VALUES ('old', '旧部门')"))
+            conn.execute(
+                text(
+                    "INSERT INTO layers (id, title, geometry_type, owner, table_name) "
+                    "VALUES ('old', '旧图层', 'Point', 'old', 'l_old')"
+                )
+            )
+            conn.execute(text("CREATE SCHEMA IF NOT EXISTS layerdata"))
+            conn.execute(
+                text(
+                    "CREATE TABLE layerdata.l_old (id bigint PRIMARY KEY, "
+                    "geom geometry(Point, 4490) NOT NULL)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO layerdata.l_old VALUES "
+                    "(1, ST_SetSRID(ST_MakePoint(117.2, 39.13), 4490)), "
+                    "(2, ST_SetSRID(ST_MakePoint(117.3, 39.2), 4490))"
+                )
+            )
+        upgrade(scratch_url, "e8a3f0b9c4d2")
+        with engine.connect() as conn:
+            wrong = conn.execute(
+                text(
+                    "SELECT count(*) FROM layerdata.l_old "
+                    "WHERE NOT ST_Equals(geom_3857, ST_Transform(geom, 3857))"
+                )
+            ).scalar_one()
+            indexed = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_indexes WHERE schemaname = 'layerdata' "
+                    "AND tablename = 'l_old' AND indexdef LIKE '%gist (geom_3857)%'"
+                )
+            ).scalar_one()
+        assert (wrong, indexed) == (0, 1)
+        with engine.begin() as conn:  # a write after the migration keeps it current
+            conn.execute(
+                text("UPDATE layerdata.l_old SET geom = ST_SetSRID(ST_MakePoint(0, 0), 4490)")
+            )
+            assert conn.execute(
+                text(
+                    "SELECT bool_and(ST_Equals(geom_3857, 'SRID=3857;POINT(0 0)')) "
+                    "FROM layerdata.l_old"
+                )
+            ).scalar_one()
+        command.downgrade(alembic_config(scratch_url), "c5d2e8f4a611")
+        with engine.connect() as conn:
+            columns = conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = 'layerdata' AND table_name = 'l_old' ORDER BY 1"
+                )
+            ).scalars()
+            assert list(columns) == ["geom", "id"]
+    finally:
+        engine.dispose()

@@ -136,20 +136,56 @@ def test_text_ids_stay_properties_without_feature_id(engine: Engine) -> None:
 async def _explain(text_: str, params: dict[str, object]) -> str:
     pool = await tile_pool()
     async with pool.connection() as conn:
-        cursor = await conn.execute("EXPLAIN " + text_, params)
+        cursor = await conn.execute("EXPLAIN (VERBOSE) " + text_, params)
         return "\n".join(row[0] for row in await cursor.fetchall())
 
 
 def test_tile_query_uses_the_gist_index(engine: Engine) -> None:
+    """A layer with a Web Mercator copy is searched on that copy's index and transforms
+    nothing; a source without one is searched on its storage column's index and transforms the
+    rows it found."""
     # A tile holding a few of the table's rows: where an index pays, the plan must use it (on a
     # table this small the planner rightly scans it whole for a tile holding a quarter of it).
     tile = tile_at(*CENTRE, 18)
-    query = engine.plan([POINTS])[0].query
-    plan = engine.loop.run(_explain(query.text, query_params(query, tile)))
-    assert "Seq Scan" not in plan, plan
-    assert "points_geom_idx" in plan, plan
-    # The envelope is computed once (folded to a constant box), not per row.
-    assert "st_tileenvelope" not in plan.lower(), plan
+    for source, index, other, transforms in (
+        (POINTS, "points_geom_3857_idx", "points_geom_idx", False),
+        (replace(POINTS, mercator_column=None), "points_geom_idx", "points_geom_3857_idx", True),
+    ):
+        query = engine.plan([source])[0].query
+        plan = engine.loop.run(_explain(query.text, query_params(query, tile)))
+        assert "Seq Scan" not in plan, plan
+        assert index in plan and other not in plan, plan
+        # The envelope is computed once (folded to a constant box), not per row.
+        assert "st_tileenvelope" not in plan.lower(), plan
+        assert ("st_transform" in plan.lower()) == transforms, plan
+
+
+def _features(data: bytes) -> list[str]:
+    """A tile's features, each as one comparable string, in a fixed order (the statements have
+    no ORDER BY: rows come in the order of the index that found them)."""
+    return sorted(
+        repr((name, f.get("id"), f["geometry"], sorted(f["properties"].items())))
+        for name, layer in decode(data).items()
+        for f in layer["features"]
+    )
+
+
+def test_web_mercator_copy_gives_the_same_features(loop: asyncio.Runner) -> None:
+    """Tiles read from the stored Web Mercator copy (layers.storage.MERCATOR_COLUMN) hold the
+    features of tiles transformed per row, with the same quantised geometry, at every zoom,
+    edges and simplification included."""
+    stored, transformed = make_engine(loop), make_engine(loop)
+    compared = 0
+    for source in (POINTS, AREAS):
+        per_row = replace(source, mercator_column=None)
+        for z in range(8, 19):
+            centre = tile_at(*CENTRE, z)
+            for dx in (-1, 0, 1):
+                tile = Tile(z, centre.x + dx, centre.y)
+                features = _features(stored.tile([source], tile))
+                assert features == _features(transformed.tile([per_row], tile)), (source, tile)
+                compared += bool(features)
+    assert compared > 30
 
 
 def _version(key: str) -> int:

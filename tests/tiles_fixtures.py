@@ -1,7 +1,9 @@
 """Small PostGIS tables for the tile tests, and the LayerSource descriptions of them.
 
-Plain tables as department layers have them (a `geom` column in SRID 4490 with a GiST index),
-made here so the tile engine is tested on its own, whatever the catalogue does.
+Plain tables as department layers have them (a `geom` column in SRID 4490 and its Web Mercator
+copy, layers.storage.MERCATOR_COLUMN, each with a GiST index), made here so the tile engine is
+tested on its own, whatever the catalogue does. `coded` has no Web Mercator copy, as the address
+library's tables: its tiles transform each row.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import morecantile
 from sqlalchemy import text
 
 from geo.sources import LayerSource
+from layers.storage import MERCATOR_COLUMN as MERCATOR
 from tiles.tms import Tile
 
 SCHEMA = "tiles_test"
@@ -93,6 +96,14 @@ def create_tables(engine) -> None:
                 "('A-1', ST_SetSRID(ST_MakePoint(117.2, 39.13), 4490))"
             )
         )
+        for table in ("points", "areas"):
+            conn.execute(
+                text(
+                    f"ALTER TABLE {SCHEMA}.{table} ADD COLUMN {MERCATOR} geometry(Geometry, 3857) "
+                    "GENERATED ALWAYS AS (ST_Transform(geom, 3857)) STORED"
+                )
+            )
+            conn.execute(text(f"CREATE INDEX ON {SCHEMA}.{table} USING gist ({MERCATOR})"))
         for table in ("points", "areas", "coded"):
             conn.execute(text(f"CREATE INDEX ON {SCHEMA}.{table} USING gist (geom)"))
             conn.execute(text(f"ANALYZE {SCHEMA}.{table}"))
@@ -104,6 +115,7 @@ POINTS = LayerSource(
     table=f'"{SCHEMA}"."points"',
     geometry_type="Point",
     properties={"name": "string", "kind": "integer", "opened": "date"},
+    mercator_column=MERCATOR,
     version_key="layer:test_points",
 )
 AREAS = LayerSource(
@@ -112,6 +124,7 @@ AREAS = LayerSource(
     table=f'"{SCHEMA}"."areas"',
     geometry_type="MultiPolygon",
     properties={"name": "string"},
+    mercator_column=MERCATOR,
     where="level = 'district'",
     version_key="layer:test_areas",
 )

@@ -53,6 +53,7 @@ def _signature(source: LayerSource) -> tuple[object, ...]:
         source.id,
         source.table,
         source.geometry_column,
+        source.mercator_column,
         source.id_column,
         source.geometry_type,
         tuple(source.properties.items()),

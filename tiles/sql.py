@@ -1,10 +1,13 @@
 """The SQL of one layer's tile, written once per layer and prepared on every connection.
 
 The shape follows the fast tile servers (Martin): the tile envelope is computed in Web Mercator
-by ST_TileEnvelope and transformed once into the storage CRS (EPSG:4490), so the `&&` test runs
-on the layer's GiST index against a constant box instead of transforming every row; only the
-rows found are transformed to 3857, simplified for the zoom (lines and polygons), clipped and
-quantised by ST_AsMVTGeom, and encoded by ST_AsMVT in the database. Python never touches a
+by ST_TileEnvelope. A source that stores its geometry in Web Mercator too (department layers:
+LayerSource.mercator_column, kept by layers.storage) is searched and drawn from that column, and
+nothing is transformed. For any other source the box is transformed once into the storage CRS
+(EPSG:4490), so the `&&` test runs on the layer's GiST index against a constant box instead of
+transforming every row, and only the rows found are transformed to 3857. Either way the rows
+are simplified for the zoom (lines and polygons), clipped and quantised by ST_AsMVTGeom, and
+encoded by ST_AsMVT in the database. Python never touches a
 coordinate. Every value that changes per tile (z, x, y, margin, tolerance, cap) is a bound
 parameter, so one prepared statement per layer and connection serves every tile.
 
@@ -46,10 +49,11 @@ DROPPED_SUFFIX = ".dropped"
 # Web Mercator square first. Uncut, the margin of a tile on the antimeridian passes 180 degrees,
 # the transformation wraps it to -180, and the box spans the whole world in longitude (a z3
 # tile at 135-180E then "held" a layer at 117E: dropped counts for features it could not show).
-READ_BOX = (
-    "ST_Transform(ST_ClipByBox2D(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), "
-    f"ST_TileEnvelope(0, 0, 0)), {STORAGE_SRID})"
+MERCATOR_BOX = (
+    "ST_ClipByBox2D(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), "
+    "ST_TileEnvelope(0, 0, 0))"
 )
+READ_BOX = f"ST_Transform({MERCATOR_BOX}, {STORAGE_SRID})"
 
 # The tile's square in Web Mercator, for ST_AsMVTGeom. A scalar subquery, so that it is made once
 # per tile (an InitPlan): once a prepared statement runs on a generic plan (PostgreSQL's choice
@@ -104,7 +108,17 @@ def build_query(
     geom = sql.Identifier(source.geometry_column)
     ident = sql.Identifier(source.id_column)
     simplify = source.geometry_type.lower() not in POINT_TYPES
-    in_3857: sql.Composable = sql.SQL("ST_Transform(__geom, 3857)")
+    # What the rows are searched (`&&`, on its GiST index) and drawn from. A Web Mercator box
+    # holds the same rows of a Web Mercator column as its transform does of the storage column:
+    # the projection maps longitudes and latitudes to x and y each on its own, monotonically,
+    # so bounding boxes map to bounding boxes (tests/test_tiles_engine.py compares the features).
+    in_3857: sql.Composable
+    if source.mercator_column:
+        drawn = sql.Identifier(source.mercator_column)
+        box, in_3857 = sql.SQL(MERCATOR_BOX), sql.SQL("__geom")
+    else:
+        drawn, box = geom, sql.SQL(READ_BOX)
+        in_3857 = sql.SQL("ST_Transform(__geom, 3857)")
     if simplify:
         in_3857 = sql.SQL("ST_Simplify({g}, %(tolerance)s, true)").format(g=in_3857)
     # An integer id travels as the MVT feature id (MapLibre's feature.id), not again as a
@@ -126,13 +140,13 @@ def build_query(
     # placeholder (a LIKE pattern, say).
     where = sql.SQL(f" AND ({source.where.replace('%', '%%')})") if source.where else sql.SQL("")
     rows = sql.SQL(
-        "SELECT {columns}, {geom} AS __geom{extra} FROM {table} WHERE {geom} && {box}{where}"
+        "SELECT {columns}, {drawn} AS __geom{extra} FROM {table} WHERE {drawn} && {box}{where}"
     )
     common = {
         "columns": sql.SQL(", ").join(columns),
-        "geom": geom,
+        "drawn": drawn,
         "table": sql.SQL(source.table),
-        "box": sql.SQL(READ_BOX),
+        "box": box,
         "where": where,
     }
 
@@ -197,7 +211,7 @@ def build_query(
         # build stores per over-full tile (tiles.aggregate).
         narrow = sql.SQL(
             "WITH f AS MATERIALIZED (SELECT {ident} AS __kid, {size_of} AS __size FROM {table} "
-            "WHERE {geom} && {box}{where}) "
+            "WHERE {drawn} && {box}{where}) "
         ).format(ident=ident, size_of=size_of, **common)
         choice = sql.SQL(
             "ARRAY(SELECT __kid FROM f WHERE __size >= %(pixel)s "
@@ -208,7 +222,7 @@ def build_query(
         # The grant's filter is applied again: a row outside the scope is never encoded,
         # whatever ids it is given.
         kept_rows = sql.SQL(
-            "(SELECT {columns}, {geom} AS __geom FROM {table} "
+            "(SELECT {columns}, {drawn} AS __geom FROM {table} "
             "JOIN unnest(o.kept) WITH ORDINALITY AS k (__kid, __ord) ON {ident} = k.__kid "
             "WHERE true{where} ORDER BY k.__ord) AS kept"
         ).format(ident=ident, **common)

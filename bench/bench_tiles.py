@@ -16,8 +16,9 @@ figures are the medians (tipg alone moved from 340 to 451 tiles/s between runs):
 - tipg (pip-installed into its own virtualenv under GEO_DATA_DIR/bench-venvs), 2 workers,
   serving the same two tables with the same declared properties, from the same Web Mercator
   geometry column as ours (TIPG_TABLE_CONFIG__<table>__GEOMCOL: layers keep their geometry in
-  EPSG:3857 too, so neither server transforms a row), the same 10,000-feature cap and our
-  64-unit tile buffer (TIPG_TILE_BUFFER; its default is 256). Our integer ids travel as
+  EPSG:3857 too, so neither server transforms a row), the same 10,000-feature cap, our
+  64-unit tile buffer (TIPG_TILE_BUFFER; its default is 256) and our number of database
+  connections per worker (DB_MAX_CONN_SIZE, our GEO_TILE_POOL_SIZE). Our integer ids travel as
   MVT feature ids; tipg has no setting for that (ST_AsMVT(t.*, layer), no feature id column),
   so it is given no id property rather than an id property that would cost it ~30% of its
   encoding time;
@@ -71,6 +72,7 @@ from bench.nginx_proxy import nginx_proxy
 from bench.processes import cpu_seconds
 from bench.tiles_parity import feature_parity
 from layers.storage import MERCATOR_COLUMN
+from tiles.settings import tile_settings
 
 CENTRE = (117.2, 39.13)
 # A quick run (e.g. BENCH_TILES_POINTS=200000 BENCH_TILES_POLYGONS=50000 BENCH_TILES_SECONDS=8
@@ -332,6 +334,9 @@ def tipg_server(ctx: BenchContext) -> Iterator[str]:
         # ids, which tipg cannot write), our buffer and feature cap.
         "TIPG_TILE_BUFFER": str(TIPG_TILE_BUFFER),
         "TIPG_MAX_FEATURES_PER_TILE": str(MAX_FEATURES),
+        # Our tile pool's size per worker (GEO_TILE_POOL_SIZE's default): at most that many
+        # tile statements at once per worker, the others waiting in order.
+        "DB_MAX_CONN_SIZE": str(tile_settings().pool_size),
         **{
             f"TIPG_TABLE_CONFIG__{table.replace('.', '_')}__PROPERTIES": '["name", "kind"]'
             for table in TABLES.values()

@@ -34,8 +34,13 @@ class TileSettings(BaseSettings):
     max_layers: int = Field(default=20, ge=1, validation_alias="GEO_TILE_MAX_LAYERS")
     # Browser and CDN lifetime of tiles made only of public layers, in seconds.
     max_age: int = Field(default=60, ge=0, validation_alias="GEO_TILE_MAX_AGE")
-    # Connections of the tile query pool per worker.
-    pool_size: int = Field(default=8, ge=1, validation_alias="GEO_TILE_POOL_SIZE")
+    # Connections of the tile query pool per worker: how many tile statements one worker runs
+    # at once; more requests wait for a connection, in order. A tile statement keeps a core
+    # busy, so statements beyond the database's cores only share them: on the 2-core benchmark
+    # machine, 2 per worker (4 in all) served as many tiles per second as 8 and cut the
+    # uncached p99 from 270-340 ms to 105-115 ms (bench_tiles' data and tile list, 3 rounds of
+    # each in turn). Raise it when the database has more cores than the service has workers.
+    pool_size: int = Field(default=2, ge=1, validation_alias="GEO_TILE_POOL_SIZE")
     # Lifetime of tile tokens (tiles.tokens), seconds: long enough for a map session, short
     # enough that a token copied out of a URL or a log soon stops working.
     token_ttl: int = Field(default=3600, ge=60, le=86_400, validation_alias="GEO_TILE_TOKEN_TTL")

@@ -44,6 +44,25 @@ def database_url() -> Iterator[str]:
     cluster.destroy()
 
 
+@pytest.fixture
+def scratch_database(database_url: str) -> Iterator[str]:
+    """A new, empty database on the test cluster (its URL), dropped after the test: for
+    migrations and first starts, which need a database of their own."""
+    from sqlalchemy import create_engine, make_url, text
+
+    name = "geo_scratch_" + secrets.token_hex(4)
+    root = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with root.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with root.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        root.dispose()
+
+
 @pytest.fixture(scope="module")
 def generated_library(database_url: str) -> Iterator[None]:
     """The tests' generated address library (tests.address_library.load) for a module, its

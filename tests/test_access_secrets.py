@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from geo.auth import KEY_PREFIX_LEN, Principal
 from geo.db import ensure_extensions, get_engine, session_scope
@@ -382,13 +382,9 @@ def test_at_most_eight_characters_of_a_key_are_stored(
     assert all(len(e["key"] or "") <= 8 for e in events)
 
 
-def test_migration_cuts_longer_stored_prefixes(database_url: str) -> None:
+def test_migration_cuts_longer_stored_prefixes(scratch_database: str) -> None:
     """A database as the previous version left it (12-character prefixes everywhere), migrated."""
-    name = "geo_prefix_" + secrets.token_hex(4)
-    root = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with root.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    url = scratch_database
     engine = create_engine(url)
     try:
         ensure_extensions(engine)
@@ -479,9 +475,6 @@ def test_migration_cuts_longer_stored_prefixes(database_url: str) -> None:
             assert column("SELECT address_authority FROM departments") == [False]
     finally:
         engine.dispose()
-        with root.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        root.dispose()
 
 
 # --- 3. grid staff contacts need a key -----------------------------------------------------------

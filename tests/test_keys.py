@@ -9,12 +9,12 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from geo.auth import hash_key
 from geo.db import ensure_extensions, get_engine
@@ -147,21 +147,6 @@ def test_a_department_admin_key_cannot_create_a_department(
 
 
 # --- the migration and GEO_ADMIN_KEY rotation, on a database of their own -------------------------
-
-
-@pytest.fixture
-def scratch_database(database_url: str) -> Iterator[str]:
-    name = "geo_keys_" + secrets.token_hex(4)
-    root = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with root.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with root.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        root.dispose()
 
 
 def install_admin_key(url: str, key: str) -> None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from alembic import command
 from geo.db import ensure_extensions, get_engine
@@ -32,28 +28,13 @@ def test_models_and_migrations_agree(database_url: str) -> None:
     assert diff == [], f"models and migrations differ; run autogenerate: {diff}"
 
 
-@pytest.fixture
-def scratch_url(database_url: str) -> Iterator[str]:
-    name = "geo_migrations_" + secrets.token_hex(4)
-    root = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with root.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with root.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        root.dispose()
-
-
-def test_layer_tables_get_their_web_mercator_copy(scratch_url: str) -> None:
+def test_layer_tables_get_their_web_mercator_copy(scratch_database: str) -> None:
     """e8a3f0b9c4d2: a layer table made before it gets geom_3857 (equal to its geometry
     transformed, indexed), and a downgrade takes it away again."""
-    engine = create_engine(scratch_url)
+    engine = create_engine(scratch_database)
     try:
         ensure_extensions(engine)
-        upgrade(scratch_url, "c5d2e8f4a611")
+        upgrade(scratch_database, "c5d2e8f4a611")
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO departments (code, name) VALUES ('old', '旧部门')"))
             conn.execute(
@@ -76,7 +57,7 @@ def test_layer_tables_get_their_web_mercator_copy(scratch_url: str) -> None:
                     "(2, ST_SetSRID(ST_MakePoint(117.3, 39.2), 4490))"
                 )
             )
-        upgrade(scratch_url, "e8a3f0b9c4d2")
+        upgrade(scratch_database, "e8a3f0b9c4d2")
         with engine.connect() as conn:
             wrong = conn.execute(
                 text(
@@ -101,7 +82,7 @@ def test_layer_tables_get_their_web_mercator_copy(scratch_url: str) -> None:
                     "FROM layerdata.l_old"
                 )
             ).scalar_one()
-        command.downgrade(alembic_config(scratch_url), "c5d2e8f4a611")
+        command.downgrade(alembic_config(scratch_database), "c5d2e8f4a611")
         with engine.connect() as conn:
             columns = conn.execute(
                 text(

@@ -147,8 +147,8 @@ def create_mercator_index(session: Session, table_name: str) -> None:
 
 
 def add_mercator_column(session: Session, table_name: str) -> None:
-    """Give a table made before MERCATOR_COLUMN existed (alembic) or whose `geom` changed type
-    (promote_geometry) its Web Mercator copy and that copy's index."""
+    """Give a table whose copy was dropped (promote_geometry) its Web Mercator copy again, with
+    that copy's index. (Tables made before the copy existed got it from migration e8a3f0b9c4d2.)"""
     session.execute(text(f"ALTER TABLE {table_ref(table_name)} ADD COLUMN {_MERCATOR_DDL}"))
     create_mercator_index(session, table_name)
 

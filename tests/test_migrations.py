@@ -1,4 +1,5 @@
-"""The Alembic migrations and the models describe the same schema."""
+"""The Alembic migrations: the models describe the same schema, and a data migration does what
+it says on a database the previous version left."""
 
 from __future__ import annotations
 

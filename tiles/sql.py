@@ -7,9 +7,9 @@ nothing is transformed. For any other source the box is transformed once into th
 (EPSG:4490), so the `&&` test runs on the layer's GiST index against a constant box instead of
 transforming every row, and only the rows found are transformed to 3857. Either way the rows
 are simplified for the zoom (lines and polygons), clipped and quantised by ST_AsMVTGeom, and
-encoded by ST_AsMVT in the database. Python never touches a
-coordinate. Every value that changes per tile (z, x, y, margin, tolerance, cap) is a bound
-parameter, so one prepared statement per layer and connection serves every tile.
+encoded by ST_AsMVT in the database. Python never touches a coordinate. Every value that
+changes per tile (z, x, y, margin, tolerance, cap) is a bound parameter, so one prepared
+statement per layer and connection serves every tile.
 
 Each statement yields one MVT layer named by the layer id; a protobuf message is the
 concatenation of its fields, so the composite of several layers is the concatenation of their

@@ -29,8 +29,8 @@ HISTORY_SUFFIX = "__history"
 # COPY and update of `geom` recomputes it, so it can never disagree with `geom`. A tile then
 # transforms nothing: on the tile benchmark's data (bench/bench_tiles.py), run statement by
 # statement in turn with the per-row ST_Transform(geom, 3857), the statements took 16-18% less
-# time in PostgreSQL for the same features. The cost: about a third more disk per layer, and one
-# more index to build and maintain.
+# time in PostgreSQL for the same features. The cost: one more geometry per row and one more
+# GiST index per layer, to write and maintain.
 MERCATOR_COLUMN = "geom_3857"
 MERCATOR_SRID = 3857
 _MERCATOR_DDL = (

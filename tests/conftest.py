@@ -7,6 +7,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +45,9 @@ def database_url() -> Iterator[str]:
     cluster.destroy()
 
 
-@pytest.fixture
-def scratch_database(database_url: str) -> Iterator[str]:
-    """A new, empty database on the test cluster (its URL), dropped after the test: for
-    migrations and first starts, which need a database of their own."""
+@contextmanager
+def new_database(database_url: str) -> Iterator[str]:
+    """A new, empty database on the test cluster (its URL), dropped when the block ends."""
     from sqlalchemy import create_engine, make_url, text
 
     name = "geo_scratch_" + secrets.token_hex(4)
@@ -59,8 +59,15 @@ def scratch_database(database_url: str) -> Iterator[str]:
         yield url
     finally:
         with root.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         root.dispose()
+
+
+@pytest.fixture
+def scratch_database(database_url: str) -> Iterator[str]:
+    """A database of the test's own: for migrations and first starts."""
+    with new_database(database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

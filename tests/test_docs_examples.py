@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
+from tests.conftest import new_database
 from tests.live_server import LiveServer, live_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,15 +202,9 @@ class DocsEnv:
 
 @pytest.fixture(scope="module")
 def docs_env(database_url: str) -> Iterator[DocsEnv]:
-    url = make_url(database_url)
-    name = "geo_docs_" + secrets.token_hex(4)
-    admin = make_url(url).set(drivername="postgresql")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    docs_url = url.set(database=name).render_as_string(hide_password=False)
     admin_key = "tjg_docs_" + secrets.token_urlsafe(24)
-    env = {"DATABASE_URL": docs_url, "GEO_ADMIN_KEY": admin_key}
-    try:
+    with new_database(database_url) as docs_url:
+        env = {"DATABASE_URL": docs_url, "GEO_ADMIN_KEY": admin_key}
         # What `geo run` does before serving (geo.cli.run), in a process of its own.
         subprocess.run(
             [sys.executable, "-c", "from geo.bootstrap import prepare; prepare(samples=True)"],
@@ -221,9 +214,6 @@ def docs_env(database_url: str) -> Iterator[DocsEnv]:
         )
         with live_server(env=env) as server:
             yield DocsEnv(server, env)
-    finally:
-        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,10 +28,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
-from sqlalchemy import create_engine, make_url, text
 
-from geo.db import normalize_url
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, new_database
 from tests.live_server import LiveServer, live_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -67,13 +64,7 @@ with session_scope() as session:
 @pytest.fixture(scope="module")
 def fuzz_database(database_url: str) -> Iterator[str]:
     """A database of its own in the session's cluster, migrated and seeded; dropped after."""
-    name = "fuzz_" + secrets.token_hex(4)
-    url = make_url(normalize_url(database_url))
-    maintenance = create_engine(url, isolation_level="AUTOCOMMIT")
-    with maintenance.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    fuzz_url = url.set(database=name).render_as_string(hide_password=False)
-    try:
+    with new_database(database_url) as fuzz_url:
         seeded = subprocess.run(
             [sys.executable, "-c", SEED],
             env={**os.environ, "DATABASE_URL": fuzz_url},
@@ -83,10 +74,6 @@ def fuzz_database(database_url: str) -> Iterator[str]:
         )
         assert seeded.returncode == 0, seeded.stderr[-3000:]
         yield fuzz_url
-    finally:
-        with maintenance.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        maintenance.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 # Inside Tianjin (the default GEO_EXTENT), clear of the extent's edges.
 CENTER = (117.2, 39.1)
@@ -74,3 +76,16 @@ def make_points_layer(
     r = upload(client, headers, lid, collection(point_features(n)), access=access, **extra)
     assert r.status_code == 201, r.text
     return lid
+
+
+def mercator_mismatches(db: Session | Connection, table_name: str) -> tuple[int, int]:
+    """(rows, rows whose Web Mercator copy is not their geometry transformed) of the layer table
+    `table_name` (layers.storage.MERCATOR_COLUMN, which tiles read)."""
+    rows, wrong = db.execute(
+        text(
+            "SELECT count(*), count(*) FILTER (WHERE NOT ST_Equals(geom_3857, "
+            "ST_Transform(geom, 3857)) OR ST_SRID(geom_3857) <> 3857) "
+            f'FROM layerdata."{table_name}"'
+        )
+    ).one()
+    return int(rows), int(wrong)

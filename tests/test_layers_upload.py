@@ -24,6 +24,7 @@ from tests.layers_helpers import (
     CENTER,
     collection,
     layer_id,
+    mercator_mismatches,
     point_features,
     square,
     upload,
@@ -463,15 +464,8 @@ def test_big_layers_are_stored_in_spatial_order(client: TestClient, dept, monkey
 
 
 def _mercator_disagrees(lid: str) -> tuple[int, int]:
-    """(rows, rows whose Web Mercator copy is not their geometry transformed) of layer lid."""
     with session_scope() as s:
-        rows, wrong = s.execute(
-            text(
-                "SELECT count(*), count(*) FILTER (WHERE NOT ST_Equals(geom_3857, "
-                f'ST_Transform(geom, 3857)) OR ST_SRID(geom_3857) <> 3857) FROM layerdata."l_{lid}"'
-            )
-        ).one()
-    return int(rows), int(wrong)
+        return mercator_mismatches(s, f"l_{lid}")
 
 
 def test_web_mercator_copy_follows_every_write(client: TestClient, dept, monkeypatch) -> None:

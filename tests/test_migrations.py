@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from alembic import command
 from geo.db import ensure_extensions, get_engine
 from geo.migrations import alembic_config, include_object, load_models, upgrade
+from tests.layers_helpers import mercator_mismatches
 
 
 def test_models_and_migrations_agree(database_url: str) -> None:
@@ -60,19 +61,14 @@ def test_layer_tables_get_their_web_mercator_copy(scratch_database: str) -> None
             )
         upgrade(scratch_database, "e8a3f0b9c4d2")
         with engine.connect() as conn:
-            wrong = conn.execute(
-                text(
-                    "SELECT count(*) FROM layerdata.l_old "
-                    "WHERE NOT ST_Equals(geom_3857, ST_Transform(geom, 3857))"
-                )
-            ).scalar_one()
+            copies = mercator_mismatches(conn, "l_old")
             indexed = conn.execute(
                 text(
                     "SELECT count(*) FROM pg_indexes WHERE schemaname = 'layerdata' "
                     "AND tablename = 'l_old' AND indexdef LIKE '%gist (geom_3857)%'"
                 )
             ).scalar_one()
-        assert (wrong, indexed) == (0, 1)
+        assert (copies, indexed) == ((2, 0), 1)
         with engine.begin() as conn:  # a write after the migration keeps it current
             conn.execute(
                 text("UPDATE layerdata.l_old SET geom = ST_SetSRID(ST_MakePoint(0, 0), 4490)")

@@ -74,6 +74,8 @@ router.add_api_route(
     openapi_extra=service.MVT_RESPONSES,
     route_class_override=TileRoute,
 )
+# The route's GETs are answered by tiles.lane, ahead of the app's routing (tiles.plugin).
+TILE_ROUTE = next(r for r in router.routes if isinstance(r, TileRoute))
 
 
 @router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0.0 for a set of layers")

@@ -47,8 +47,6 @@ nginx >= 30x tipg.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import json
 import os
 import re
@@ -499,6 +497,37 @@ def floor(ctx: BenchContext, tiles: list[tuple[str, int, int, int]]) -> Figures:
     return figures
 
 
+# What the Web Mercator copy (layers.storage.MERCATOR_COLUMN) takes: the column's bytes in the
+# rows (pg_column_size: as stored, compressed or not) and its GiST index, against the table's
+# whole size with its indexes and TOAST.
+STORAGE_SQL = """
+SELECT
+  (SELECT coalesce(sum(pg_column_size({column})), 0) FROM {table}),
+  (SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0)
+     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = '{table}'::regclass AND a.attname = '{column}'),
+  pg_total_relation_size('{table}'::regclass)
+"""
+
+
+def report_mercator_storage(ctx: BenchContext) -> None:
+    """The copy's disk cost on the bench's layers, per layer: column, index, share of all."""
+    with psycopg.connect(ctx.psycopg_url, autocommit=True) as conn:
+        for layer, table in TABLES.items():
+            sql = STORAGE_SQL.format(table=table, column=MERCATOR_COLUMN)
+            row = conn.execute(sql).fetchone()
+            assert row is not None
+            column, index, total = row
+            mb = 1024 * 1024
+            ctx.report(
+                f"Web Mercator copy, disk ({layer})",
+                f"column {column / mb:.0f} MB + index {index / mb:.0f} MB "
+                f"= {100 * (column + index) / total:.0f}% of the table's {total / mb:.0f} MB",
+                "without the copy",
+                f"{(total - column - index) / mb:.0f} MB",
+            )
+
+
 def run(ctx: BenchContext) -> None:
     load_layers(ctx)
     tiles = tile_list()
@@ -602,14 +631,14 @@ def run(ctx: BenchContext) -> None:
     if errors:
         console.print(f"[red]non-2xx responses: {errors}[/red]")
 
-    # ---- Issue 12 part 3, low-zoom aggregation (another helper's module) ----------------------
-    # bench/tiles_aggregated.py measure_aggregated(ctx, base), when present, measures aggregated
-    # z10-z12 tiles of this run's 2,000,000-point layer on an uncached server (target p95 <
-    # 150 ms). Nothing of it is measured here.
-    if importlib.util.find_spec("bench.tiles_aggregated") is not None:
-        aggregated = importlib.import_module("bench.tiles_aggregated")
-        with (
-            environment(GEO_TILE_CACHE_MB="0", GEO_TILE_DISK_CACHE=""),
-            running_server(ctx) as ours,
-        ):
-            aggregated.measure_aggregated(ctx, ours)
+    # Low-zoom aggregation (issue 12 part 3): clustered z10-z12 tiles of this run's
+    # 2,000,000-point layer on an uncached server (target p95 < 150 ms). Imported here, as it
+    # imports this module's tile area and tables.
+    from bench.tiles_aggregated import measure_aggregated
+
+    with (
+        environment(GEO_TILE_CACHE_MB="0", GEO_TILE_DISK_CACHE=""),
+        running_server(ctx) as ours,
+    ):
+        measure_aggregated(ctx, ours)
+    report_mercator_storage(ctx)
